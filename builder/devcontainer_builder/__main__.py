@@ -1,0 +1,3 @@
+from devcontainer_builder.cli import main
+
+main()

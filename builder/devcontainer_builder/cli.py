@@ -1,0 +1,144 @@
+"""The command line: `up`, `status` and `options`, with flags generated from the options table."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from devcontainer_builder import __version__
+from devcontainer_builder import options as opts
+from devcontainer_builder import status as status_report
+from devcontainer_builder import up as up_command
+from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, Terminated
+from devcontainer_builder.log import Log, Redactor, TerminalSink
+from devcontainer_builder.state import StateDir
+
+
+def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add one click option per setting of `command`, from the options table."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(opts.options_for(command)):
+            if option.flag is None:
+                continue
+            help_text = f"{option.help} [env: {option.env}; default: {option.shown_default}]"
+            if option.switch:
+                function = click.option(option.flag, option.name, flag_value=True, default=None, help=help_text)(
+                    function
+                )
+            else:
+                function = click.option(
+                    option.flag,
+                    option.name,
+                    default=None,
+                    multiple=option.multiple,
+                    metavar=option.metavar,
+                    help=help_text,
+                )(function)
+        return function
+
+    return decorate
+
+
+def fail(message: str, code: int) -> None:
+    width = 100
+    paragraph = "\n".join(
+        textwrap.fill(line, width, subsequent_indent="    " if line.startswith("  - ") else "")
+        for line in message.splitlines()
+    )
+    click.echo(f"devcontainer-builder: {paragraph}", err=True)
+    sys.exit(code)
+
+
+def load_settings(command: str, flags: dict[str, Any]) -> opts.Settings:
+    try:
+        return opts.load(command, flags, os.environ)
+    except BuilderError as err:
+        fail(err.message, err.exit_code)
+        raise  # not reached
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="devcontainer-builder")
+def main() -> None:
+    """Turn a repository's devcontainer.json into a running workspace container.
+
+    Settings come from environment variables (as a Coder template sets them) or the matching flags;
+    `devcontainer-builder options` lists them all. Secrets (GH_TOKEN, SSH keys) are read from the
+    environment only.
+    """
+
+
+@main.command()
+@option_flags("up")
+def up(**flags: Any) -> None:
+    """Clone or update the repository, resolve its devcontainer config and bring the container up.
+
+    \b
+    Exit codes:
+      0  the workspace container is running
+      1  it is not running (clone, config or build failed; see the message and build.log)
+      2  invalid input: a message names every problem and how to fix it
+    """
+    settings = load_settings("up", flags)
+    signal.signal(signal.SIGTERM, _terminate)
+    log = Log(Redactor(settings.secrets()))
+    log.add_sink(TerminalSink(settings.log_level))
+    try:
+        code = up_command.up(settings, os.environ, log)
+    except BuilderError as err:
+        fail(log.redact(err.message), err.exit_code)
+    except Terminated as err:
+        fail(f"stopped by {err} before the workspace was running.", EXIT_NOT_RUNNING)
+    except KeyboardInterrupt:
+        fail("interrupted before the workspace was running.", EXIT_NOT_RUNNING)
+    except OSError as err:
+        fail(f"{log.redact(str(err))}. The workspace is not running.", EXIT_NOT_RUNNING)
+    except Exception as err:  # a bug: say so in one paragraph, keep the traceback out of the way
+        log.debug(traceback.format_exc())
+        fail(f"unexpected error ({type(err).__name__}: {log.redact(str(err))}); this is a bug.", EXIT_NOT_RUNNING)
+    finally:
+        log.close()
+    sys.exit(code)
+
+
+@main.command()
+@option_flags("status")
+@click.option("--json", "as_json", is_flag=True, help="Print state.json and recent events as one JSON document.")
+def status(as_json: bool, **flags: Any) -> None:
+    """Show the workspace's state: status, container, config, last error and recent events.
+
+    Exit code 0 when the workspace is running (healthy or degraded), 1 otherwise.
+    """
+    settings = load_settings("status", flags)
+    report = status_report.collect(StateDir(settings.state_dir))
+    click.echo(status_report.as_json(report) if as_json else status_report.render(report), nl=False)
+    sys.exit(0 if report["state"].get("status") in ("running", "degraded") else 1)
+
+
+@main.command("options")
+@click.option("--markdown", is_flag=True, help="Print the table the README embeds.")
+def list_options(markdown: bool) -> None:
+    """List every setting: environment variable, flag, default and meaning."""
+    if markdown:
+        click.echo(opts.markdown_table(), nl=False)
+        return
+    for option in opts.OPTIONS:
+        flag = option.flag or "(environment only: secret)"
+        click.echo(f"{option.env}  {flag}  [default: {option.shown_default}]")
+        click.echo(textwrap.indent(textwrap.fill(option.help, 96), "    "))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The few questions the builder asks the container engine directly (everything else goes through the
+devcontainer CLI): which containers belong to a workspace, removing stale ones, and whether the
+engine can export a layer cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from devcontainer_builder import proc
+from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.proc import last_line
+
+QUERY_TIMEOUT = 60.0
+LABEL_WORKSPACE = "devcontainer-builder.workspace"
+LABEL_ROLE = "devcontainer-builder.role"
+LABEL_CONFIG = "devcontainer-builder.config"
+LABEL_LOCAL_FOLDER = "devcontainer.local_folder"
+
+
+@dataclass(frozen=True)
+class Labelled:
+    id: str
+    role: str
+    config_hash: str
+
+
+@dataclass(frozen=True)
+class Engine:
+    docker: str
+    env: Mapping[str, str]
+
+    def _run(self, args: list[str], timeout: float = QUERY_TIMEOUT) -> proc.Result:
+        return proc.run([self.docker, *args], timeout=timeout, env=self.env)
+
+    def workspace_containers(self, workspace: str) -> list[Labelled]:
+        """Every container labelled as this workspace's, running or not."""
+        result = self._run(
+            [
+                "ps", "-a", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={workspace}",
+                "--format", f'{{{{.ID}}}}\t{{{{.Label "{LABEL_ROLE}"}}}}\t{{{{.Label "{LABEL_CONFIG}"}}}}',
+            ]
+        )  # fmt: skip
+        if not result.ok:
+            raise BuildFailed(
+                f"cannot list containers with {self.docker}: {last_line(result.stderr)}. Is the engine running "
+                "and its socket reachable (DOCKER_HOST)?",
+                step="engine",
+                detail=result.stderr,
+            )
+        found = []
+        for line in result.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:
+                found.append(Labelled(*parts))
+        return found
+
+    def inspect(self, container: str) -> dict:
+        result = self._run(["inspect", "--type", "container", container])
+        if not result.ok:
+            return {}
+        try:
+            data = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            return {}
+        return data[0] if data else {}
+
+    def remove(self, container: str) -> proc.Result:
+        return self._run(["rm", "-f", container], timeout=120.0)
+
+    def exec(self, container: str, argv: list[str], user: str = "root", timeout: float = QUERY_TIMEOUT) -> proc.Result:
+        return self._run(["exec", "-u", user, container, *argv], timeout=timeout)
+
+    def buildx_available(self) -> bool:
+        return self._run(["buildx", "version"], timeout=30.0).ok
+
+    def cache_export_problem(self, cache_to: str) -> str:
+        """Why the engine cannot honour --cache-to, or "" when it can."""
+        if not self.buildx_available():
+            return (
+                "docker buildx is not installed, so the devcontainer CLI builds with plain `docker build` and "
+                "silently drops --cache-to"
+            )
+        if "type=inline" in cache_to.replace(" ", ""):
+            return ""
+        inspect = self._run(["buildx", "inspect"], timeout=30.0)
+        driver = ""
+        for line in inspect.stdout.splitlines():
+            if line.strip().startswith("Driver:"):
+                driver = line.split(":", 1)[1].strip()
+                break
+        if driver and driver != "docker":
+            return ""
+        info = self._run(["info", "--format", "{{json .DriverStatus}}"])
+        if "io.containerd.snapshotter" in info.stdout:
+            return ""
+        return (
+            "the buildx builder uses the docker driver on an engine without the containerd image store, which "
+            "cannot export a registry cache (only type=inline works there)"
+        )

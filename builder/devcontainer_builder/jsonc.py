@@ -1,0 +1,90 @@
+"""A strict JSONC reader: JSON plus // and /* */ comments and trailing commas, nothing more.
+
+The devcontainer CLI's parser is lenient: it accepts a truncated file such as `{ "image": "x",`. We
+read the file ourselves first so such a file fails with a line and column instead of building
+something half-configured. Comments and trailing commas are blanked out with spaces (newlines kept),
+so the positions json reports are positions in the original file.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class JsoncError(ValueError):
+    def __init__(self, message: str, line: int, column: int) -> None:
+        super().__init__(f"{message} (line {line}, column {column})")
+        self.reason = message
+        self.line = line
+        self.column = column
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    return line, column
+
+
+def strip(text: str) -> str:
+    """Blank out comments and trailing commas, keeping every other character where it was."""
+    out = list(text)
+    i, n = 0, len(text)
+    last_comma = -1  # index of a comma that is trailing if only whitespace/comments follow before } or ]
+    while i < n:
+        char = text[i]
+        if char == '"':
+            last_comma = -1
+            i += 1
+            while i < n and text[i] != '"':
+                if text[i] == "\\":
+                    i += 1
+                elif text[i] == "\n":
+                    break  # json will report the unterminated string at its real place
+                i += 1
+            i += 1
+            continue
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            for j in range(i, end):
+                out[j] = " "
+            i = end
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end == -1:
+                line, column = _position(text, i)
+                raise JsoncError("unterminated /* comment", line, column)
+            for j in range(i, end + 2):
+                if out[j] != "\n":
+                    out[j] = " "
+            i = end + 2
+            continue
+        if char == ",":
+            last_comma = i
+        elif char in "}]":
+            if last_comma != -1:
+                out[last_comma] = " "
+            last_comma = -1
+        elif not char.isspace():
+            last_comma = -1
+        i += 1
+    return "".join(out)
+
+
+def loads(text: str) -> Any:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    stripped = strip(text)
+    if not stripped.strip():
+        raise JsoncError("the file is empty", 1, 1)
+    try:
+        return json.loads(stripped)
+    except json.JSONDecodeError as err:
+        if err.pos >= len(stripped.rstrip()):
+            line, column = _position(text, len(text.rstrip()))
+            raise JsoncError(
+                "unexpected end of file: the JSON is truncated or a closing bracket is missing", line, column
+            ) from None
+        raise JsoncError(err.msg, err.lineno, err.colno) from None

@@ -1,0 +1,54 @@
+"""A per-workspace lock, so two `up` runs never race the devcontainer CLI into two containers.
+
+flock(2) on a file in the state dir: the kernel releases it when the holder dies, so a killed builder
+never leaves the workspace locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+
+from devcontainer_builder.errors import BuildFailed
+
+POLL_SECONDS = 0.2
+
+
+def _holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def workspace_lock(path: str, timeout: float, on_wait: Callable[[str], None]) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    on_wait(_holder(fd))
+                    waited = True
+                if time.monotonic() >= deadline:
+                    raise BuildFailed(
+                        f"another devcontainer-builder (pid {_holder(fd)}) has held the workspace lock {path} "
+                        f"for more than {timeout:.0f} s; it is still building this workspace. Wait for it to "
+                        "finish or stop it, then run `up` again.",
+                        step="lock",
+                    ) from None
+                time.sleep(POLL_SECONDS)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock

@@ -1,0 +1,166 @@
+"""One stream of log lines, cleaned and redacted once, fanned out to sinks.
+
+Sinks: the terminal (filtered by level), the state dir's build.log (everything), and - when Coder is
+configured - the Coder log sender. Redaction happens here, before any sink sees a line, so no sink can
+forget it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+LEVELS = ("trace", "debug", "info", "warn", "error")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+REDACTED = "********"
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Line:
+    time: float
+    level: str
+    text: str
+    source: str = "builder"
+
+
+class Sink(Protocol):
+    def write(self, line: Line) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def clean(text: str) -> list[str]:
+    """Strip ANSI escapes, keep the last frame of \\r progress updates, replace NUL and controls."""
+    pieces = []
+    for raw in _ANSI.sub("", text).split("\n"):
+        piece = raw.rstrip("\r")
+        if "\r" in piece:
+            frames = [frame for frame in piece.split("\r") if frame.strip()]
+            piece = frames[-1] if frames else ""
+        piece = _CONTROL.sub("\ufffd", piece).rstrip()
+        if piece:
+            pieces.append(piece)
+    return pieces
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str) -> None:
+        if not secret or len(secret) < 4:
+            return  # too short to redact without mangling ordinary text; such a value is no real secret
+        variants = {secret, urllib.parse.quote(secret, safe=""), secret.strip()}
+        # multi-line secrets (SSH keys) are also redacted line by line
+        variants.update(part for part in secret.splitlines() if len(part.strip()) >= 8)
+        for variant in variants:
+            if variant and variant not in self._secrets:
+                self._secrets.append(variant)
+        self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+_TERMINAL_PREFIX = {"warn": "warning: ", "error": "error: "}
+
+
+class TerminalSink:
+    """Progress on stdout; the builder's own warnings and errors on stderr, where scripts look."""
+
+    def __init__(self, level: str = "info", stream: TextIO | None = None, errors: TextIO | None = None) -> None:
+        self.rank = LEVEL_RANK[level]
+        self.stream = stream if stream is not None else sys.stdout
+        self.errors = errors if errors is not None else (stream if stream is not None else sys.stderr)
+
+    def write(self, line: Line) -> None:
+        if LEVEL_RANK[line.level] < self.rank:
+            return
+        own = line.source == "builder"
+        stream = self.errors if own and line.level in _TERMINAL_PREFIX else self.stream
+        prefix = _TERMINAL_PREFIX.get(line.level, "") if own else ""
+        try:
+            stream.write(f"{prefix}{line.text}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed terminal must not fail the build
+
+    def close(self) -> None:
+        pass
+
+
+class FileSink:
+    """The build log in the state dir: every level, with time, level and source."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def write(self, line: Line) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.time)) + f".{int(line.time * 1000) % 1000:03d}Z"
+        try:
+            self.file.write(f"{stamp} {line.level:<5} [{line.source}] {line.text}\n")
+            self.file.flush()
+        except (OSError, ValueError):
+            pass  # a full disk loses log lines, not the build
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+
+
+class Log:
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self.redact = redactor or Redactor()
+        self.sinks: list[Sink] = []
+        self._lock = threading.Lock()  # stderr and stdout readers of one process log from two threads
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def remove_sink(self, sink: Sink) -> None:
+        if sink in self.sinks:
+            self.sinks.remove(sink)
+            sink.close()
+
+    def emit(self, level: str, text: str, source: str = "builder") -> None:
+        now = time.time()
+        with self._lock:
+            for piece in clean(self.redact(text)):
+                line = Line(now, level, self.redact(piece), source)
+                for sink in self.sinks:
+                    sink.write(line)
+
+    def trace(self, text: str, source: str = "builder") -> None:
+        self.emit("trace", text, source)
+
+    def debug(self, text: str, source: str = "builder") -> None:
+        self.emit("debug", text, source)
+
+    def info(self, text: str, source: str = "builder") -> None:
+        self.emit("info", text, source)
+
+    def warn(self, text: str, source: str = "builder") -> None:
+        self.emit("warn", text, source)
+
+    def error(self, text: str, source: str = "builder") -> None:
+        self.emit("error", text, source)
+
+    def close(self) -> None:
+        for sink in list(self.sinks):
+            sink.close()
+        self.sinks.clear()

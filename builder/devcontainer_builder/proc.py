@@ -1,0 +1,154 @@
+"""Run a subprocess with a bound: argument lists only, output streamed by line, whole tree killed.
+
+Every child starts in its own session so that a timeout or SIGTERM can kill the whole tree (the
+devcontainer CLI starts docker clients of its own) instead of only the direct child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+KILL_GRACE_SECONDS = 5.0
+READ_CHUNK = 64 * 1024  # a line longer than this is delivered in pieces: memory stays bounded
+CAPTURE_LIMIT = 4 * 1024 * 1024
+
+LineHandler = Callable[[str], None]
+
+
+@dataclass
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    timed_out: bool
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+def _reader(pipe: IO[bytes], handler: LineHandler | None, sink: list[str] | None) -> None:
+    size = 0
+    try:
+        while True:
+            chunk = pipe.readline(READ_CHUNK)
+            if not chunk:
+                break
+            text = chunk.decode("utf-8", errors="replace")
+            if handler is not None:
+                # a failing handler must not stop the reading: the child would block on a full pipe
+                with contextlib.suppress(Exception):
+                    handler(text.rstrip("\n"))
+            if sink is not None and size < CAPTURE_LIMIT:
+                sink.append(text)
+                size += len(text)
+    finally:
+        pipe.close()
+
+
+_GENERIC_ERRORS = ("Could not read from remote repository", "the remote end hung up unexpectedly")
+
+
+def last_line(text: str) -> str:
+    """The line of a command's error output worth quoting: its first specific fatal/error line (git
+    follows the real cause with generic ones), else its last line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith(("fatal:", "error:"))]
+    specific = [line for line in errors if not any(generic in line for generic in _GENERIC_ERRORS)]
+    if specific:
+        return specific[0]
+    if errors:
+        return errors[-1]
+    return lines[-1] if lines else "(no output)"
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, KILL_GRACE_SECONDS)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            # the leader is gone, but others in its group may still run: make sure they go too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    stdin_data: bytes | None = None,
+    on_stdout: LineHandler | None = None,
+    on_stderr: LineHandler | None = None,
+    capture_stdout: bool = True,
+    capture_stderr: bool = True,
+) -> Result:
+    argv = [str(a) for a in argv]
+    started = time.monotonic()
+    extra: dict = {}
+    if user is not None and os.geteuid() == 0 and user != 0:
+        extra = {"user": user, "group": group, "extra_groups": []}
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        start_new_session=True,
+        **extra,
+    )
+    out: list[str] = []
+    err: list[str] = []
+    threads = [
+        threading.Thread(target=_reader, args=(proc.stdout, on_stdout, out if capture_stdout else None), daemon=True),
+        threading.Thread(target=_reader, args=(proc.stderr, on_stderr, err if capture_stderr else None), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    timed_out = False
+    try:
+        if stdin_data is not None:
+            try:
+                proc.stdin.write(stdin_data)
+            except BrokenPipeError:
+                pass
+            finally:
+                proc.stdin.close()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_tree(proc)
+    except BaseException:
+        kill_tree(proc)
+        raise
+    for thread in threads:
+        # a grandchild that inherited the pipe may keep it open: do not wait on it for ever
+        thread.join(timeout=KILL_GRACE_SECONDS)
+    return Result(
+        argv=argv,
+        returncode=proc.returncode,
+        stdout="".join(out),
+        stderr="".join(err),
+        timed_out=timed_out,
+        duration=time.monotonic() - started,
+    )

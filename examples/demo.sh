@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `make demo`: bring the example repositories up as workspaces on the local Docker engine, the way a
+# Coder template would run the builder, but standalone (no Coder). Each example folder becomes a git
+# repository; a rerun commits any edits to it and shows the builder updating and reusing containers.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+demo=${DEMO_DIR:-/tmp/devcontainer-builder-demo}
+examples=(image dockerfile no-config)
+export PATH="$root/builder/node_modules/.bin:$root/.venv/bin:$PATH"
+export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.invalid
+export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.invalid
+
+mkdir -p "$demo/repos" "$demo/workspaces" "$demo/state"
+chmod 0755 "$demo"
+
+sync_repo() {
+  local example=$1 repo=$demo/repos/$1
+  if [ ! -d "$repo/.git" ]; then
+    git init -q --initial-branch=main "$repo"
+  fi
+  rsync_like "$root/examples/$example" "$repo"
+  git -C "$repo" add -A
+  git -C "$repo" diff --cached --quiet || git -C "$repo" commit -q -m "example $example"
+}
+
+rsync_like() {
+  # mirror src into dst, keeping dst/.git
+  find "$2" -mindepth 1 -maxdepth 1 ! -name .git -exec rm -rf {} +
+  cp -a "$1/." "$2/"
+}
+
+failed=0
+for example in "${examples[@]}"; do
+  sync_repo "$example"
+  printf '\n======== %s ========\n' "$example"
+  if ! DEVCONTAINER_REPOSITORY="file://$demo/repos/$example" \
+       DEVCONTAINER_WORKSPACE_FOLDER="$demo/workspaces/$example" \
+       DEVCONTAINER_STATE_DIR="$demo/state/$example" \
+       devcontainer-builder up; then
+    failed=1
+  fi
+done
+
+for example in "${examples[@]}"; do
+  printf '\n======== status: %s ========\n' "$example"
+  devcontainer-builder status --state-dir "$demo/state/$example" || true
+done
+
+printf '\n======== inside the containers ========\n'
+for example in "${examples[@]}"; do
+  container=$(docker ps -q --filter "label=devcontainer-builder.workspace=$demo/workspaces/$example")
+  [ -n "$container" ] || continue
+  printf '%-11s %s  ' "$example" "${container:0:12}"
+  case $example in
+    image) docker exec "$container" cat /tmp/created-at ;;
+    dockerfile) docker exec "$container" sh -c 'echo "$(hello); hooks ran: $(tr "\n" " " </tmp/hooks)"' ;;
+    *) docker exec "$container" sh -c 'echo "$(id -un) on $(. /etc/os-release; echo "$PRETTY_NAME")"' ;;
+  esac
+done
+printf '\nWorkspaces are in %s; run "make demo" again to see them updated and reused.\n' "$demo/workspaces"
+exit "$failed"

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from support.builder import Workspace, base_env, remove_containers_under
+from support.githttp import GitHTTPServer
+from support.repos import Remote
+from support.services import Registry, SSHServer
+
+
+@pytest.fixture(scope="session")
+def sandbox_root() -> Iterator[Path]:
+    # Not pytest's tmp_path: that is mode 0700 under /tmp/pytest-of-root, and the builder runs git as
+    # the workspace uid (1000), which must be able to reach the folders it clones into.
+    root = Path(tempfile.mkdtemp(prefix="dcb-tests-", dir="/tmp"))
+    root.chmod(0o755)
+    yield root
+    remove_containers_under(str(root))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def sandbox(sandbox_root: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    path = sandbox_root / f"{request.node.name[:60].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    path.chmod(0o755)
+    yield path
+    remove_containers_under(str(path))
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Docker-backed tests need the engine; it is provisioned in CI, so a missing one fails loudly."""
+    result = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        pytest.fail(f"the Docker engine is not reachable (run tests/env/provision.sh test): {result.stderr}")
+
+
+@pytest.fixture
+def make_remote(sandbox: Path) -> Callable[..., Remote]:
+    def make(name: str = "project", default_branch: str = "main") -> Remote:
+        return Remote(sandbox, name, default_branch)
+
+    return make
+
+
+@pytest.fixture
+def remote(make_remote: Callable[..., Remote]) -> Remote:
+    return make_remote()
+
+
+@pytest.fixture
+def make_workspace(sandbox: Path) -> Callable[..., Workspace]:
+    def make(repository: str, name: str = "project", **env: str) -> Workspace:
+        base = base_env()
+        base["DEVCONTAINER_REPOSITORY"] = repository
+        base.update(env)
+        return Workspace(sandbox, name, base)
+
+    return make
+
+
+@pytest.fixture
+def git_http(sandbox: Path) -> Iterator[GitHTTPServer]:
+    token = f"ghp_{uuid.uuid4().hex}{uuid.uuid4().hex[:4]}"
+    server = GitHTTPServer(sandbox / "remotes", token).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(sandbox_root: Path) -> Iterator[Registry]:
+    reg = Registry(sandbox_root / "registry")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def sshd(sandbox_root: Path) -> Iterator[SSHServer]:
+    server = SSHServer(sandbox_root / "sshd")
+    yield server
+    server.stop()

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Installs and starts everything the demo and the tests need on a fresh Debian 12 machine, as root.
+# Idempotent: each step checks first and does nothing when its result is already there, so a second
+# run takes seconds. Downloads are cached under ~/.cache/devcontainer-builder.
+#
+#   tests/env/provision.sh demo   engine, base images, devcontainer CLI, the package
+#   tests/env/provision.sh test   the same plus registry, sshd, bats, shellcheck and the test tools
+set -euo pipefail
+
+profile=${1:-test}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/devcontainer-builder
+venv=$root/.venv
+mkdir -p "$cache"
+
+say() { printf '==> %s\n' "$*"; }
+
+mirror() {
+  # the machine's own Debian mirror, so the same archive serves the host, debootstrap and images
+  local uri
+  uri=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+        | head -n1 | awk '{print $2}')
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start_docker() {
+  if timeout 10 docker info >/dev/null 2>&1; then return 0; fi
+  say "starting dockerd"
+  # no systemd on these machines: run the daemon in the background, logging beside the cache
+  nohup dockerd >"$cache/dockerd.log" 2>&1 &
+  for _ in $(seq 1 60); do
+    timeout 5 docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "dockerd did not start within 60 s; see $cache/dockerd.log" >&2
+  tail -n 20 "$cache/dockerd.log" >&2
+  exit 1
+}
+
+trixie_apt() {
+  # A private apt configuration for Debian trixie: downloads .debs the bookworm host lacks (buildx,
+  # goss), verified against the host's archive keyring, without touching the host's sources.
+  local dir=$cache/apt-trixie
+  mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(mirror) trixie main" >"$dir/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$dir/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+              -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache::Archives=$dir/archives"
+              -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root)
+  if [ ! -f "$dir/lists/.updated" ] || [ -n "$(find "$dir/lists/.updated" -mmin +1440)" ]; then
+    apt-get "${opts[@]}" update -qq >/dev/null
+    touch "$dir/lists/.updated"
+  fi
+  (cd "$dir" && for pkg in "$@"; do
+     ls "$dir"/"${pkg}"_*.deb >/dev/null 2>&1 || apt-get "${opts[@]}" download -qq "$pkg" >/dev/null
+   done)
+}
+
+install_buildx() {
+  # Kept out of ~/.docker on purpose: the host engine (Docker 20.10, BuildKit 0.8) builds features only
+  # with the classic builder offline. Tests that need buildx point DOCKER_CONFIG at this folder.
+  local plugin=$cache/docker-config-buildx/cli-plugins/docker-buildx
+  [ -x "$plugin" ] && return 0
+  say "docker buildx (from trixie)"
+  trixie_apt docker-buildx
+  local tmp
+  tmp=$(mktemp -d)
+  dpkg -x "$cache"/apt-trixie/docker-buildx_*.deb "$tmp"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$tmp/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
+  rm -rf "$tmp"
+}
+
+base_image() {
+  # debian:trixie-slim cannot be pulled here: build it with debootstrap and import it under that name
+  docker image inspect debian:trixie-slim >/dev/null 2>&1 && return 0
+  local tarball=$cache/debian-trixie-minbase.tar.gz
+  if [ ! -s "$tarball" ]; then
+    say "debootstrap trixie (about 40 s, once)"
+    local dir
+    dir=$(mktemp -d)
+    debootstrap --variant=minbase trixie "$dir" "$(mirror)" >"$cache/debootstrap.log" 2>&1 \
+      || { tail -n 20 "$cache/debootstrap.log" >&2; exit 1; }
+    rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin
+    tar -C "$dir" -c . | gzip -1 >"$tarball.tmp"
+    mv "$tarball.tmp" "$tarball"
+    rm -rf "$dir"
+  fi
+  say "importing debian:trixie-slim"
+  gunzip -c "$tarball" | docker import --change 'CMD ["bash"]' - debian:trixie-slim >/dev/null
+}
+
+cached_image() {
+  # cached_image NAME DOCKERFILE: build once, then keep a `docker save` tarball keyed by the
+  # Dockerfile's hash so later fresh engines load it in seconds instead of running apt again
+  local name=$1 dockerfile=$2
+  docker image inspect "$name" >/dev/null 2>&1 && return 0
+  local key tarball
+  key=$(sha256sum "$dockerfile" | cut -c1-16)
+  tarball=$cache/images/$(echo "$name" | tr '/:' '__')-$key.tar.gz
+  if [ -s "$tarball" ]; then
+    say "loading $name"
+    gunzip -c "$tarball" | docker load >/dev/null
+    return 0
+  fi
+  say "building $name (stand-in image, from $dockerfile)"
+  docker build -q -t "$name" -f "$dockerfile" "$(dirname "$dockerfile")" >"$cache/image-build.log" 2>&1 \
+    || { tail -n 30 "$cache/image-build.log" >&2; exit 1; }
+  mkdir -p "$cache/images"
+  docker save "$name" | gzip -1 >"$tarball.tmp"
+  mv "$tarball.tmp" "$tarball"
+}
+
+devcontainer_cli() {
+  local want
+  want=$(node -e 'console.log(require(process.argv[1]).dependencies["@devcontainers/cli"])' "$root/builder/package.json")
+  if [ "$("$root/builder/node_modules/.bin/devcontainer" --version 2>/dev/null)" = "$want" ]; then return 0; fi
+  say "devcontainer CLI $want (npm ci)"
+  (cd "$root/builder" && npm ci --no-fund --no-audit --cache "$cache/npm" --loglevel=error >/dev/null)
+}
+
+python_env() {
+  local stamp
+  stamp=$venv/.installed-$(sha256sum <"$root/builder/pyproject.toml" | cut -c1-16)-$profile
+  [ -f "$stamp" ] && return 0
+  say "python virtualenv ($venv)"
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  local extra=""
+  [ "$profile" = test ] && extra="[test]"
+  PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip} "$venv/bin/pip" install -q --disable-pip-version-check \
+    -e "$root/builder$extra" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+  "$venv/bin/devcontainer-builder" --version >/dev/null
+  rm -f "$venv"/.installed-*
+  touch "$stamp"
+}
+
+packages=(docker.io debootstrap git ca-certificates openssh-client)
+[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps)
+apt_install "${packages[@]}"
+start_docker
+base_image
+cached_image codercom/enterprise-base:ubuntu "$root/tests/env/images/enterprise-base.Dockerfile"
+devcontainer_cli
+python_env
+if [ "$profile" = test ]; then
+  install_buildx
+fi
+say "environment ready ($profile)"

@@ -1,0 +1,199 @@
+"""Running the real `devcontainer-builder` CLI the way a template does, and looking at what it did."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILDER = str(ROOT / ".venv" / "bin" / "devcontainer-builder")
+CLI_BIN = str(ROOT / "builder" / "node_modules" / ".bin")
+LABEL_WORKSPACE = "devcontainer-builder.workspace"
+
+
+def base_env() -> dict[str, str]:
+    """The environment a test gives the builder: PATH with the pinned CLI, nothing from the caller's
+    DEVCONTAINER_* or tokens, so a developer's shell cannot change a test's outcome."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DEVCONTAINER_", "CODER_", "GIT_")) and k not in ("GH_TOKEN", "GITHUB_TOKEN")
+    }
+    env["PATH"] = f"{CLI_BIN}:{ROOT / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr}")
+    return result.stdout.strip()
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    argv_samples: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class ArgvSampler:
+    """Reads every process's command line every few milliseconds while a run goes on."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.samples: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                        raw = handle.read()
+                except OSError:
+                    continue
+                if raw:
+                    self.samples.add(raw.replace(b"\0", b" ").decode("utf-8", "replace"))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> ArgvSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class Workspace:
+    """One workspace of a test: its folder, its state dir, the environment the builder gets."""
+
+    root: Path
+    name: str
+    env: dict[str, str]
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "workspaces" / self.name
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state" / self.name
+
+    def builder_env(self, **overrides: str) -> dict[str, str]:
+        env = dict(self.env)
+        env["DEVCONTAINER_WORKSPACE_FOLDER"] = str(self.folder)
+        env["DEVCONTAINER_STATE_DIR"] = str(self.state_dir)
+        env.update(overrides)
+        return {k: v for k, v in env.items() if v is not None}
+
+    def start(self, *args: str, command: str = "up", **overrides: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [BUILDER, command, *args],
+            env=self.builder_env(**overrides),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(
+        self, *args: str, command: str = "up", timeout: float = 600, sample_argv: bool = False, **overrides: str
+    ) -> Run:
+        started = time.monotonic()
+        sampler = ArgvSampler() if sample_argv else None
+        if sampler:
+            sampler.__enter__()
+        try:
+            proc = self.start(*args, command=command, **overrides)
+            stdout, stderr = proc.communicate(timeout=timeout)
+        finally:
+            if sampler:
+                sampler.__exit__()
+        return Run(
+            proc.returncode, stdout, stderr, time.monotonic() - started, sorted(sampler.samples) if sampler else []
+        )
+
+    def up(self, *args: str, **overrides: str) -> Run:
+        return self.run(*args, **overrides)
+
+    def state(self) -> dict:
+        return json.loads((self.state_dir / "state.json").read_text())
+
+    def events(self) -> list[dict]:
+        path = self.state_dir / "events.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def event_kinds(self) -> list[str]:
+        return [event["kind"] for event in self.events()]
+
+    def build_log(self) -> str:
+        return (self.state_dir / "build.log").read_text()
+
+    def containers(self, all_states: bool = True) -> list[str]:
+        flags = ["-a"] if all_states else []
+        out = docker("ps", *flags, "-q", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={self.folder}")
+        return out.split()
+
+    def container(self) -> str:
+        containers = self.containers()
+        assert len(containers) == 1, f"expected one container for {self.folder}, found {containers}"
+        return containers[0]
+
+    def exec(self, *cmd: str, user: str | None = None, check: bool = True) -> str:
+        flags = ["-u", user] if user else []
+        return docker("exec", *flags, self.container(), *cmd, check=check)
+
+
+def remove_containers_under(prefix: str) -> None:
+    """Remove every builder-labelled container whose workspace lies under prefix (a test's sandbox)."""
+    out = docker("ps", "-a", "--no-trunc", "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL_WORKSPACE}"}}}}', check=False)
+    doomed = [
+        line.split()[0] for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].startswith(prefix)
+    ]
+    if doomed:
+        docker("rm", "-f", *doomed, check=False)
+
+
+def tree_contains(path: Path, needle: str) -> list[str]:
+    """Files under path whose bytes contain needle."""
+    hits = []
+    data = needle.encode()
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            try:
+                with open(full, "rb") as handle:
+                    if data in handle.read():
+                        hits.append(full)
+            except OSError:
+                continue
+    return hits
+
+
+def which_docker_config_with_buildx() -> str:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "devcontainer-builder"
+    config = cache / "docker-config-buildx"
+    if not (config / "cli-plugins" / "docker-buildx").exists():
+        raise AssertionError(f"{config} has no buildx plugin: run tests/env/provision.sh test")
+    return str(config)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)

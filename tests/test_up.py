@@ -1,0 +1,476 @@
+"""`devcontainer-builder up` end to end: the real CLI, the real engine, real git repositories."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from support.builder import docker, tree_contains, which_docker_config_with_buildx
+from support.githttp import GitHTTPServer
+from support.repos import Remote
+from support.repos import git as run_git
+from support.services import Registry, SSHServer
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
+
+IMAGE = "debian:trixie-slim"
+FALLBACK = "codercom/enterprise-base:ubuntu"
+
+
+def config(**fields: object) -> str:
+    return json.dumps({"image": IMAGE, **fields}, indent=2)
+
+
+def hooks_config(**fields: object) -> dict[str, str]:
+    return {
+        ".devcontainer/devcontainer.json": config(
+            postCreateCommand="echo created >> /tmp/post-create-count",
+            postStartCommand="date > /tmp/post-start",
+            **fields,
+        ),
+        "README.md": "hello\n",
+    }
+
+
+def test_an_image_config_comes_up_running(remote: Remote, make_workspace) -> None:
+    head = remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert state["status"] == "running" and state["fallback"] is False
+    assert state["container_id"] == ws.container()
+    assert state["commit"] == head and state["config_kind"] == "repository"
+    assert state["error"] is None and state["rebuild_suggested"] is False
+    assert docker("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
+    assert ws.exec("cat", f"/workspaces/{ws.folder.name}/README.md") == "hello"
+    assert ws.exec("cat", "/tmp/post-create-count") == "created"
+    kinds = ws.event_kinds()
+    for kind in ("build_started", "git_cloned", "config_resolved", "container_running"):
+        assert kind in kinds
+    assert "workspace running" in run.stdout
+    assert (ws.state_dir / "build.log").read_text().count("Run: docker run") == 1
+
+
+def test_a_dockerfile_with_a_local_feature_and_lifecycle_hooks(remote: Remote, make_workspace) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(
+                {
+                    "build": {"dockerfile": "Dockerfile"},
+                    "features": {"./greeter": {"greeting": "hello from a feature"}},
+                    "onCreateCommand": "touch /tmp/on-create",
+                    "postCreateCommand": "touch /tmp/post-create",
+                    "postStartCommand": "touch /tmp/post-start",
+                }
+            ),
+            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo built-by-dockerfile > /built\n",
+            ".devcontainer/greeter/devcontainer-feature.json": json.dumps(
+                {"id": "greeter", "version": "1.0.0", "options": {"greeting": {"type": "string", "default": "hi"}}}
+            ),
+            ".devcontainer/greeter/install.sh": '#!/bin/sh\nset -e\necho "$GREETING" > /usr/local/share/greeting\n',
+        }
+    )
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.exec("cat", "/built") == "built-by-dockerfile"
+    assert ws.exec("cat", "/usr/local/share/greeting") == "hello from a feature"
+    for marker in ("/tmp/on-create", "/tmp/post-create", "/tmp/post-start"):
+        ws.exec("test", "-f", marker)
+    steps = {step["name"]: step for step in ws.state()["steps"]}
+    assert {"build image", "onCreateCommand", "postCreateCommand", "postStartCommand"} <= set(steps)
+    assert all(step["status"] == "succeeded" for step in steps.values())
+    assert "✔ build image" in run.stdout
+    # no lockfile appears in a repository that did not have one
+    assert run_git("status", "--porcelain", cwd=ws.folder) == ""
+
+
+def test_a_rerun_reuses_the_container_and_does_not_rerun_create_hooks(remote: Remote, make_workspace) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    first = ws.container()
+    second_run = ws.up()
+    assert second_run.returncode == 0, second_run.output
+    assert ws.containers() == [first]
+    assert ws.exec("cat", "/tmp/post-create-count") == "created"
+    assert ws.state()["container_id"] == first
+
+
+def test_two_concurrent_ups_leave_one_container(remote: Remote, make_workspace) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    procs = [ws.start(), ws.start()]
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert len(ws.containers()) == 1
+    assert any("waiting for it" in out for out, _ in outputs)
+    assert ws.exec("cat", "/tmp/post-create-count") == "created"
+
+
+def test_a_config_change_replaces_the_container(remote: Remote, make_workspace) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    old = ws.container()
+    remote.commit({".devcontainer/devcontainer.json": config(postCreateCommand="echo v2 > /tmp/version")})
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.containers() != [old] and len(ws.containers()) == 1
+    assert ws.exec("cat", "/tmp/version") == "v2"
+    assert "config_changed" in ws.event_kinds()
+
+
+def test_a_private_repository_never_leaks_the_token(git_http: GitHTTPServer, sandbox: Path, make_workspace) -> None:
+    token = git_http.token
+    remote = Remote(sandbox, "private")
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": config(
+                # a hostile config trying to copy the builder's token into the container
+                containerEnv={"STOLEN": "${localEnv:GH_TOKEN}"},
+                postCreateCommand="env > /tmp/env-at-create",
+            )
+        }
+    )
+    ws = make_workspace(git_http.url("private"), name="private", GH_TOKEN=token)
+    run = ws.run(sample_argv=True)
+    assert run.returncode == 0, run.output
+    assert any(authorised for _, _, authorised in git_http.requests)
+    # the sampler saw the processes that matter: git's clone, the devcontainer CLI, docker
+    assert any("git" in sample and "clone" in sample for sample in run.argv_samples)
+    assert any("up --log-format json" in sample for sample in run.argv_samples)
+    assert any(sample.startswith("docker ") for sample in run.argv_samples)
+    assert not [sample for sample in run.argv_samples if token in sample]
+    assert token not in run.output
+    assert not tree_contains(ws.state_dir, token)
+    assert not tree_contains(ws.folder, token)
+    assert token not in (ws.folder / ".git" / "config").read_text()
+    assert token not in docker("inspect", ws.container())
+    assert token not in ws.exec("cat", "/tmp/env-at-create")
+    assert token not in ws.exec("env")
+    assert not [p for p in Path("/tmp").glob("devcontainer-builder-*")]
+
+
+def test_a_password_in_the_url_is_used_but_never_shown(git_http: GitHTTPServer, sandbox: Path, make_workspace) -> None:
+    Remote(sandbox, "inurl").commit({".devcontainer/devcontainer.json": config()})
+    url = git_http.url("inurl").replace("http://", f"http://x-access-token:{git_http.token}@")
+    ws = make_workspace(url, name="inurl")
+    run = ws.run(sample_argv=True)
+    assert run.returncode == 0, run.output
+    assert git_http.token not in run.output
+    assert not [sample for sample in run.argv_samples if git_http.token in sample]
+    assert not tree_contains(ws.state_dir, git_http.token)
+    assert run_git("config", "--get", "remote.origin.url", cwd=ws.folder) == git_http.url("inurl")
+
+
+def test_an_ssh_repository_with_a_base64_key(sshd: SSHServer, remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(), "README.md": "via ssh\n"})
+    key = sshd.client_key.read_text()
+    ws = make_workspace(
+        sshd.url(remote.path), name="ssh", DEVCONTAINER_SSH_PRIVATE_KEY=base64.b64encode(key.encode()).decode()
+    )
+    run = ws.run(sample_argv=True)
+    assert run.returncode == 0, run.output
+    key_body = key.splitlines()[1]
+    assert not [sample for sample in run.argv_samples if key_body in sample]
+    assert not tree_contains(ws.state_dir, key_body)
+    assert "ssh_known_hosts" in os.listdir(ws.state_dir)
+
+
+def test_an_upstream_change_does_not_touch_a_dirty_tree(remote: Remote, make_workspace) -> None:
+    first = remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    (ws.folder / "README.md").write_text("my uncommitted edit\n")
+    (ws.folder / "scratch.txt").write_text("new file\n")
+    remote.commit({"README.md": "upstream edit\n"}, "upstream")
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert "uncommitted changes" in run.stderr and "README.md" in run.stderr
+    assert (ws.folder / "README.md").read_text() == "my uncommitted edit\n"
+    assert (ws.folder / "scratch.txt").read_text() == "new file\n"
+    assert run_git("rev-parse", "HEAD", cwd=ws.folder) == first
+    assert "git_update_skipped" in ws.event_kinds()
+
+
+def test_a_clean_tree_follows_upstream(remote: Remote, make_workspace) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    new = remote.commit({"README.md": "v2\n"})
+    run = ws.up()
+    assert run.returncode == 0
+    assert ws.state()["commit"] == new
+    assert ws.exec("cat", f"/workspaces/{ws.folder.name}/README.md") == "v2"
+
+
+def test_switching_branch_rebuilds_from_that_branch(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(postCreateCommand="echo main > /tmp/branch")})
+    remote.commit(
+        {".devcontainer/devcontainer.json": config(postCreateCommand="echo feature > /tmp/branch")}, branch="feature"
+    )
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    assert ws.exec("cat", "/tmp/branch") == "main"
+    run = ws.up(DEVCONTAINER_BRANCH="feature")
+    assert run.returncode == 0, run.output
+    assert run_git("branch", "--show-current", cwd=ws.folder) == "feature"
+    assert ws.exec("cat", "/tmp/branch") == "feature"
+    assert len(ws.containers()) == 1
+    assert ws.state()["branch"] == "feature"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DEVCONTAINER_REPOSITORY": "--upload-pack=touch /tmp/dcb-pwned"}, "DEVCONTAINER_REPOSITORY"),
+        ({"DEVCONTAINER_REPOSITORY": "-x"}, "DEVCONTAINER_REPOSITORY"),
+        ({"DEVCONTAINER_REPOSITORY": "ext::sh -c touch% /tmp/dcb-pwned"}, "DEVCONTAINER_REPOSITORY"),
+        ({"DEVCONTAINER_BRANCH": "--upload-pack=touch /tmp/dcb-pwned"}, "DEVCONTAINER_BRANCH"),
+        ({"DEVCONTAINER_BRANCH": "-x"}, "DEVCONTAINER_BRANCH"),
+        ({"DEVCONTAINER_BRANCH": "bad..name"}, "DEVCONTAINER_BRANCH"),
+        ({"DEVCONTAINER_REPOSITORY": ""}, "DEVCONTAINER_REPOSITORY is not set"),
+        ({"DEVCONTAINER_BUILD_TIMEOUT": "ten"}, "DEVCONTAINER_BUILD_TIMEOUT"),
+        ({"DEVCONTAINER_WORKSPACE_FOLDER": "relative"}, "DEVCONTAINER_WORKSPACE_FOLDER"),
+        ({"DEVCONTAINER_CONFIG": "../../etc/devcontainer.json"}, "DEVCONTAINER_CONFIG"),
+        ({"DEVCONTAINER_CACHE_FROM": "--push"}, "DEVCONTAINER_CACHE_FROM"),
+        ({"DEVCONTAINER_SSH_PRIVATE_KEY": "%%%"}, "DEVCONTAINER_SSH_PRIVATE_KEY"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_touches_nothing(remote: Remote, make_workspace, env, named) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    run = ws.up(**env)
+    assert run.returncode == 2, run.output
+    assert named in run.stderr
+    assert "Traceback" not in run.output
+    assert not ws.folder.exists() and not ws.state_dir.exists()
+    assert not Path("/tmp/dcb-pwned").exists()
+
+
+def test_several_bad_inputs_are_named_together(make_workspace) -> None:
+    ws = make_workspace("")
+    run = ws.up(DEVCONTAINER_BUILD_TIMEOUT="0", DEVCONTAINER_BRANCH="-x")
+    assert run.returncode == 2
+    for name in ("DEVCONTAINER_REPOSITORY", "DEVCONTAINER_BUILD_TIMEOUT", "DEVCONTAINER_BRANCH"):
+        assert name in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("marker", "variable"),
+    [("package.json", "DEVCONTAINER_IMAGE_NODE"), ("pyproject.toml", "DEVCONTAINER_IMAGE_PYTHON"),
+     ("go.mod", "DEVCONTAINER_IMAGE_GO"), ("Cargo.toml", "DEVCONTAINER_IMAGE_RUST"),
+     ("Gemfile", "DEVCONTAINER_IMAGE_RUBY")],
+)  # fmt: skip
+def test_no_config_generates_one_from_the_project_type(remote: Remote, make_workspace, marker, variable) -> None:
+    remote.commit({marker: "", "README.md": "x\n"})
+    ws = make_workspace(remote.url, **{variable: IMAGE})
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    generated = ws.folder / ".devcontainer" / "devcontainer.json"
+    assert generated.read_text().startswith("// Generated by devcontainer-builder")
+    assert f'"image": "{IMAGE}"' in generated.read_text()
+    assert (generated.stat().st_uid, generated.stat().st_gid) == (1000, 1000)
+    assert ws.state()["config_kind"] == "generated"
+    assert docker("inspect", "-f", "{{.Config.Image}}", ws.container()) == IMAGE
+    assert run_git("status", "--porcelain", cwd=ws.folder) == "?? .devcontainer/"
+
+
+def test_no_config_and_no_project_type_uses_the_fallback_image(remote: Remote, make_workspace) -> None:
+    remote.commit({"README.md": "just docs\n"})
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert docker("inspect", "-f", "{{.Config.Image}}", ws.container()) == FALLBACK
+    state = ws.state()
+    assert state["config_kind"] == "default-image" and state["status"] == "running"
+    assert state["remote_user"] == "coder"
+    assert not (ws.folder / ".devcontainer").exists()
+    assert run_git("status", "--porcelain", cwd=ws.folder) == ""
+
+
+def test_git_inside_the_container_trusts_the_workspace(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK, "remoteUser": "root"})})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    folder = f"/workspaces/{ws.folder.name}"
+    assert ws.exec("stat", "-c", "%u:%g", folder) == "1000:1000"
+    for user in ("root", "coder"):
+        result = subprocess.run(
+            ["docker", "exec", "-u", user, ws.container(), "git", "-C", folder, "status", "--short"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "dubious" not in result.stderr
+
+
+def test_a_truncated_config_fails_naming_line_and_column(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": '{\n  "image": "debian:trixie-slim",\n'})
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 1
+    assert "line 2, column" in run.stderr
+    state = ws.state()
+    assert state["status"] == "failed"
+    assert "line 2, column" in state["error"]["message"]
+    assert state["error"]["log_path"] == str(ws.state_dir / "build.log")
+    assert "build_failed" in ws.event_kinds()
+    assert ws.containers() == []
+
+
+def test_a_failing_post_create_is_run_again_once_fixed(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(postCreateCommand="exit 3")})
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 1
+    assert "postCreateCommand" in run.stderr
+    assert ws.state()["error"]["step"] == "postCreateCommand"
+    remote.commit({".devcontainer/devcontainer.json": config(postCreateCommand="touch /tmp/fixed")})
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    ws.exec("test", "-f", "/tmp/fixed")
+    assert len(ws.containers()) == 1
+
+
+def test_a_failure_after_a_success_is_retried_with_a_new_container(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(postCreateCommand="test -f /workspaces/project/ok")})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 1
+    (ws.folder / "ok").write_text("")  # the user fixes the cause inside the workspace
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert len(ws.containers()) == 1
+
+
+def test_cache_from_a_local_registry_is_used(remote: Remote, make_workspace, registry: Registry) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN sleep 2 && date +%s%N > /built-at\n",
+        }
+    )
+    docker_config = which_docker_config_with_buildx()
+    first = make_workspace(remote.url, name="first", DOCKER_CONFIG=docker_config, DEVCONTAINER_CACHE_TO="type=inline")
+    run = first.up()
+    assert run.returncode == 0, run.output
+    built_at = first.exec("cat", "/built-at")
+    image = docker("inspect", "-f", "{{.Config.Image}}", first.container())
+    ref = f"{registry.address}/cache/project:latest"
+    docker("tag", image, ref)
+    docker("push", ref, timeout=300)
+    # forget every local trace of the build: only the registry can provide the layer now
+    docker("rm", "-f", first.container())
+    docker("rmi", "-f", image, ref)
+    docker("builder", "prune", "-af")
+    second = make_workspace(
+        remote.url, name="second", DOCKER_CONFIG=docker_config, DEVCONTAINER_CACHE_FROM=f"type=registry,ref={ref}"
+    )
+    run = second.up()
+    assert run.returncode == 0, run.output
+    assert second.exec("cat", "/built-at") == built_at, "the RUN layer must come from the registry cache"
+    log = second.build_log()
+    assert f"--cache-from type=registry,ref={ref}" in log
+    assert "importing cache manifest" in log
+
+
+def test_cache_to_that_the_engine_cannot_honour_is_reported(remote: Remote, make_workspace, registry: Registry) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+                   ".devcontainer/Dockerfile": f"FROM {IMAGE}\n"})  # fmt: skip
+    target = f"type=registry,ref={registry.address}/cache/x:cache"
+    without_buildx = make_workspace(remote.url, name="nobuildx", DOCKER_CONFIG=str(Path(registry.root) / "empty-config"),
+                                    DEVCONTAINER_CACHE_TO=target)  # fmt: skip
+    run = without_buildx.up()
+    assert run.returncode == 0, run.output
+    assert "cannot be honoured" in run.stderr and "buildx is not installed" in run.stderr
+    docker_driver = make_workspace(remote.url, name="dockerdriver", DOCKER_CONFIG=which_docker_config_with_buildx(),
+                                   DEVCONTAINER_CACHE_TO=target)  # fmt: skip
+    run = docker_driver.up()
+    assert run.returncode == 0, run.output
+    assert "containerd image store" in run.stderr
+    assert "cache_to_ignored" in docker_driver.event_kinds()
+
+
+def _workspace_processes(folder: Path) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(folder) in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def _sleeping_build(remote: Remote) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo build-started && sleep 300\n",
+        }
+    )
+
+
+def test_the_build_timeout_stops_the_whole_build(remote: Remote, make_workspace) -> None:
+    _sleeping_build(remote)
+    ws = make_workspace(remote.url, DEVCONTAINER_BUILD_TIMEOUT="8")
+    run = ws.up()
+    assert run.returncode == 1
+    assert run.seconds < 60
+    assert "DEVCONTAINER_BUILD_TIMEOUT" in run.stderr
+    assert ws.state()["status"] == "failed"
+    time.sleep(1)
+    assert _workspace_processes(ws.folder) == []
+    assert "sleep 300" not in docker("ps", "--no-trunc", "--format", "{{.Command}}")
+
+
+def test_sigterm_stops_the_build_and_records_it(remote: Remote, make_workspace) -> None:
+    _sleeping_build(remote)
+    ws = make_workspace(remote.url)
+    proc = ws.start()
+    log = ws.state_dir / "build.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "build-started" in log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, "the build never reached its RUN step"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stdout + stderr
+    assert "SIGTERM" in stderr
+    state = ws.state()
+    assert state["status"] == "failed" and state["error"]["step"] == "terminated"
+    time.sleep(1)
+    assert _workspace_processes(ws.folder) == []
+
+
+def test_an_unreachable_engine_is_a_clear_failure(remote: Remote, make_workspace) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url, DOCKER_HOST="unix:///nonexistent/docker.sock")
+    run = ws.up()
+    assert run.returncode == 1
+    assert "Is the engine running" in run.stderr
+    assert "Traceback" not in run.output
+    assert ws.state()["status"] == "failed"
+
+
+def test_status_reports_the_workspace(remote: Remote, make_workspace) -> None:
+    remote.commit(hooks_config())
+    ws = make_workspace(remote.url)
+    assert ws.run(command="status").returncode == 1  # nothing has run yet
+    assert ws.up().returncode == 0
+    human = ws.run(command="status")
+    assert human.returncode == 0
+    assert "running" in human.stdout and ws.container()[:12] in human.stdout
+    machine = ws.run("--json", command="status")
+    report = json.loads(machine.stdout)
+    assert report["state"]["status"] == "running"
+    assert report["events"][-1]["kind"] == "container_running"

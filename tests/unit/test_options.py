@@ -1,0 +1,147 @@
+"""The options table is the one source of truth: parsing, every problem reported at once, README."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from devcontainer_builder import options as opts
+from devcontainer_builder.cli import main
+from devcontainer_builder.errors import InputError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def load(**env: str) -> opts.Settings:
+    return opts.load("up", {}, env)
+
+
+def problems(**env: str) -> list[str]:
+    with pytest.raises(InputError) as caught:
+        load(**env)
+    return caught.value.problems
+
+
+def test_defaults_follow_the_product_contract() -> None:
+    settings = load(DEVCONTAINER_REPOSITORY="https://github.com/acme/widgets.git")
+    assert settings.workspace_folder == "/workspaces/widgets"
+    assert settings.state_dir == "/workspaces/.devcontainer-builder"
+    assert settings.branch is None
+    assert settings.docker_path == "docker"
+    assert settings.fallback_image == opts.DEFAULT_FALLBACK_IMAGE
+    assert settings.build_timeout == 1800
+    assert settings.cache_from == ()
+
+
+def test_a_missing_repository_names_the_variable_and_the_fix() -> None:
+    (problem,) = problems()
+    assert "DEVCONTAINER_REPOSITORY is not set" in problem
+    assert "--repository" in problem
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(
+        DEVCONTAINER_REPOSITORY="-x",
+        DEVCONTAINER_BUILD_TIMEOUT="soon",
+        DEVCONTAINER_WORKSPACE_FOLDER="relative/path",
+        DEVCONTAINER_CONFIG="../elsewhere/devcontainer.json",
+        DEVCONTAINER_CLONE_DEPTH="-1",
+        DEVCONTAINER_DOCKER_PATH="nerdctl",
+    )
+    text = "\n".join(found)
+    for name in (
+        "DEVCONTAINER_REPOSITORY",
+        "DEVCONTAINER_BUILD_TIMEOUT",
+        "DEVCONTAINER_WORKSPACE_FOLDER",
+        "DEVCONTAINER_CONFIG",
+        "DEVCONTAINER_CLONE_DEPTH",
+        "DEVCONTAINER_DOCKER_PATH",
+    ):
+        assert name in text
+    assert len(found) == 6
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["--upload-pack=touch /tmp/pwned", "-x", "ext::sh -c touch% /tmp/pwned", "fd::17", "ftp://host/repo.git",
+     "https://host/repo.git\n--upload-pack=x", "https://-oProxyCommand=x/repo", "ssh://-oProxyCommand=x/repo"],
+)  # fmt: skip
+def test_hostile_repository_urls_are_refused(url: str) -> None:
+    (problem,) = problems(DEVCONTAINER_REPOSITORY=url)
+    assert "DEVCONTAINER_REPOSITORY" in problem
+
+
+@pytest.mark.parametrize(
+    "branch", ["--upload-pack=touch /tmp/pwned", "-x", "a..b", "with space", "x.lock", "@{-1}", "trailing/", "a~1"]
+)
+def test_branch_names_git_would_refuse_are_refused(branch: str) -> None:
+    (problem,) = problems(DEVCONTAINER_REPOSITORY="https://h/r.git", DEVCONTAINER_BRANCH=branch)
+    assert "DEVCONTAINER_BRANCH" in problem
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "name"),
+    [
+        ("https://github.com/acme/app.git", "https", "app"),
+        ("git@github.com:acme/app.git", "scp", "app"),
+        ("ssh://git@host:2222/srv/app", "ssh", "app"),
+        ("file:///srv/git/app.git", "file", "app"),
+        ("/srv/git/app", "local", "app"),
+    ],
+)
+def test_repository_forms(url: str, kind: str, name: str) -> None:
+    repository = load(DEVCONTAINER_REPOSITORY=url).repository
+    assert (repository.kind, repository.name) == (kind, name)
+
+
+def test_a_password_in_the_url_is_taken_out_of_it_and_treated_as_a_secret() -> None:
+    settings = load(DEVCONTAINER_REPOSITORY="https://bot:s3cret-pass@git.example/acme/app.git")
+    assert settings.repository.url == "https://git.example/acme/app.git"
+    assert settings.repository.password == "s3cret-pass"
+    assert "s3cret-pass" in settings.secrets()
+
+
+def test_flags_win_over_the_environment() -> None:
+    settings = opts.load("up", {"branch": "dev"}, {"DEVCONTAINER_REPOSITORY": "/r", "DEVCONTAINER_BRANCH": "main"})
+    assert settings.branch == "dev"
+    assert settings.sources["branch"] == "flag --branch"
+
+
+def test_ssh_key_must_be_base64_of_a_private_key() -> None:
+    (problem,) = problems(DEVCONTAINER_REPOSITORY="/r", DEVCONTAINER_SSH_PRIVATE_KEY="not base64!")
+    assert "base64" in problem
+    (problem,) = problems(
+        DEVCONTAINER_REPOSITORY="/r", DEVCONTAINER_SSH_PRIVATE_KEY=base64.b64encode(b"hello").decode()
+    )
+    assert "not a private key" in problem
+
+
+def test_state_dir_inside_the_workspace_is_refused() -> None:
+    (problem,) = problems(
+        DEVCONTAINER_REPOSITORY="/r",
+        DEVCONTAINER_WORKSPACE_FOLDER="/workspaces/app",
+        DEVCONTAINER_STATE_DIR="/workspaces/app/.state",
+    )
+    assert "inside the workspace folder" in problem
+
+
+def test_secrets_have_no_flag() -> None:
+    secret = [option for option in opts.OPTIONS if option.secret]
+    assert {option.env for option in secret} >= {"GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY"}
+    assert all(option.flag is None for option in secret)
+    flags = {param.name for param in main.commands["up"].params}
+    assert "gh_token" not in flags and "ssh_private_key" not in flags
+
+
+def test_every_non_secret_option_of_up_is_a_flag() -> None:
+    flags = {param.name for param in main.commands["up"].params}
+    expected = {option.name for option in opts.options_for("up") if not option.secret}
+    assert flags == expected
+
+
+def test_readme_table_is_the_generated_one() -> None:
+    text = README.read_text()
+    start = text.index("<!-- options:start -->\n") + len("<!-- options:start -->\n")
+    end = text.index("<!-- options:end -->")
+    assert text[start:end] == opts.markdown_table(), "README's table is stale: run `make readme`"
