@@ -218,7 +218,7 @@ def test_a_private_repository_is_cloned_with_the_token_and_nothing_is_left_behin
     assert any(authorised for _, _, authorised in git_http.requests)
     assert git_http.token not in (dest / ".git" / "config").read_text()
     assert run_git("config", "--get", "remote.origin.url", cwd=dest) == url
-    leftovers = [p for p in Path("/tmp").glob("devcontainer-builder-*")]
+    leftovers = [p for p in Path("/tmp").glob("devcontainer-builder-git-*")]
     assert not leftovers, "the private temp dir with git's HOME must be removed"
 
 

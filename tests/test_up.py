@@ -102,6 +102,30 @@ def test_a_rerun_reuses_the_container_and_does_not_rerun_create_hooks(remote: Re
     assert ws.containers() == [first]
     assert ws.exec("cat", "/tmp/post-create-count") == "created"
     assert ws.state()["container_id"] == first
+    # nothing could change: the CLI is not even started
+    assert ws.event_kinds()[-2:] == ["container_reused", "container_running"]
+    assert "@devcontainers/cli" not in ws.build_log()
+
+
+def test_post_attach_commands_run_on_every_up(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(postAttachCommand="echo attached >> /tmp/attach-count")})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    assert ws.up().returncode == 0
+    assert ws.exec("cat", "/tmp/attach-count").splitlines() == ["attached", "attached"]
+    assert "container_reused" not in ws.event_kinds()
+
+
+def test_a_stopped_container_is_started_again_with_its_start_hooks(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(postStartCommand="echo started >> /tmp/start-count")})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    container = ws.container()
+    docker("stop", "-t", "1", container)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.containers() == [container]
+    assert ws.exec("cat", "/tmp/start-count").splitlines() == ["started", "started"]
 
 
 def test_two_concurrent_ups_leave_one_container(remote: Remote, make_workspace) -> None:
@@ -156,7 +180,7 @@ def test_a_private_repository_never_leaks_the_token(git_http: GitHTTPServer, san
     assert token not in docker("inspect", ws.container())
     assert token not in ws.exec("cat", "/tmp/env-at-create")
     assert token not in ws.exec("env")
-    assert not [p for p in Path("/tmp").glob("devcontainer-builder-*")]
+    assert not [p for p in Path("/tmp").glob("devcontainer-builder-git-*")]
 
 
 def test_a_password_in_the_url_is_used_but_never_shown(git_http: GitHTTPServer, sandbox: Path, make_workspace) -> None:
@@ -298,9 +322,22 @@ def test_no_config_and_no_project_type_uses_the_fallback_image(remote: Remote, m
 
 
 def test_git_inside_the_container_trusts_the_workspace(remote: Remote, make_workspace) -> None:
-    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK, "remoteUser": "root"})})
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(
+                {
+                    "image": FALLBACK,
+                    "remoteUser": "root",
+                    # lifecycle commands run before the builder configures git in the container
+                    "postCreateCommand": "git status --short > /tmp/git-at-create",
+                }
+            )
+        }
+    )
     ws = make_workspace(remote.url)
-    assert ws.up().returncode == 0
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    ws.exec("test", "-f", "/tmp/git-at-create")
     folder = f"/workspaces/{ws.folder.name}"
     assert ws.exec("stat", "-c", "%u:%g", folder) == "1000:1000"
     for user in ("root", "coder"):

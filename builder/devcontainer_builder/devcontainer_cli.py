@@ -179,6 +179,7 @@ def up_args(
     remove_existing: bool,
     no_lockfile: bool,
     update_remote_user_uid: str = "",
+    remote_env: Mapping[str, str] | None = None,
 ) -> list[str]:
     args = [cli, "up", "--log-format", "json", "--workspace-folder", workspace, "--docker-path", docker_path]
     for key, value in id_labels.items():
@@ -194,6 +195,8 @@ def up_args(
         args.append("--no-lockfile")
     if update_remote_user_uid:
         args += ["--update-remote-user-uid-default", update_remote_user_uid]
+    for key, value in (remote_env or {}).items():
+        args += ["--remote-env", f"{key}={value}"]
     return args
 
 

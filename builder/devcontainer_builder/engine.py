@@ -17,6 +17,7 @@ LABEL_WORKSPACE = "devcontainer-builder.workspace"
 LABEL_ROLE = "devcontainer-builder.role"
 LABEL_CONFIG = "devcontainer-builder.config"
 LABEL_LOCAL_FOLDER = "devcontainer.local_folder"
+LABEL_METADATA = "devcontainer.metadata"
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class Labelled:
     id: str
     role: str
     config_hash: str
+    state: str = ""  # running, exited, created, ...
+    metadata: str = ""  # the devcontainer.metadata label: lifecycle hooks of image, features and config
+
+    @property
+    def has_post_attach(self) -> bool:
+        return "postAttachCommand" in self.metadata
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,9 @@ class Engine:
         result = self._run(
             [
                 "ps", "-a", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={workspace}",
-                "--format", f'{{{{.ID}}}}\t{{{{.Label "{LABEL_ROLE}"}}}}\t{{{{.Label "{LABEL_CONFIG}"}}}}',
+                "--format",
+                f'{{{{.ID}}}}\t{{{{.Label "{LABEL_ROLE}"}}}}\t{{{{.Label "{LABEL_CONFIG}"}}}}\t{{{{.State}}}}'
+                f'\t{{{{.Label "{LABEL_METADATA}"}}}}',
             ]
         )  # fmt: skip
         if not result.ok:
@@ -51,8 +60,8 @@ class Engine:
             )
         found = []
         for line in result.stdout.splitlines():
-            parts = line.split("\t")
-            if len(parts) == 3:
+            parts = line.split("\t", 4)
+            if len(parts) == 5:
                 found.append(Labelled(*parts))
         return found
 

@@ -11,7 +11,6 @@ as it is, with a warning that says why.
 from __future__ import annotations
 
 import os
-import random
 import re
 import shlex
 import shutil
@@ -34,18 +33,21 @@ CREDENTIAL_HELPER = (
     '!f() { test "$1" = get || exit 0; '
     f'echo "username=${{{USERNAME_VAR}}}"; echo "password=${{{PASSWORD_VAR}}}"; }}; f'
 )
-_NETWORK_ERRORS = re.compile(
+# Compiled on first use: they only matter when a command failed.
+_NETWORK_ERRORS = (
     r"Could not resolve host|Temporary failure in name resolution|Connection refused|Connection timed out|"
     r"Connection reset|Failed to connect|Operation timed out|early EOF|remote end hung up unexpectedly|"
     r"RPC failed|returned error: 5\d\d|transfer closed|ssh: connect to host|Network is unreachable|"
-    r"unable to access .*: (?:Recv|Send) failure|gnutls_handshake\(\) failed",
-    re.IGNORECASE,
+    r"unable to access .*: (?:Recv|Send) failure|gnutls_handshake\(\) failed"
 )
-_AUTH_ERRORS = re.compile(
+_AUTH_ERRORS = (
     r"Authentication failed|returned error: 40[13]|could not read Username|could not read Password|"
-    r"Permission denied \(publickey|terminal prompts disabled|Invalid username or password",
-    re.IGNORECASE,
+    r"Permission denied \(publickey|terminal prompts disabled|Invalid username or password"
 )
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return re.search(pattern, text, re.IGNORECASE) is not None  # re caches the compiled pattern
 
 
 @dataclass
@@ -86,10 +88,10 @@ class Git:
         attempt = 1
         while True:
             result = self.run(args, cwd=cwd, timeout=self.timeout)
-            retry = not result.ok and not result.timed_out and _NETWORK_ERRORS.search(result.stderr)
+            retry = not result.ok and not result.timed_out and _matches(_NETWORK_ERRORS, result.stderr)
             if not retry or attempt >= self.retries:
                 return result
-            delay = min(2 ** (attempt - 1), 10) * (0.5 + random.random())  # noqa: S311 - jitter, not crypto
+            delay = min(2 ** (attempt - 1), 10) * (0.5 + (time.monotonic_ns() % 1000) / 1000)  # jitter
             self.log.warn(
                 f"{what} failed with a network error (attempt {attempt} of {self.retries}): "
                 f"{last_line(result.stderr)}; retrying in {delay:.1f} s"
@@ -132,7 +134,7 @@ def make_git(
 ) -> Git:
     """Build git's environment: no secrets from ours, a scoped credential helper, a private HOME."""
     drop_privileges = os.geteuid() == 0 and uid not in (None, 0)
-    temp_dir = tempfile.mkdtemp(prefix="devcontainer-builder-")
+    temp_dir = tempfile.mkdtemp(prefix="devcontainer-builder-git-")
     home = os.path.join(temp_dir, "home")
     os.mkdir(home, 0o700)
     env = {k: v for k, v in base_env.items() if k not in secret_names and not k.startswith("GIT_")}
@@ -201,14 +203,14 @@ def _clone_error(repository: Repository, branch: str, result: proc.Result, git: 
             f"branch '{branch}' does not exist in {repository}.{listing} Set DEVCONTAINER_BRANCH to an "
             "existing branch, or leave it empty for the remote's default branch."
         )
-    elif _AUTH_ERRORS.search(stderr):
+    elif _matches(_AUTH_ERRORS, stderr):
         hint = (
             "Set DEVCONTAINER_SSH_PRIVATE_KEY to a key the server accepts."
             if repository.kind in ("ssh", "scp")
             else "Set GH_TOKEN to a token with read access to it."
         )
         text = f"git could not authenticate to {repository}: it is private or the credentials were refused. {hint}"
-    elif _NETWORK_ERRORS.search(stderr):
+    elif _matches(_NETWORK_ERRORS, stderr):
         text = f"could not reach {repository} after {git.retries} attempts: {last_line(stderr)}"
     else:
         text = f"git clone of {repository} failed: {last_line(stderr)}"
@@ -271,9 +273,13 @@ def clone(git: Git, repository: Repository, dest: str, *, branch: str, depth: in
 
 
 def head(git: Git, path: str) -> tuple[str, str]:
-    branch = git.run(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=path)
-    commit = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=path)
-    return (branch.stdout.strip() if branch.ok else ""), (commit.stdout.strip() if commit.ok else "")
+    """(branch, commit) of HEAD; branch is "" when detached, commit "" in a repository without commits."""
+    both = git.run(["rev-parse", "HEAD", "--symbolic-full-name", "HEAD"], cwd=path)
+    lines = both.stdout.split()
+    if both.ok and len(lines) == 2:
+        return lines[1].removeprefix("refs/heads/") if lines[1].startswith("refs/heads/") else "", lines[0]
+    branch = git.run(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=path)  # an unborn branch
+    return (branch.stdout.strip() if branch.ok else ""), ""
 
 
 def dirty_paths(git: Git, path: str, ignore_untracked: Callable[[str], bool] = lambda _: False) -> list[str]:
@@ -327,8 +333,9 @@ def update(
     ignore_untracked: Callable[[str], bool] = lambda _: False,
 ) -> Checkout:
     """Bring an existing clone up to date when that is safe; otherwise leave it exactly as it is."""
-    origin = git.run(["config", "--get", "remote.origin.url"], cwd=path).stdout.strip()
+    origin_query = proc.Pending(git.run, ["config", "--get", "remote.origin.url"], cwd=path)
     current, commit = head(git, path)
+    origin = origin_query.result().stdout.strip()
     if not _same_remote(origin, repository.url):
         return Checkout(
             path,
@@ -363,7 +370,11 @@ def update(
             f"could not fetch {target} from {repository} ({reason}); carrying on with "
             f"{current or 'HEAD'} at {commit[:12]}",
         )
+    upstream_query = proc.Pending(
+        git.run, ["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{target}"], cwd=path
+    )
     dirty = dirty_paths(git, path, ignore_untracked)
+    upstream = upstream_query.result().stdout.strip()
     if dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
         action = f"switch to {target}" if target != current else "update"
@@ -391,8 +402,6 @@ def update(
         action = "switched"
         current = target
         commit = head(git, path)[1]
-    remote_commit = git.run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{target}"], cwd=path)
-    upstream = remote_commit.stdout.strip()
     if not upstream or upstream == commit:
         return Checkout(path, action, current, commit, f"{current} is at {commit[:12]}")
     if _is_ancestor(git, path, commit, upstream):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -72,6 +73,35 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def wait(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for the child to exit, at most `timeout` seconds; True when it did.
+
+    Popen.wait(timeout) polls with sleeps of up to 50 ms, which adds that much latency to every
+    command. A pidfd becomes readable the moment the child exits.
+    """
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, or the child is already reaped)
+        try:
+            proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return proc.poll() is not None
+            if poller.poll(remaining * 1000):
+                proc.wait()
+                return True
+    finally:
+        os.close(fd)
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
     for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, KILL_GRACE_SECONDS)):
@@ -133,9 +163,7 @@ def run(
                 pass
             finally:
                 proc.stdin.close()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if not wait(proc, timeout):
             timed_out = True
             kill_tree(proc)
     except BaseException:
@@ -152,3 +180,30 @@ def run(
         timed_out=timed_out,
         duration=time.monotonic() - started,
     )
+
+
+class Pending:
+    """A call running in a thread; result() waits for it and re-raises what it raised.
+
+    Used to overlap independent queries (a docker ps, a git status) that would otherwise each add a
+    process's start-up time to every `up`.
+    """
+
+    def __init__(self, function: Callable[..., object], *args: object, **kwargs: object) -> None:
+        self._value: object = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._value = function(*args, **kwargs)
+            except BaseException as err:  # handed to the caller of result()
+                self._error = err
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def result(self) -> object:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -25,14 +25,19 @@ from devcontainer_builder.engine import (
     LABEL_ROLE,
     LABEL_WORKSPACE,
     Engine,
+    Labelled,
 )
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.lock import workspace_lock
 from devcontainer_builder.log import FileSink, Log
 from devcontainer_builder.options import Settings, secret_env_names
-from devcontainer_builder.proc import last_line
+from devcontainer_builder.proc import Pending, last_line
 
 ROLE_DEVCONTAINER = "devcontainer"
+# Lifecycle commands (onCreate, postCreate, ...) run before the builder can configure git in the new
+# container; this environment makes git trust the workspace for them whoever owns it. It is "command"
+# scope config, which git honours for safe.directory. A devcontainer has a single user, so "*" is safe.
+LIFECYCLE_GIT_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
 # Configures git in the container to trust the workspace folder, whoever owns it. A fixed script:
 # the folder is passed as $1, never spliced into the text.
 SAFE_DIRECTORY_SCRIPT = (
@@ -54,6 +59,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     steps: list[dict[str, Any]] = field(default_factory=list)
     containers_before: list[str] = field(default_factory=list)
+    early_trust: Pending | None = None  # git's safe.directory, set while the CLI is still running hooks
 
 
 def child_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -150,9 +156,11 @@ def _up_locked(run: Run, cli: str, env: dict[str, str], environ: Mapping[str, st
     dirs.record_event("build_started", workspace_folder=settings.workspace_folder, repository=settings.repository.url)
     log.info(f"devcontainer-builder up: {settings.repository} -> {settings.workspace_folder}")
     try:
+        # which containers the workspace has does not depend on git: ask the engine meanwhile
+        containers = Pending(run.engine.workspace_containers, settings.workspace_folder)
         checkout = _checkout(run, environ)
         resolved = _resolve(run)
-        outcome = _bring_up(run, cli, env, resolved)
+        outcome = _bring_up(run, cli, env, resolved, containers.result())
         _after_up(run, outcome)
     except BuildFailed as err:
         _fail(run, base, err)
@@ -311,9 +319,14 @@ def _resolve(run: Run) -> configs.ResolvedConfig:
     return resolved
 
 
-def _bring_up(run: Run, cli: str, env: dict[str, str], resolved: configs.ResolvedConfig) -> devcontainer_cli.Outcome:
+def _bring_up(
+    run: Run, cli: str, env: dict[str, str], resolved: configs.ResolvedConfig, existing: list[Labelled]
+) -> devcontainer_cli.Outcome:
     settings, log, engine = run.settings, run.log, run.engine
-    existing = engine.workspace_containers(settings.workspace_folder)
+    run.containers_before = [container.id for container in existing]
+    reused = _up_to_date(run, resolved, existing)
+    if reused:
+        return reused
     for container in existing:
         if container.role == ROLE_DEVCONTAINER and container.config_hash != resolved.config_hash:
             log.info(f"config changed since container {container.id[:12]} was built: removing it to rebuild")
@@ -321,6 +334,7 @@ def _bring_up(run: Run, cli: str, env: dict[str, str], resolved: configs.Resolve
                 "config_changed", container_id=container.id, old=container.config_hash, new=resolved.config_hash
             )
             engine.remove(container.id)
+            run.containers_before.remove(container.id)
     remove_existing = bool(settings.rebuild)
     if run.previous.get("status") == "failed" and run.previous.get("failed_container_id"):
         # a failed lifecycle command leaves its container; a plain `up` would reuse it and skip the command
@@ -350,12 +364,15 @@ def _bring_up(run: Run, cli: str, env: dict[str, str], resolved: configs.Resolve
         # the CLI would remap the remote user to the builder's uid: meaningless for root (uid 0 exists),
         # and it costs an extra image build
         update_remote_user_uid="never" if os.geteuid() == 0 else "",
+        remote_env=LIFECYCLE_GIT_ENV,
     )
 
     def on_step(step: devcontainer_cli.Step) -> None:
         record = {"name": step.name, "status": step.status, "seconds": round(step.seconds, 3)}
         run.steps.append(record)
         run.dirs.record_event("step", **record)
+        if step.name == "start container" and step.status == "succeeded" and run.early_trust is None:
+            run.early_trust = Pending(_trust_started_container, run, resolved)
 
     outcome = devcontainer_cli.run_up(args, env=env, timeout=settings.build_timeout, log=log, on_step=on_step)
     if outcome.timed_out:
@@ -372,8 +389,40 @@ def _bring_up(run: Run, cli: str, env: dict[str, str], resolved: configs.Resolve
             detail=str(outcome.raw),
             container_id=outcome.container_id,
         )
-    run.containers_before = [container.id for container in existing]
     return outcome
+
+
+def _up_to_date(
+    run: Run, resolved: configs.ResolvedConfig, existing: list[Labelled]
+) -> devcontainer_cli.Outcome | None:
+    """The outcome `devcontainer up` would report, when running it could change nothing.
+
+    That is when this workspace's only container is running, was brought up by the last successful run,
+    carries the current config hash, and has no postAttachCommand (from the config, the image or a
+    feature): on such a container the CLI only inspects and probes. Skipping it saves its whole
+    start-up on every restart of the builder.
+    """
+    previous = run.previous
+    if run.settings.rebuild or len(existing) != 1 or previous.get("status") != "running":
+        return None
+    container = existing[0]
+    if (
+        container.id != previous.get("container_id")
+        or container.role != ROLE_DEVCONTAINER
+        or container.config_hash != resolved.config_hash
+        or container.state != "running"
+        or container.has_post_attach
+        or not previous.get("remote_user")
+    ):
+        return None
+    run.log.info(f"container {container.id[:12]} is running with this config already: nothing to rebuild or run")
+    run.dirs.record_event("container_reused", container_id=container.id)
+    return devcontainer_cli.Outcome(
+        "success",
+        container_id=container.id,
+        remote_user=previous["remote_user"],
+        remote_workspace_folder=previous.get("remote_workspace_folder", ""),
+    )
 
 
 def _failed_step(run: Run) -> str:
@@ -391,17 +440,46 @@ def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, st
 
 
 def _after_up(run: Run, outcome: devcontainer_cli.Outcome) -> None:
-    if run.containers_before != [outcome.container_id]:
-        for container in run.engine.workspace_containers(run.settings.workspace_folder):
-            if container.id != outcome.container_id:
-                run.log.info(f"removing container {container.id[:12]}: it is no longer this workspace's container")
-                run.engine.remove(container.id)
-                run.dirs.record_event("container_removed", container_id=container.id)
+    # Under the workspace lock nothing else creates this workspace's containers, so the list taken
+    # before the build tells which ones are now stale (a fallback, a leftover duplicate).
+    for container in run.containers_before:
+        if container != outcome.container_id:
+            run.log.info(f"removing container {container[:12]}: it is no longer this workspace's container")
+            run.engine.remove(container)
+            run.dirs.record_event("container_removed", container_id=container)
     if outcome.container_id != run.previous.get("container_id") or run.previous.get("status") != "running":
         folder = outcome.remote_workspace_folder or run.settings.workspace_folder
-        result = run.engine.exec(outcome.container_id, ["sh", "-c", SAFE_DIRECTORY_SCRIPT, "sh", folder])
-        if not result.ok:
-            run.log.warn(
-                f"could not mark {folder} as a safe git directory in the container ({last_line(result.stderr)}); "
-                "git may report 'dubious ownership' there"
-            )
+        done = run.early_trust.result() if run.early_trust else None
+        if done != (outcome.container_id, folder):
+            _trust(run, outcome.container_id, folder)
+
+
+def _trust(run: Run, container: str, folder: str) -> bool:
+    """Make git in the container trust the workspace folder for every user (its system gitconfig)."""
+    result = run.engine.exec(container, ["sh", "-c", SAFE_DIRECTORY_SCRIPT, "sh", folder])
+    if not result.ok:
+        run.log.warn(
+            f"could not mark {folder} as a safe git directory in the container ({last_line(result.stderr)}); "
+            "git may report 'dubious ownership' there"
+        )
+    return result.ok
+
+
+def _trust_started_container(run: Run, resolved: configs.ResolvedConfig) -> tuple[str, str] | None:
+    """Configure git in the container the CLI has just started, while it goes on with probes and hooks.
+
+    The folder is where the CLI mounts the workspace unless the config says otherwise; when the
+    outcome names another folder, or this finds no container, _after_up does it again.
+    """
+    folder = resolved.data.get("workspaceFolder")
+    if not isinstance(folder, str) or "${" in folder:
+        folder = f"/workspaces/{os.path.basename(run.settings.workspace_folder)}"
+    try:
+        containers = run.engine.workspace_containers(run.settings.workspace_folder)
+    except BuildFailed:
+        return None
+    for container in containers:
+        ours = container.config_hash == resolved.config_hash and container.role == ROLE_DEVCONTAINER
+        if ours and container.state == "running" and _trust(run, container.id, folder):
+            return container.id, folder
+    return None

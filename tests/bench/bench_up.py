@@ -1,0 +1,111 @@
+"""`make bench`: the builder's `up` against a raw `devcontainer up` of the same repository, side by side.
+
+Each row is a median of interleaved runs in one process, so machine noise hits both sides alike:
+  existing container:  a rerun on a running, up-to-date container (the builder sees nothing could
+                       change and does not start the CLI) vs `devcontainer up`
+  existing + attach:   the same with a postAttachCommand, so the builder must run the CLI: this row is
+                       the builder's own overhead (python, git fetch and status, checks, state)
+  fresh container:     the container removed before each run
+Goal: ratios at most 1.15.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from support.builder import BUILDER, CLI_BIN, base_env, docker, remove_containers_under  # noqa: E402
+from support.repos import Remote, git  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "7"))
+GOAL = 1.15
+CONFIG = {
+    "image": "debian:trixie-slim",
+    "postCreateCommand": "echo created > /tmp/created",
+    "postStartCommand": "echo started",
+}
+ATTACH_CONFIG = dict(CONFIG, postAttachCommand="echo attached")
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def containers_of(label: str) -> list[str]:
+    return docker("ps", "-aq", "--filter", f"label={label}").split()
+
+
+def measure(root: Path, name: str, config: dict, *, fresh: bool) -> tuple[list[float], list[float]]:
+    """Interleaved timings of the builder and of the raw CLI on twin clones of one repository."""
+    remote = Remote(root, name)
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config), "README.md": "bench\n"})
+    ours_folder = root / "workspaces" / f"ours-{name}"
+    raw_folder = root / "workspaces" / f"raw-{name}"
+    git("clone", "-q", remote.url, str(raw_folder))
+    env = base_env()
+    env.update(
+        DEVCONTAINER_REPOSITORY=remote.url,
+        DEVCONTAINER_WORKSPACE_FOLDER=str(ours_folder),
+        DEVCONTAINER_STATE_DIR=str(root / "state" / name),
+    )
+    ours = [BUILDER, "up"]
+    raw = [f"{CLI_BIN}/devcontainer", "up", "--log-format", "json", "--workspace-folder", str(raw_folder)]
+    timed(ours, env)  # warm up both sides: clone, image checks, caches
+    timed(raw, env)
+    mine, theirs = [], []
+    for _ in range(RUNS):
+        if fresh:
+            docker("rm", "-f", *containers_of(f"devcontainer-builder.workspace={ours_folder}"))
+        mine.append(timed(ours, env))
+        if fresh:
+            docker("rm", "-f", *containers_of(f"devcontainer.local_folder={raw_folder}"))
+        theirs.append(timed(raw, env))
+    return mine, theirs
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="dcb-bench-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        rows = [
+            ("existing container", measure(root, "existing", CONFIG, fresh=False)),
+            ("existing + attach", measure(root, "attach", ATTACH_CONFIG, fresh=False)),
+            ("fresh container", measure(root, "fresh", CONFIG, fresh=True)),
+        ]
+        print(f"devcontainer-builder up vs raw devcontainer up (median of {RUNS} interleaved runs each)")
+        print(f"{'case':<22}{'builder':>10}{'raw CLI':>10}{'ratio':>8}  goal")
+        ok = True
+        for name, (mine, theirs) in rows:
+            ratio = statistics.median(mine) / statistics.median(theirs)
+            ok &= ratio <= GOAL
+            verdict = "met" if ratio <= GOAL else "MISSED"
+            print(
+                f"{name:<22}{statistics.median(mine):>9.3f}s{statistics.median(theirs):>9.3f}s{ratio:>8.3f}"
+                f"  <= {GOAL} {verdict}"
+            )
+        sys.exit(0 if ok else 1)
+    finally:
+        remove_containers_under(str(root))
+        for name in ("existing", "attach", "fresh"):
+            raw_folder = root / "workspaces" / f"raw-{name}"
+            docker("rm", "-f", *containers_of(f"devcontainer.local_folder={raw_folder}"), check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
