@@ -19,17 +19,7 @@ from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.repos import git as run_git
 from support.services import SSHServer
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.lines = []
-
-    def write(self, line) -> None:
-        self.lines.append(line)
-
-    def close(self) -> None:
-        pass
+from support.sinks import Collect
 
 
 def make(repository: str, sandbox: Path, *, token: str = "", ssh_key: str = "", retries: int = 3, timeout: float = 60):

@@ -30,24 +30,21 @@ def _text(value: str) -> str:
     return value
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"must be greater than 0, got {number}")
-    return number
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+        if number < minimum:
+            raise ValueError(f"must be {minimum} or more, got {number}")
+        return number
+
+    return parse
 
 
-def _non_negative_int(value: str) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        raise ValueError(f"must be a whole number, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"must be 0 or more, got {number}")
-    return number
+_positive_int = _whole_number(1)
+_non_negative_int = _whole_number(0)
 
 
 def _absolute_path(value: str) -> str:

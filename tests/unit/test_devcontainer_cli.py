@@ -6,20 +6,12 @@ import json
 
 from devcontainer_builder import devcontainer_cli as dc
 from devcontainer_builder.log import Log
+from support.sinks import Collect
 
 
-class Collect:
-    def __init__(self) -> None:
-        self.lines = []
-
-    def write(self, line) -> None:
-        self.lines.append((line.level, line.text))
-
-    def close(self) -> None:
-        pass
-
-
-def parse(*events: dict | str) -> tuple[list[tuple[str, str]], list[dc.Step], dc.ProgressParser]:
+def parse(
+    *events: dict | str, finish: bool | None = None
+) -> tuple[list[tuple[str, str]], list[dc.Step], dc.ProgressParser]:
     log = Log()
     sink = Collect()
     log.add_sink(sink)
@@ -27,7 +19,9 @@ def parse(*events: dict | str) -> tuple[list[tuple[str, str]], list[dc.Step], dc
     parser = dc.ProgressParser(log, steps.append)
     for event in events:
         parser.feed(event if isinstance(event, str) else json.dumps(event))
-    return sink.lines, steps, parser
+    if finish is not None:
+        parser.finish(failed=not finish)
+    return sink.pairs(), steps, parser
 
 
 BUILD = "Run: docker build -f /tmp/x/Dockerfile-with-features -t vsc-app-1 /ws/.devcontainer"
@@ -83,12 +77,12 @@ def test_lifecycle_progress_events_become_steps() -> None:
 
 
 def test_raw_chunks_are_joined_into_whole_lines() -> None:
-    lines, _, parser = parse(
+    lines, _, _ = parse(
         {"type": "raw", "level": 3, "timestamp": 1, "text": "Step 1/2 : FROM scratch"},
         {"type": "raw", "level": 3, "timestamp": 2, "text": "\n ---> \nStep 2/2 : COPY . /x\n"},
         {"type": "raw", "level": 3, "timestamp": 3, "text": "partial"},
+        finish=True,
     )
-    parser.finish(failed=False)
     assert [text for _, text in lines] == ["Step 1/2 : FROM scratch", " --->", "Step 2/2 : COPY . /x", "partial"]
 
 
@@ -98,8 +92,7 @@ def test_plain_text_such_as_stack_traces_is_kept_at_debug() -> None:
 
 
 def test_steps_left_open_by_a_failure_are_reported_failed() -> None:
-    _, steps, parser = parse({"type": "start", "level": 3, "timestamp": 1, "text": BUILD})
-    parser.finish(failed=True)
+    _, steps, _ = parse({"type": "start", "level": 3, "timestamp": 1, "text": BUILD}, finish=False)
     assert [(s.name, s.status) for s in steps] == [("build image", "failed")]
 
 

@@ -5,17 +5,7 @@ from __future__ import annotations
 import io
 
 from devcontainer_builder.log import REDACTED, Log, Redactor, TerminalSink, clean
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.lines = []
-
-    def write(self, line) -> None:
-        self.lines.append(line)
-
-    def close(self) -> None:
-        pass
+from support.sinks import Collect
 
 
 def test_ansi_escapes_progress_frames_and_controls_are_cleaned() -> None:
