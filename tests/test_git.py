@@ -43,7 +43,9 @@ def make(repository: str, sandbox: Path, *, token: str = "", ssh_key: str = "", 
     return runner, collect
 
 
-def prepare(remote_url: str, dest: Path, sandbox: Path, branch: str = "", branch_changed: bool = True, **kw):
+def prepare(
+    remote_url: str, dest: Path, sandbox: Path, *, branch: str = "", branch_changed: bool = True, depth: int = 0, **kw
+):
     runner, collect = make(remote_url, sandbox, **kw)
     try:
         checkout = git.prepare(
@@ -52,7 +54,7 @@ def prepare(remote_url: str, dest: Path, sandbox: Path, branch: str = "", branch
             str(dest),
             branch=branch,
             branch_changed=branch_changed,
-            depth=0,
+            depth=depth,
             ignore_untracked=config.is_generated,
         )
     finally:
@@ -88,6 +90,17 @@ def test_a_clone_into_an_existing_empty_folder_works_and_nothing_partial_is_left
     checkout, _ = prepare(seeded.url, dest, sandbox)
     assert checkout.action == "cloned"
     assert not list((sandbox / "ws").glob(".*partial*"))
+
+
+def test_a_shallow_clone_stays_shallow_and_still_updates(seeded: Remote, sandbox: Path) -> None:
+    for index in range(3):
+        seeded.commit({"README.md": f"v{index}\n"})
+    dest = sandbox / "ws" / "project"
+    prepare(seeded.url, dest, sandbox, depth=1)
+    assert run_git("rev-list", "--count", "HEAD", cwd=dest) == "1"
+    new = seeded.commit({"README.md": "latest\n"})
+    checkout, _ = prepare(seeded.url, dest, sandbox, branch_changed=False, depth=1)
+    assert (checkout.action, checkout.commit) == ("fast-forwarded", new)
 
 
 def test_an_unknown_branch_names_the_branches_that_exist(seeded: Remote, sandbox: Path) -> None:

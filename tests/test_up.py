@@ -209,6 +209,14 @@ def test_an_ssh_repository_with_a_base64_key(sshd: SSHServer, remote: Remote, ma
     assert "ssh_known_hosts" in os.listdir(ws.state_dir)
 
 
+def test_an_ssh_repository_with_a_key_file(sshd: SSHServer, remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(), "README.md": "via ssh\n"})
+    ws = make_workspace(sshd.url(remote.path), name="sshpath", DEVCONTAINER_SSH_PRIVATE_KEY_PATH=str(sshd.client_key))
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert (ws.folder / "README.md").read_text() == "via ssh\n"
+
+
 def test_an_upstream_change_does_not_touch_a_dirty_tree(remote: Remote, make_workspace) -> None:
     first = remote.commit(hooks_config())
     ws = make_workspace(remote.url)
@@ -511,3 +519,63 @@ def test_status_reports_the_workspace(remote: Remote, make_workspace) -> None:
     report = json.loads(machine.stdout)
     assert report["state"]["status"] == "running"
     assert report["events"][-1]["kind"] == "container_running"
+
+
+@pytest.fixture
+def tiny_disk(sandbox: Path):
+    """A 2 MiB tmpfs: a disk that fills up."""
+    mountpoint = sandbox / "tiny"
+    mountpoint.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mountpoint)], check=True, timeout=30
+    )
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=30)
+
+
+def test_a_full_state_disk_is_reported_before_anything_is_touched(
+    remote: Remote, make_workspace, tiny_disk: Path
+) -> None:
+    remote.commit(hooks_config())
+    filler = tiny_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, timeout=30, check=False)
+    ws = make_workspace(remote.url, DEVCONTAINER_STATE_DIR=str(tiny_disk / "state"))
+    run = ws.up(DEVCONTAINER_STATE_DIR=str(tiny_disk / "state"))
+    assert run.returncode == 2, run.output
+    assert "No space left on device" in run.stderr and "DEVCONTAINER_STATE_DIR" in run.stderr
+    assert "Traceback" not in run.output
+    assert not ws.folder.exists()
+
+
+def test_a_workspace_disk_that_fills_during_the_clone(remote: Remote, make_workspace, tiny_disk: Path) -> None:
+    remote.commit({".devcontainer/devcontainer.json": config(), "big.bin": os.urandom(3 * 1024 * 1024).hex()})
+    ws = make_workspace(remote.url, DEVCONTAINER_WORKSPACE_FOLDER=str(tiny_disk / "project"))
+    run = ws.up(DEVCONTAINER_WORKSPACE_FOLDER=str(tiny_disk / "project"))
+    assert run.returncode == 1, run.output
+    assert "No space left on device" in run.stderr or "git clone" in run.stderr
+    assert "Traceback" not in run.output
+    assert ws.state()["status"] == "failed" and ws.state()["error"]["step"] == "clone"
+    assert os.listdir(tiny_disk) == [], "a failed clone leaves nothing half-done behind"
+
+
+def test_a_killed_builder_takes_its_build_with_it_and_the_next_up_recovers(remote: Remote, make_workspace) -> None:
+    _sleeping_build(remote)
+    ws = make_workspace(remote.url)
+    proc = ws.start()
+    log = ws.state_dir / "build.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "build-started" in log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, "the build never reached its RUN step"
+        time.sleep(0.2)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while _workspace_processes(ws.folder) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _workspace_processes(ws.folder) == [], "the devcontainer CLI must die with the builder"
+    status = ws.run(command="status")
+    assert "stale" in status.stdout
+    remote.commit(hooks_config())
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert len(ws.containers()) == 1

@@ -352,9 +352,12 @@ def update(
     if not target:
         return Checkout(path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating")
 
-    refspec = f"+refs/heads/{target}:refs/remotes/origin/{target}"
+    upstream_ref = f"refs/remotes/origin/{target}"
+    refspec = f"+refs/heads/{target}:{upstream_ref}"
     fetch = ["fetch", "--no-tags", "--no-recurse-submodules"]
-    if depth:
+    if depth and not git.run(["rev-parse", "--verify", "--quiet", upstream_ref], cwd=path).ok:
+        # a branch new to this clone comes shallow; a known one is fetched without --depth, which
+        # brings exactly the commits since the last fetch and keeps HEAD connected to them
         fetch += ["--depth", str(depth)]
     result = git.remote([*fetch, "origin", refspec], cwd=path, what="git fetch")
     if not result.ok:

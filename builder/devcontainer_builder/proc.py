@@ -7,8 +7,10 @@ devcontainer CLI starts docker clients of its own) instead of only the direct ch
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -117,6 +119,18 @@ def kill_tree(proc: subprocess.Popen) -> None:
             continue
 
 
+@functools.cache
+def _death_signal_wrapper() -> list[str]:
+    """setpriv (util-linux) makes the child get SIGKILL when the builder dies, even by SIGKILL.
+
+    Children run in their own session so a timeout can kill their whole tree; without this, a
+    builder killed outright would leave its devcontainer CLI running on, free to create a container
+    after the next builder has made sure there is only one.
+    """
+    path = shutil.which("setpriv")
+    return [path, "--pdeathsig", "KILL", "--"] if path else []
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -133,11 +147,12 @@ def run(
 ) -> Result:
     argv = [str(a) for a in argv]
     started = time.monotonic()
+    launch = _death_signal_wrapper() + argv
     extra: dict = {}
     if user is not None and os.geteuid() == 0 and user != 0:
         extra = {"user": user, "group": group, "extra_groups": []}
     proc = subprocess.Popen(
-        argv,
+        launch,
         stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

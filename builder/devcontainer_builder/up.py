@@ -441,8 +441,12 @@ def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, st
 
 def _after_up(run: Run, outcome: devcontainer_cli.Outcome) -> None:
     # Under the workspace lock nothing else creates this workspace's containers, so the list taken
-    # before the build tells which ones are now stale (a fallback, a leftover duplicate).
-    for container in run.containers_before:
+    # before the build tells which ones are now stale (a fallback, a leftover duplicate) - unless the
+    # last builder was killed mid-run, when what it started may have appeared since: ask again.
+    stale = run.containers_before
+    if run.previous.get("status") == "building":
+        stale = [container.id for container in run.engine.workspace_containers(run.settings.workspace_folder)]
+    for container in stale:
         if container != outcome.container_id:
             run.log.info(f"removing container {container[:12]}: it is no longer this workspace's container")
             run.engine.remove(container)
