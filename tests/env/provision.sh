@@ -138,7 +138,7 @@ python_env() {
   local extra=""
   [ "$profile" = test ] && extra="[test]"
   PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip} "$venv/bin/pip" install -q --disable-pip-version-check \
-    -e "$root/builder$extra" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+    --config-settings editable_mode=compat -e "$root/builder$extra" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
   "$venv/bin/devcontainer-builder" --version >/dev/null
   rm -f "$venv"/.installed-*
   touch "$stamp"
