@@ -34,7 +34,9 @@ format:
 	$(RUFF) format builder tests
 
 bench: env-test
-	$(VENV)/bin/python tests/bench/bench_up.py
+	$(VENV)/bin/python tests/bench/bench_up.py; up=$$?; \
+	$(VENV)/bin/python tests/bench/bench_logs.py; logs=$$?; \
+	exit $$(( up || logs ))
 
 readme:
 	$(VENV)/bin/python -m devcontainer_builder.options README.md

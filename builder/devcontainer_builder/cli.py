@@ -16,6 +16,7 @@ from devcontainer_builder import __version__
 from devcontainer_builder import options as opts
 from devcontainer_builder import status as status_report
 from devcontainer_builder import up as up_command
+from devcontainer_builder.coder_log import CoderLogSink
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, Terminated
 from devcontainer_builder.log import Log, Redactor, TerminalSink
 from devcontainer_builder.state import StateDir
@@ -95,6 +96,7 @@ def up(**flags: Any) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     log = Log(Redactor(settings.secrets()))
     log.add_sink(TerminalSink(settings.log_level))
+    coder = coder_sink(settings, log)
     try:
         code = up_command.up(settings, os.environ, log)
     except BuilderError as err:
@@ -109,8 +111,31 @@ def up(**flags: Any) -> None:
         log.debug(traceback.format_exc())
         fail(f"unexpected error ({type(err).__name__}: {log.redact(str(err))}); this is a bug.", EXIT_NOT_RUNNING)
     finally:
+        if coder is not None:
+            log.remove_sink(coder)  # flushes the tail to Coder within its grace period
         log.close()
     sys.exit(code)
+
+
+def coder_sink(settings: opts.Settings, log: Log) -> CoderLogSink | None:
+    """Stream to Coder when the template gave us its agent's URL and token; standalone otherwise."""
+    if not settings.coder_agent_url:
+        return None
+    sink: CoderLogSink | None = None
+
+    def notify(level: str, text: str) -> None:
+        log.emit(level, text, exclude=sink)
+
+    sink = CoderLogSink(
+        settings.coder_agent_url,
+        settings.coder_agent_token,
+        workspace=settings.workspace_folder,
+        full_log=os.path.join(settings.state_dir, "build.log"),
+        notify=notify,
+        level=settings.coder_log_level,
+    )
+    log.add_sink(sink)
+    return sink
 
 
 @main.command()

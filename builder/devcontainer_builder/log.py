@@ -14,8 +14,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import NamedTuple, Protocol, TextIO
 
 LEVELS = ("trace", "debug", "info", "warn", "error")
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
@@ -23,10 +22,11 @@ REDACTED = "********"
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SPECIAL = re.compile(r"[\x00-\x1f\x7f]")  # anything clean() would change, newlines included
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):
+    # a NamedTuple rather than a frozen dataclass: one is made for every line of every build
     time: float
     level: str
     text: str
@@ -41,6 +41,9 @@ class Sink(Protocol):
 
 def clean(text: str) -> list[str]:
     """Strip ANSI escapes, keep the last frame of \\r progress updates, replace NUL and controls."""
+    if not _SPECIAL.search(text):  # most build output: one plain line
+        text = text.rstrip()
+        return [text] if text else []
     pieces = []
     for raw in _ANSI.sub("", text).split("\n"):
         piece = raw.rstrip("\r")
@@ -137,13 +140,17 @@ class Log:
             self.sinks.remove(sink)
             sink.close()
 
-    def emit(self, level: str, text: str, source: str = "builder") -> None:
+    def emit(self, level: str, text: str, source: str = "builder", exclude: Sink | None = None) -> None:
         now = time.time()
+        redacted = self.redact(text)
+        pieces = clean(redacted)
         with self._lock:
-            for piece in clean(self.redact(text)):
-                line = Line(now, level, self.redact(piece), source)
+            for piece in pieces:
+                # cleaning can join a secret that escape codes had split: redact what changed again
+                line = Line(now, level, piece if piece == redacted else self.redact(piece), source)
                 for sink in self.sinks:
-                    sink.write(line)
+                    if sink is not exclude:
+                        sink.write(line)
 
     def trace(self, text: str, source: str = "builder") -> None:
         self.emit("trace", text, source)

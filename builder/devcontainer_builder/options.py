@@ -128,6 +128,23 @@ def _level(value: str) -> str:
     return lowered
 
 
+def _http_url(value: str) -> str:
+    value = _text(value.strip()).rstrip("/")
+    scheme, _, rest = value.partition("://")
+    if scheme not in ("http", "https") or not rest or rest.startswith(("/", "-")):
+        raise ValueError(f"must be an http(s) URL such as https://coder.example.com, got {value!r}")
+    return value
+
+
+def _uuid(value: str) -> str:
+    import uuid  # noqa: PLC0415 - only when Coder is configured
+
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise ValueError("is not a UUID; Coder's agent tokens are UUIDs (the template's coder_agent token)") from None
+
+
 def _image(value: str) -> str:
     value = _text(value.strip())
     if not value or value.startswith("-") or any(c.isspace() for c in value):
@@ -375,6 +392,30 @@ OPTIONS: tuple[Option, ...] = (
         metavar="BOOL",
     ),
     Option(
+        "coder_agent_url",
+        "CODER_AGENT_URL",
+        "Coder's access URL, as the template's coder_agent gets it. With CODER_AGENT_TOKEN the build log "
+        "streams to the workspace's build log in Coder.",
+        parse=_http_url,
+        metavar="URL",
+    ),
+    Option(
+        "coder_agent_token",
+        "CODER_AGENT_TOKEN",
+        "The workspace agent's token (a UUID). Used for the log API only; never printed, stored or put in "
+        "the container's configuration.",
+        parse=_uuid,
+        secret=True,
+    ),
+    Option(
+        "coder_log_level",
+        "DEVCONTAINER_CODER_LOG_LEVEL",
+        "Lowest level streamed to Coder (Coder keeps 1 MiB of log per agent; debug lines would use it up).",
+        default="info",
+        parse=_level,
+        metavar="LEVEL",
+    ),
+    Option(
         "log_level",
         "DEVCONTAINER_LOG_LEVEL",
         "Lowest level printed on the terminal (trace, debug, info, warn, error). build.log keeps everything.",
@@ -457,6 +498,11 @@ def _check_up(values: dict[str, Any]) -> list[str]:
     if values.get("ssh_private_key") and values.get("ssh_private_key_path"):
         problems.append(
             "both DEVCONTAINER_SSH_PRIVATE_KEY and DEVCONTAINER_SSH_PRIVATE_KEY_PATH are set; keep only one."
+        )
+    if bool(values.get("coder_agent_url")) != bool(values.get("coder_agent_token")):
+        problems.append(
+            "CODER_AGENT_URL and CODER_AGENT_TOKEN go together: set both (as the Coder template does) or neither "
+            "(standalone)."
         )
     repository = values.get("repository")
     if repository is not None and not values.get("workspace_folder"):

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from support.builder import BUILDER, CLI_BIN, base_env, docker, remove_containers_under  # noqa: E402
+from support.builder import BUILDER, CLI_BIN, base_env, remove_containers_under, remove_labelled  # noqa: E402
 from support.repos import Remote, git  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
@@ -44,10 +44,6 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     if result.returncode != 0:
         raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
     return elapsed
-
-
-def containers_of(label: str) -> list[str]:
-    return docker("ps", "-aq", "--filter", f"label={label}").split()
 
 
 def measure(root: Path, name: str, config: dict, *, fresh: bool) -> tuple[list[float], list[float]]:
@@ -70,10 +66,10 @@ def measure(root: Path, name: str, config: dict, *, fresh: bool) -> tuple[list[f
     mine, theirs = [], []
     for _ in range(RUNS):
         if fresh:
-            docker("rm", "-f", *containers_of(f"devcontainer-builder.workspace={ours_folder}"))
+            remove_labelled(f"devcontainer-builder.workspace={ours_folder}")
         mine.append(timed(ours, env))
         if fresh:
-            docker("rm", "-f", *containers_of(f"devcontainer.local_folder={raw_folder}"))
+            remove_labelled(f"devcontainer.local_folder={raw_folder}")
         theirs.append(timed(raw, env))
     return mine, theirs
 
@@ -103,7 +99,7 @@ def main() -> None:
         remove_containers_under(str(root))
         for name in ("existing", "attach", "fresh"):
             raw_folder = root / "workspaces" / f"raw-{name}"
-            docker("rm", "-f", *containers_of(f"devcontainer.local_folder={raw_folder}"), check=False)
+            remove_labelled(f"devcontainer.local_folder={raw_folder}")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -161,6 +161,13 @@ class Workspace:
         return docker("exec", *flags, self.container(), *cmd, check=check)
 
 
+def remove_labelled(label: str) -> None:
+    """docker rm -f every container carrying label (key=value)."""
+    doomed = docker("ps", "-aq", "--filter", f"label={label}", check=False).split()
+    if doomed:
+        docker("rm", "-f", *doomed, check=False)
+
+
 def remove_containers_under(prefix: str) -> None:
     """Remove every builder-labelled container whose workspace lies under prefix (a test's sandbox)."""
     out = docker("ps", "-a", "--no-trunc", "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL_WORKSPACE}"}}}}', check=False)

@@ -1,0 +1,267 @@
+"""A strict stand-in for Coder's workspace-agent log API (shared/reference/coder-agent-api.md).
+
+It rejects what Coder rejects - a token that is not a UUID or not an agent's, an empty batch, a bad
+level, malformed JSON, a NUL byte, a batch that would take the agent past 1,048,576 bytes of output -
+and keeps what Coder keeps (each output cut to 1024 characters), recording every request and line for
+assertions. Fault modes make it slow, failing, dropping connections, refusing them, or a black hole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOG_CAP = 1_048_576
+COLUMN = 1024
+LEVELS = {"trace", "debug", "info", "warn", "error"}
+
+
+@dataclass
+class Received:
+    time: float
+    source_id: str
+    level: str
+    output: str  # as stored: at most 1024 characters
+    created_at: str
+
+
+@dataclass
+class Agent:
+    id: str
+    logs_bytes: int = 0
+    overflowed: bool = False
+    sources: dict[str, dict] = field(default_factory=dict)
+    logs: list[Received] = field(default_factory=list)
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class CoderDouble:
+    def __init__(self, log_cap: int = LOG_CAP) -> None:
+        self.log_cap = log_cap
+        self.token = str(uuid.uuid4())
+        self.agents = {self.token: Agent(str(uuid.uuid4()))}
+        self.requests: list[dict] = []  # method, path, status, body (text), time
+        self.lock = threading.Lock()
+        # fault modes
+        self.delay = 0.0  # seconds before answering
+        self.fail_next = 0  # answer this many requests with 500
+        self.drop_next = 0  # close this many connections without an answer
+        self.black_hole = False  # when True: accept, read, never answer (until stop())
+        self._released = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> CoderDouble:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- what it saw ------------------------------------------------------------------------------
+    @property
+    def agent(self) -> Agent:
+        return self.agents[self.token]
+
+    def outputs(self) -> list[str]:
+        with self.lock:
+            return [entry.output for entry in self.agent.logs]
+
+    def lines(self) -> list[Received]:
+        with self.lock:
+            return list(self.agent.logs)
+
+    def bodies(self) -> str:
+        with self.lock:
+            return "\n".join(request["body"] for request in self.requests)
+
+    def statuses(self, path_part: str = "") -> list[int]:
+        with self.lock:
+            return [r["status"] for r in self.requests if path_part in r["path"]]
+
+    # -- the API ----------------------------------------------------------------------------------
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in separate writes here; without TCP_NODELAY the client's
+                # delayed ACK would add 40 ms to every answer, which Coder's own server does not
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def _reply(self, status: int, payload: dict | None = None) -> None:
+                body = json.dumps(payload or {}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                text = raw.decode("utf-8", "replace")
+                status = self._answer(raw)
+                with double.lock:
+                    double.requests.append(
+                        {"method": self.command, "path": self.path, "status": status, "body": text, "time": time.time()}
+                    )
+
+            def _answer(self, raw: bytes) -> int:
+                if double.black_hole:
+                    double._released.wait(timeout=600)
+                    self.close_connection = True
+                    return 0
+                with double.lock:
+                    dropping = double.drop_next > 0
+                    if dropping:
+                        double.drop_next -= 1
+                    failing = not dropping and double.fail_next > 0
+                    if failing:
+                        double.fail_next -= 1
+                if double.delay:
+                    time.sleep(double.delay)
+                if dropping:
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return -1
+                if failing:
+                    self._reply(500, {"message": "Internal error (injected)."})
+                    return 500
+                token = self.headers.get("Coder-Session-Token", "")
+                if not _is_uuid(token):
+                    self._reply(401, {"message": "Workspace agent token invalid."})
+                    return 401
+                agent = double.agents.get(token)
+                if agent is None:
+                    self._reply(401, {"message": "Workspace agent not authorized."})
+                    return 401
+                if self.command == "POST" and self.path == "/api/v2/workspaceagents/me/log-source":
+                    return self._log_source(agent, raw)
+                if self.command == "PATCH" and self.path == "/api/v2/workspaceagents/me/logs":
+                    return self._logs(agent, raw)
+                self._reply(404, {"message": "Route not found."})
+                return 404
+
+            def _json(self, raw: bytes) -> dict | None:
+                try:
+                    data = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return None
+                return data if isinstance(data, dict) else None
+
+            def _log_source(self, agent: Agent, raw: bytes) -> int:
+                data = self._json(raw)
+                if data is None or not _is_uuid(data.get("id")):
+                    self._reply(400, {"message": "Invalid log source."})
+                    return 400
+                name = data.get("display_name")
+                if not isinstance(name, str) or not name or len(name) > 127:
+                    self._reply(400, {"message": "Invalid display name."})
+                    return 400
+                with double.lock:
+                    agent.sources[data["id"]] = {"display_name": name, "icon": data.get("icon", "")}
+                self._reply(
+                    201,
+                    {
+                        "workspace_agent_id": agent.id,
+                        "id": data["id"],
+                        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "display_name": name,
+                        "icon": data.get("icon", ""),
+                    },
+                )
+                return 201
+
+            def _logs(self, agent: Agent, raw: bytes) -> int:
+                data = self._json(raw)
+                if data is None or not _is_uuid(data.get("log_source_id")) or not isinstance(data.get("logs"), list):
+                    self._reply(400, {"message": "Request body must be valid JSON."})
+                    return 400
+                logs = data["logs"]
+                if not logs:
+                    self._reply(400, {"message": "No logs provided."})
+                    return 400
+                size = 0
+                for entry in logs:
+                    level = entry.get("level", "") if isinstance(entry, dict) else None
+                    if level not in LEVELS and level != "":
+                        self._reply(400, {"message": "Invalid log level provided."})
+                        return 400
+                    output = entry.get("output", "")
+                    if not isinstance(output, str):
+                        self._reply(400, {"message": "Request body must be valid JSON."})
+                        return 400
+                    if "\x00" in output:  # PostgreSQL refuses NUL in text
+                        self._reply(500, {"message": "Failed to upload logs"})
+                        return 500
+                    size += len(output.encode("utf-8"))
+                now = time.time()
+                with double.lock:
+                    if agent.logs_bytes + size > double.log_cap:
+                        agent.overflowed = True
+                        over = True
+                    else:
+                        over = False
+                        agent.logs_bytes += size
+                        for entry in logs:
+                            agent.logs.append(
+                                Received(
+                                    now,
+                                    data["log_source_id"],
+                                    entry.get("level") or "info",
+                                    entry["output"][:COLUMN],
+                                    entry.get("created_at", ""),
+                                )
+                            )
+                if over:
+                    self._reply(413, {"message": "Logs limit exceeded"})
+                    return 413
+                self._reply(200, {})
+                return 200
+
+            do_POST = _handle
+            do_PATCH = _handle
+            do_GET = _handle
+
+        return Handler
+
+
+def refused_url() -> str:
+    """An address where nothing listens: every connection is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def make_double(log_cap: int = LOG_CAP) -> CoderDouble:
+    return CoderDouble(log_cap).start()
