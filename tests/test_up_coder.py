@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def test_a_real_build_streams_every_step_in_order_at_the_right_levels(remote: Re
             ".devcontainer/devcontainer.json": json.dumps(
                 {"build": {"dockerfile": "Dockerfile"}, "postCreateCommand": "echo 'post-create says: error: none'"}
             ),
-            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo 'compiled: 0 errors, 2 warnings' && echo 'Error-looking text on stderr' >&2\n",
+            # a unique comment keeps the RUN step out of the layer cache of earlier test runs
+            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo 'compiled: 0 errors, 2 warnings' && echo 'Error-looking text on stderr' >&2 # {uuid.uuid4()}\n",
         }
     )
     ws = make_workspace(remote.url, **coder_env(coder))
@@ -71,7 +73,7 @@ def test_a_failed_build_reports_its_error_to_coder(remote: Remote, make_workspac
     remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": IMAGE, "postCreateCommand": "exit 7"})})
     ws = make_workspace(remote.url, **coder_env(coder))
     run = ws.up()
-    assert run.returncode == 1
+    assert run.returncode == 0  # degraded, on the fallback image
     errors = [line.output for line in coder.lines() if line.level == "error"]
     assert any("postCreateCommand" in text for text in errors)
     assert any(text.startswith("devcontainer up failed") for text in errors)

@@ -35,6 +35,7 @@ class Outcome:
     timed_out: bool = False
     returncode: int = 0
     raw: dict = field(default_factory=dict)
+    failed_step: str = ""  # the named step the failure happened in, when it can be told
 
     @property
     def ok(self) -> bool:
@@ -77,6 +78,8 @@ class ProgressParser:
         self.on_step = on_step
         self.open: dict[str, tuple[str, float]] = {}  # CLI text or progress name -> (step name, start)
         self.partial: dict[str, str] = {}  # raw output not yet ended by a newline, per channel
+        self.commands: dict[str, str] = {}  # command the CLI ran -> its step name, to place a failure
+        self.failed: list[str] = []
 
     def feed(self, line: str) -> None:
         try:
@@ -107,6 +110,7 @@ class ProgressParser:
             name = step_name(text)
             if name:
                 self.open[text] = (name, time.monotonic())
+                self.commands[text.removeprefix("Run: ")] = name
                 self.log.info(f"» {name}")
         elif kind == "stop":
             self._flush_partial()
@@ -149,11 +153,21 @@ class ProgressParser:
             self._step(Step(label, status, seconds))
 
     def _step(self, step: Step) -> None:
+        if step.status == "failed":
+            self.failed.append(step.name)
         if step.status == "succeeded":
             self.log.info(f"✔ {step.name} ({step.seconds:.1f} s)")
         else:
             self.log.error(f"✘ {step.name} failed after {step.seconds:.1f} s")
         self.on_step(step)
+
+    def step_for_failure(self, message: str) -> str:
+        """The step a failed outcome belongs to. A failed command keeps its `stop` event, so the
+        outcome's "Command failed: <command>" is matched to the step that ran the command."""
+        command = message.removeprefix("Command failed: ")
+        if command != message and command in self.commands:
+            return self.commands[command]
+        return self.failed[-1] if self.failed else ""
 
     def finish(self, failed: bool) -> None:
         """Close what the CLI never closed: on failure those are the steps that failed."""
@@ -241,4 +255,6 @@ def run_up(
     result = proc.run(args, timeout=timeout, env=env, on_stderr=parser.feed, capture_stderr=False)
     outcome = parse_outcome(result.stdout, result.returncode, result.timed_out)
     parser.finish(failed=not outcome.ok)
+    if not outcome.ok:
+        outcome.failed_step = parser.step_for_failure(outcome.message)
     return outcome

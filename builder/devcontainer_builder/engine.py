@@ -78,8 +78,21 @@ class Engine:
     def remove(self, container: str) -> proc.Result:
         return self._run(["rm", "-f", container], timeout=120.0)
 
-    def exec(self, container: str, argv: list[str], user: str = "root", timeout: float = QUERY_TIMEOUT) -> proc.Result:
-        return self._run(["exec", "-u", user, container, *argv], timeout=timeout)
+    def exec(
+        self,
+        container: str,
+        argv: list[str],
+        user: str = "root",
+        stdin: bytes | None = None,
+        timeout: float = QUERY_TIMEOUT,
+    ) -> proc.Result:
+        interactive = ["-i"] if stdin is not None else []
+        return proc.run(
+            [self.docker, "exec", *interactive, "-u", user, container, *argv],
+            timeout=timeout,
+            env=self.env,
+            stdin_data=stdin,
+        )
 
     def buildx_available(self) -> bool:
         return self._run(["buildx", "version"], timeout=30.0).ok

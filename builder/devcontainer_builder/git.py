@@ -10,13 +10,14 @@ as it is, with a warning that says why.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from devcontainer_builder import proc
@@ -224,9 +225,10 @@ def remote_branches(git: Git, repository: Repository) -> list[str]:
     return [line.split("refs/heads/", 1)[1] for line in result.stdout.splitlines() if "refs/heads/" in line]
 
 
-def _empty(path: str) -> bool:
+def _empty(path: str, leftovers: Collection[str] = ()) -> bool:
+    """Nothing in the folder but files the builder itself left there (a failed clone's error log)."""
     try:
-        return not os.listdir(path)
+        return not [name for name in os.listdir(path) if name not in leftovers]
     except FileNotFoundError:
         return True
 
@@ -443,8 +445,10 @@ def prepare(
     branch_changed: bool,
     depth: int,
     ignore_untracked: Callable[[str], bool] = lambda _: False,
+    leftovers: Collection[str] = (),
 ) -> Checkout:
-    """Clone when there is nothing, update when there is a clone, and otherwise use what is there."""
+    """Clone when there is nothing, update when there is a clone, and otherwise use what is there.
+    `leftovers` are files of the builder's own that may be removed to clone into their folder."""
     if os.path.isdir(os.path.join(path, ".git")):
         return update(
             git,
@@ -455,7 +459,10 @@ def prepare(
             depth=depth,
             ignore_untracked=ignore_untracked,
         )
-    if not os.path.exists(path) or (os.path.isdir(path) and _empty(path)):
+    if not os.path.exists(path) or (os.path.isdir(path) and _empty(path, leftovers)):
+        for name in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(path, name))
         return clone(git, repository, path, branch=branch, depth=depth)
     if not os.path.isdir(path):
         raise BuildFailed(

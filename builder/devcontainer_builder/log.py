@@ -7,6 +7,7 @@ forget it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import re
 import sys
@@ -107,6 +108,12 @@ class TerminalSink:
         pass
 
 
+def format_line(line: Line) -> str:
+    """A line as build.log shows it: time, level, source, text."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.time)) + f".{int(line.time * 1000) % 1000:03d}Z"
+    return f"{stamp} {line.level:<5} [{line.source}] {line.text}"
+
+
 class FileSink:
     """The build log in the state dir: every level, with time, level and source."""
 
@@ -114,9 +121,8 @@ class FileSink:
         self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def write(self, line: Line) -> None:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.time)) + f".{int(line.time * 1000) % 1000:03d}Z"
         try:
-            self.file.write(f"{stamp} {line.level:<5} [{line.source}] {line.text}\n")
+            self.file.write(format_line(line) + "\n")
             self.file.flush()
         except (OSError, ValueError):
             pass  # a full disk loses log lines, not the build
@@ -124,6 +130,22 @@ class FileSink:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.file.close()
+
+
+class TailSink:
+    """The last lines of the build, kept for the error log a failure leaves in the workspace."""
+
+    def __init__(self, size: int = 200) -> None:
+        self.lines: collections.deque[Line] = collections.deque(maxlen=size)
+
+    def write(self, line: Line) -> None:
+        self.lines.append(line)
+
+    def close(self) -> None:
+        pass
+
+    def text(self) -> str:
+        return "\n".join(format_line(line) for line in self.lines)
 
 
 class Log:

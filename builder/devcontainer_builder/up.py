@@ -1,9 +1,10 @@
-"""`devcontainer-builder up`: clone or update, resolve the config, bring the devcontainer up.
+"""`devcontainer-builder up`: clone or update, resolve the config, bring the devcontainer up - and when
+any of that fails, bring up the fallback image instead, with the failure explained inside it.
 
 Everything runs under the workspace lock, so a second `up` for the same workspace waits and then finds
-the first one's container. Containers carry identity labels (workspace, role, config hash): a rerun
-with an unchanged config reuses its container, a changed config replaces it, and nothing else of the
-workspace's survives a successful run - one container per workspace.
+the first one's container. Containers carry identity labels (containers.py): a rerun with an unchanged
+config reuses its container, a changed config replaces it, a fallback is replaced as soon as the
+repository's config builds again, and nothing else of the workspace's survives a successful run.
 """
 
 from __future__ import annotations
@@ -18,33 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devcontainer_builder import config as configs
-from devcontainer_builder import devcontainer_cli, git, state
-from devcontainer_builder.engine import (
-    LABEL_CONFIG,
-    LABEL_LOCAL_FOLDER,
-    LABEL_ROLE,
-    LABEL_WORKSPACE,
-    Engine,
-    Labelled,
-)
+from devcontainer_builder import containers, devcontainer_cli, fallback, git, state
+from devcontainer_builder.containers import ROLE_DEVCONTAINER, ROLE_FALLBACK, Spec
+from devcontainer_builder.engine import Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.lock import workspace_lock
-from devcontainer_builder.log import FileSink, Log
+from devcontainer_builder.log import FileSink, Log, TailSink
 from devcontainer_builder.options import Settings, secret_env_names
-from devcontainer_builder.proc import Pending, last_line
-
-ROLE_DEVCONTAINER = "devcontainer"
-# Lifecycle commands (onCreate, postCreate, ...) run before the builder can configure git in the new
-# container; this environment makes git trust the workspace for them whoever owns it. It is "command"
-# scope config, which git honours for safe.directory. A devcontainer has a single user, so "*" is safe.
-LIFECYCLE_GIT_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
-# Configures git in the container to trust the workspace folder, whoever owns it. A fixed script:
-# the folder is passed as $1, never spliced into the text.
-SAFE_DIRECTORY_SCRIPT = (
-    "command -v git >/dev/null 2>&1 || exit 0; "
-    'git config --system --get-all safe.directory 2>/dev/null | grep -qxF -- "$1" && exit 0; '
-    'git config --system --add safe.directory "$1"'
-)
+from devcontainer_builder.proc import Pending
 
 
 @dataclass
@@ -55,11 +37,24 @@ class Run:
     log: Log
     dirs: state.StateDir
     engine: Engine
+    cli: str
+    env: dict[str, str]  # for the devcontainer CLI and docker: no secrets
     previous: dict[str, Any]
+    tail: TailSink
     started: float = field(default_factory=time.monotonic)
     steps: list[dict[str, Any]] = field(default_factory=list)
     containers_before: list[str] = field(default_factory=list)
-    early_trust: Pending | None = None  # git's safe.directory, set while the CLI is still running hooks
+    checkout: git.Checkout | None = None
+    resolved: configs.ResolvedConfig | None = None
+    configured: tuple[str, str] | None = None  # (container, folder) the builder has set up already
+
+    @property
+    def uid(self) -> int | None:
+        return self.settings.workspace_uid if os.geteuid() == 0 else None
+
+    @property
+    def gid(self) -> int | None:
+        return self.settings.workspace_gid if os.geteuid() == 0 else None
 
 
 def child_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -116,7 +111,6 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
     cli = preflight(settings, environ)
     dirs = open_state_dir(settings)
     env = child_env(environ)
-    engine = Engine(settings.docker_path, env)
     lock_timeout = settings.build_timeout + settings.git_timeout * (settings.git_retries + 3) + 120
     with workspace_lock(
         dirs.lock_file,
@@ -126,16 +120,18 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log) -> int:
             f"(at most {lock_timeout} s)"
         ),
     ):
-        run = Run(settings, log, dirs, engine, dirs.read_state())
-        build_log = FileSink(dirs.start_build_log())
-        log.add_sink(build_log)
+        run = Run(settings, log, dirs, Engine(settings.docker_path, env), cli, env, dirs.read_state(), TailSink())
+        sinks = [FileSink(dirs.start_build_log()), run.tail]
+        for sink in sinks:
+            log.add_sink(sink)
         try:
-            return _up_locked(run, cli, env, environ)
+            return _up_locked(run, environ)
         finally:
-            log.remove_sink(build_log)
+            for sink in sinks:
+                log.remove_sink(sink)
 
 
-def _up_locked(run: Run, cli: str, env: dict[str, str], environ: Mapping[str, str]) -> int:
+def _up_locked(run: Run, environ: Mapping[str, str]) -> int:
     settings, log, dirs = run.settings, run.log, run.dirs
     base = {
         "status": "building",
@@ -157,43 +153,40 @@ def _up_locked(run: Run, cli: str, env: dict[str, str], environ: Mapping[str, st
     log.info(f"devcontainer-builder up: {settings.repository} -> {settings.workspace_folder}")
     try:
         # which containers the workspace has does not depend on git: ask the engine meanwhile
-        containers = Pending(run.engine.workspace_containers, settings.workspace_folder)
-        checkout = _checkout(run, environ)
-        resolved = _resolve(run)
-        outcome = _bring_up(run, cli, env, resolved, containers.result())
-        _after_up(run, outcome)
-    except BuildFailed as err:
-        _fail(run, base, err)
-        return err.exit_code
+        existing = Pending(run.engine.workspace_containers, settings.workspace_folder)
+        run.checkout = _checkout(run, environ)
+        run.resolved = _resolve(run)
+        outcome = _bring_up(run, run.resolved, existing.result())
     except Terminated as err:
-        _fail(run, base, BuildFailed(f"stopped by {err} before the workspace was running", step="terminated"))
+        stopped = BuildFailed(f"stopped by {err} before the workspace was running", step="terminated")
+        log.error(stopped.message)
+        dirs.record_event("build_failed", step=stopped.step, message=stopped.message)
+        _record_failure(run, base, stopped)
         return EXIT_NOT_RUNNING
+    except BuildFailed as err:
+        return _recover(run, base, err)
     except OSError as err:
-        _fail(run, base, BuildFailed(f"{err}; the workspace is not running", step="system"))
-        return EXIT_NOT_RUNNING
-    except Exception as err:  # a bug: record it like any failure, traceback in build.log only
+        return _recover(run, base, BuildFailed(str(err), step="system"))
+    except Exception as err:  # a bug: recovered from like any failure; the traceback goes to build.log only
         log.debug(traceback.format_exc())
-        _fail(
-            run,
-            base,
-            BuildFailed(
-                f"unexpected error ({type(err).__name__}: {err}); this is a bug, see build.log", step="internal"
-            ),
+        return _recover(
+            run, base, BuildFailed(f"unexpected error ({type(err).__name__}: {err}); this is a bug", step="internal")
         )
-        return EXIT_NOT_RUNNING
+    if fallback.clear_error_log(settings.workspace_folder):
+        log.info(f"removed {fallback.ERROR_LOG}: the repository's devcontainer builds again")
     total = time.monotonic() - run.started
     dirs.write_state(
         dict(
             base,
             status="running",
             container_id=outcome.container_id,
-            config_hash=resolved.config_hash,
-            config_path=resolved.path,
-            config_kind=resolved.kind,
+            config_hash=run.resolved.config_hash,
+            config_path=run.resolved.path,
+            config_kind=run.resolved.kind,
             remote_user=outcome.remote_user,
             remote_workspace_folder=outcome.remote_workspace_folder,
-            branch=checkout.branch,
-            commit=checkout.commit,
+            branch=run.checkout.branch,
+            commit=run.checkout.commit,
             steps=run.steps,
             finished_at=state.now_iso(),
             duration_seconds=round(total, 3),
@@ -213,24 +206,122 @@ def _up_locked(run: Run, cli: str, env: dict[str, str], environ: Mapping[str, st
     return EXIT_RUNNING
 
 
-def _fail(run: Run, base: dict[str, Any], err: BuildFailed) -> None:
-    message = run.log.redact(err.message)
-    run.log.error(message)
-    error = {"message": message, "step": err.step, "log_path": run.dirs.build_log}
+def _error(run: Run, err: BuildFailed) -> dict[str, Any]:
+    error = {"message": run.log.redact(err.message), "step": err.step, "log_path": run.dirs.build_log}
     if err.detail:
         error["detail"] = run.log.redact(err.detail)[-4000:]
+    return error
+
+
+def _record_failure(run: Run, base: dict[str, Any], err: BuildFailed, **extra: Any) -> None:
     run.dirs.write_state(
         dict(
             base,
             status="failed",
-            error=error,
+            error=_error(run, err),
             failed_container_id=err.container_id,
             steps=run.steps,
             finished_at=state.now_iso(),
             duration_seconds=round(time.monotonic() - run.started, 3),
+            **extra,
         )
     )
-    run.dirs.record_event("build_failed", step=err.step, message=message)
+
+
+def _recover(run: Run, base: dict[str, Any], failure: BuildFailed) -> int:
+    """The repository's devcontainer did not come up: run the fallback image with the failure in it."""
+    log, dirs, settings = run.log, run.dirs, run.settings
+    log.error(run.log.redact(failure.message))
+    dirs.record_event("build_failed", step=failure.step, message=run.log.redact(failure.message))
+    image = settings.fallback_image
+    log.warn(
+        f"bringing up the fallback image {image} so the workspace is usable; the failure is described in "
+        f"{fallback.ERROR_LOG} in the workspace folder"
+    )
+    dirs.record_event("fallback_started", image=image, failed_step=failure.step)
+    try:
+        outcome, error_log = _bring_up_fallback(run, failure)
+    except Terminated as err:
+        _record_failure(run, base, failure, fallback_error={"message": f"stopped by {err}", "step": "terminated"})
+        return EXIT_NOT_RUNNING
+    except (BuildFailed, OSError) as second:
+        second = second if isinstance(second, BuildFailed) else BuildFailed(str(second), step="system")
+        log.error(f"the fallback image could not be brought up either: {log.redact(second.message)}")
+        dirs.record_event("fallback_failed", image=image, step=second.step, message=log.redact(second.message))
+        _record_failure(run, base, failure, fallback_error=_error(run, second))
+        return EXIT_NOT_RUNNING
+    total = time.monotonic() - run.started
+    dirs.write_state(
+        dict(
+            base,
+            status="degraded",
+            fallback=True,
+            error=dict(_error(run, failure), error_log=error_log),
+            container_id=outcome.container_id,
+            config_hash=run.resolved.config_hash if run.resolved else "",
+            remote_user=outcome.remote_user,
+            remote_workspace_folder=outcome.remote_workspace_folder,
+            branch=run.checkout.branch if run.checkout else "",
+            commit=run.checkout.commit if run.checkout else "",
+            steps=run.steps,
+            finished_at=state.now_iso(),
+            duration_seconds=round(total, 3),
+        )
+    )
+    dirs.record_event("fallback_running", container_id=outcome.container_id, image=image, error_log=error_log)
+    log.warn(
+        f"workspace running on the fallback image (degraded): container {outcome.container_id[:12]}, user "
+        f"{outcome.remote_user}; see {error_log} inside it. Fix the cause and restart the workspace to rebuild."
+    )
+    return EXIT_RUNNING
+
+
+def _bring_up_fallback(run: Run, failure: BuildFailed) -> tuple[devcontainer_cli.Outcome, str]:
+    settings, engine = run.settings, run.engine
+    folder = settings.workspace_folder
+    if not os.path.isdir(folder):  # the clone failed: the user still gets a folder, holding the error log
+        os.makedirs(folder)
+        if run.uid is not None:
+            os.chown(folder, run.uid, run.gid)
+    remote_folder = containers.default_remote_folder(folder, {})
+    remote_error_log = f"{remote_folder}/{fallback.ERROR_LOG}"
+    text = fallback.error_log_text(
+        fallback.Failure(
+            step=failure.step,
+            message=run.log.redact(failure.message),
+            detail=run.log.redact(failure.detail),
+            when=state.now_iso(),
+            repository=settings.repository.url,
+            branch=run.checkout.branch if run.checkout else (settings.branch or ""),
+            commit=run.checkout.commit if run.checkout else "",
+            config=run.resolved.description if run.resolved else "",
+            build_log=run.dirs.build_log,
+        ),
+        remote_error_log,
+        run.tail.text(),
+    )
+    fallback.write_error_log(folder, text, run.uid, run.gid)
+    # a failed lifecycle command or a killed build leaves the repository's container behind
+    existing = engine.workspace_containers(folder)
+    for container in existing:
+        if container.role == ROLE_DEVCONTAINER:
+            engine.remove(container.id)
+            run.dirs.record_event("container_removed", container_id=container.id, reason="build failed")
+    path = run.dirs.file("generated/fallback/devcontainer.json")
+    data = fallback.config(settings.repository.name, settings.fallback_image)
+    fallback.write_config(path, data)
+    spec = Spec(
+        role=ROLE_FALLBACK,
+        config_path=path,
+        override=True,
+        config_hash=configs.config_hash(path, data),
+        remote_folder=remote_folder,
+        banner=containers.banner_script(remote_folder, fallback.ERROR_LOG),
+    )
+    run.containers_before = [c.id for c in existing if c.role != ROLE_DEVCONTAINER]
+    outcome = _run_cli(run, spec, cache=False, remove_existing=False)
+    _after_up(run, outcome, spec, always_configure=True)
+    return outcome, remote_error_log
 
 
 def _checkout(run: Run, environ: Mapping[str, str]) -> git.Checkout:
@@ -260,28 +351,25 @@ def _checkout(run: Run, environ: Mapping[str, str]) -> git.Checkout:
             branch_changed=branch_changed,
             depth=settings.clone_depth,
             ignore_untracked=configs.is_generated,
+            leftovers=(fallback.ERROR_LOG,),
         )
     finally:
         runner.close()
     quiet = ("cloned", "up-to-date", "fast-forwarded", "switched", "ahead")
     if checkout.action in quiet:
         log.info(checkout.message)
-        run.dirs.record_event(
-            "git_cloned" if checkout.action == "cloned" else "git_updated",
-            action=checkout.action,
-            branch=checkout.branch,
-            commit=checkout.commit,
-            message=checkout.message,
-        )
     else:
         log.warn(checkout.message)
-        run.dirs.record_event(
-            "git_update_skipped",
-            action=checkout.action,
-            branch=checkout.branch,
-            commit=checkout.commit,
-            message=checkout.message,
-        )
+    kind = (
+        "git_cloned"
+        if checkout.action == "cloned"
+        else "git_updated"
+        if checkout.action in quiet
+        else "git_update_skipped"
+    )
+    run.dirs.record_event(
+        kind, action=checkout.action, branch=checkout.branch, commit=checkout.commit, message=checkout.message
+    )
     return checkout
 
 
@@ -302,31 +390,33 @@ def _resolve(run: Run) -> configs.ResolvedConfig:
             images={key: getattr(settings, f"image_{key}") for key, _, _ in configs.PROJECT_TYPES},
             fallback_image=settings.fallback_image,
             generated_dir=run.dirs.file("generated"),
-            uid=settings.workspace_uid if os.geteuid() == 0 else None,
-            gid=settings.workspace_gid if os.geteuid() == 0 else None,
+            uid=run.uid,
+            gid=run.gid,
         )
-    except BuildFailed:
-        raise
     except OSError as err:
         raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
     run.log.info(f"config: {resolved.description}")
     run.dirs.record_event(
-        "config_resolved",
-        config_kind=resolved.kind,
-        path=resolved.path,
-        config_hash=resolved.config_hash,
+        "config_resolved", config_kind=resolved.kind, path=resolved.path, config_hash=resolved.config_hash
     )
     return resolved
 
 
-def _bring_up(
-    run: Run, cli: str, env: dict[str, str], resolved: configs.ResolvedConfig, existing: list[Labelled]
-) -> devcontainer_cli.Outcome:
+def _bring_up(run: Run, resolved: configs.ResolvedConfig, existing: list[Labelled]) -> devcontainer_cli.Outcome:
     settings, log, engine = run.settings, run.log, run.engine
     run.containers_before = [container.id for container in existing]
-    reused = _up_to_date(run, resolved, existing)
-    if reused:
-        return reused
+    if not settings.rebuild:
+        current = containers.up_to_date(existing, run.previous, resolved.config_hash)
+        if current:
+            # `devcontainer up` would only inspect this container: skip its start-up entirely
+            log.info(f"container {current.id[:12]} is running with this config already: nothing to rebuild or run")
+            run.dirs.record_event("container_reused", container_id=current.id)
+            return devcontainer_cli.Outcome(
+                "success",
+                container_id=current.id,
+                remote_user=run.previous["remote_user"],
+                remote_workspace_folder=run.previous.get("remote_workspace_folder", ""),
+            )
     for container in existing:
         if container.role == ROLE_DEVCONTAINER and container.config_hash != resolved.config_hash:
             log.info(f"config changed since container {container.id[:12]} was built: removing it to rebuild")
@@ -335,11 +425,27 @@ def _bring_up(
             )
             engine.remove(container.id)
             run.containers_before.remove(container.id)
-    remove_existing = bool(settings.rebuild)
-    if run.previous.get("status") == "failed" and run.previous.get("failed_container_id"):
-        # a failed lifecycle command leaves its container; a plain `up` would reuse it and skip the command
-        remove_existing = True
-    cache_to = settings.cache_to
+    # a failed lifecycle command leaves its container; a plain `up` would reuse it and skip the command
+    remove_existing = bool(settings.rebuild) or bool(
+        run.previous.get("status") in ("failed", "degraded") and run.previous.get("failed_container_id")
+    )
+    spec = Spec(
+        role=ROLE_DEVCONTAINER,
+        config_path=resolved.path,
+        override=resolved.override,
+        config_hash=resolved.config_hash,
+        remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
+    )
+    outcome = _run_cli(run, spec, cache=True, remove_existing=remove_existing)
+    _after_up(run, outcome, spec, always_configure=run.previous.get("status") != "running")
+    return outcome
+
+
+def _run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool) -> devcontainer_cli.Outcome:
+    """`devcontainer up` for one container of the workspace; the builder's setup inside it starts as
+    soon as the CLI reports the container started, overlapping the CLI's probes and hooks."""
+    settings, log, engine = run.settings, run.log, run.engine
+    cache_to = settings.cache_to if cache else ""
     if cache_to:
         problem = engine.cache_export_problem(cache_to)
         if problem:
@@ -348,98 +454,59 @@ def _bring_up(
             )
             run.dirs.record_event("cache_to_ignored", reason=problem)
             cache_to = ""
-    lockfile = os.path.join(os.path.dirname(resolved.path), "devcontainer-lock.json")
+    lockfile = os.path.join(os.path.dirname(spec.config_path), "devcontainer-lock.json")
     args = devcontainer_cli.up_args(
-        cli,
+        run.cli,
         workspace=settings.workspace_folder,
         docker_path=settings.docker_path,
-        id_labels=identity_labels(settings.workspace_folder, ROLE_DEVCONTAINER, resolved.config_hash),
-        config=resolved.path,
-        override=resolved.override,
-        cache_from=settings.cache_from,
+        id_labels=containers.identity_labels(settings.workspace_folder, spec.role, spec.config_hash),
+        config=spec.config_path,
+        override=spec.override,
+        cache_from=settings.cache_from if cache else (),
         cache_to=cache_to,
         remove_existing=remove_existing,
         # do not add a lockfile the repository does not have; honour one it does have
-        no_lockfile=resolved.override or not os.path.exists(lockfile),
+        no_lockfile=spec.override or not os.path.exists(lockfile),
         # the CLI would remap the remote user to the builder's uid: meaningless for root (uid 0 exists),
         # and it costs an extra image build
         update_remote_user_uid="never" if os.geteuid() == 0 else "",
-        remote_env=LIFECYCLE_GIT_ENV,
+        remote_env=containers.LIFECYCLE_GIT_ENV,
     )
+    early: list[Pending] = []
 
     def on_step(step: devcontainer_cli.Step) -> None:
         record = {"name": step.name, "status": step.status, "seconds": round(step.seconds, 3)}
         run.steps.append(record)
         run.dirs.record_event("step", **record)
-        if step.name == "start container" and step.status == "succeeded" and run.early_trust is None:
-            run.early_trust = Pending(_trust_started_container, run, resolved)
+        if step.name == "start container" and step.status == "succeeded" and not early:
+            early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
 
-    outcome = devcontainer_cli.run_up(args, env=env, timeout=settings.build_timeout, log=log, on_step=on_step)
+    outcome = devcontainer_cli.run_up(args, env=run.env, timeout=settings.build_timeout, log=log, on_step=on_step)
+    run.configured = early[0].result() if early else None
     if outcome.timed_out:
         raise BuildFailed(
             f"the build did not finish within {settings.build_timeout} s (DEVCONTAINER_BUILD_TIMEOUT) and was "
             "stopped; raise the timeout or make the build faster (a layer cache: DEVCONTAINER_CACHE_FROM).",
-            step="build",
+            step="build timeout",
         )
     if not outcome.ok:
         detail = "; ".join(part for part in (outcome.description, outcome.message) if part)
+        step = outcome.failed_step or "build"
+        for record in reversed(run.steps):  # its `stop` event made it look successful
+            if record["name"] == step and record["status"] == "succeeded":
+                record["status"] = "failed"
+                run.dirs.record_event("step", name=step, status="failed", seconds=record["seconds"])
+                break
         raise BuildFailed(
             f"devcontainer up failed: {detail or 'no reason given'}. The full output is in {run.dirs.build_log}.",
-            step=_failed_step(run),
+            step=step,
             detail=str(outcome.raw),
             container_id=outcome.container_id,
         )
     return outcome
 
 
-def _up_to_date(
-    run: Run, resolved: configs.ResolvedConfig, existing: list[Labelled]
-) -> devcontainer_cli.Outcome | None:
-    """The outcome `devcontainer up` would report, when running it could change nothing.
-
-    That is when this workspace's only container is running, was brought up by the last successful run,
-    carries the current config hash, and has no postAttachCommand (from the config, the image or a
-    feature): on such a container the CLI only inspects and probes. Skipping it saves its whole
-    start-up on every restart of the builder.
-    """
-    previous = run.previous
-    if run.settings.rebuild or len(existing) != 1 or previous.get("status") != "running":
-        return None
-    container = existing[0]
-    if (
-        container.id != previous.get("container_id")
-        or container.role != ROLE_DEVCONTAINER
-        or container.config_hash != resolved.config_hash
-        or container.state != "running"
-        or container.has_post_attach
-        or not previous.get("remote_user")
-    ):
-        return None
-    run.log.info(f"container {container.id[:12]} is running with this config already: nothing to rebuild or run")
-    run.dirs.record_event("container_reused", container_id=container.id)
-    return devcontainer_cli.Outcome(
-        "success",
-        container_id=container.id,
-        remote_user=previous["remote_user"],
-        remote_workspace_folder=previous.get("remote_workspace_folder", ""),
-    )
-
-
-def _failed_step(run: Run) -> str:
-    failed = [step["name"] for step in run.steps if step["status"] == "failed"]
-    return failed[-1] if failed else "build"
-
-
-def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, str]:
-    return {
-        LABEL_LOCAL_FOLDER: workspace,
-        LABEL_WORKSPACE: workspace,
-        LABEL_ROLE: role,
-        LABEL_CONFIG: config_hash,
-    }
-
-
-def _after_up(run: Run, outcome: devcontainer_cli.Outcome) -> None:
+def _after_up(run: Run, outcome: devcontainer_cli.Outcome, spec: Spec, *, always_configure: bool) -> None:
     # Under the workspace lock nothing else creates this workspace's containers, so the list taken
     # before the build tells which ones are now stale (a fallback, a leftover duplicate) - unless the
     # last builder was killed mid-run, when what it started may have appeared since: ask again.
@@ -451,39 +518,8 @@ def _after_up(run: Run, outcome: devcontainer_cli.Outcome) -> None:
             run.log.info(f"removing container {container[:12]}: it is no longer this workspace's container")
             run.engine.remove(container)
             run.dirs.record_event("container_removed", container_id=container)
-    if outcome.container_id != run.previous.get("container_id") or run.previous.get("status") != "running":
-        folder = outcome.remote_workspace_folder or run.settings.workspace_folder
-        done = run.early_trust.result() if run.early_trust else None
-        if done != (outcome.container_id, folder):
-            _trust(run, outcome.container_id, folder)
-
-
-def _trust(run: Run, container: str, folder: str) -> bool:
-    """Make git in the container trust the workspace folder for every user (its system gitconfig)."""
-    result = run.engine.exec(container, ["sh", "-c", SAFE_DIRECTORY_SCRIPT, "sh", folder])
-    if not result.ok:
-        run.log.warn(
-            f"could not mark {folder} as a safe git directory in the container ({last_line(result.stderr)}); "
-            "git may report 'dubious ownership' there"
-        )
-    return result.ok
-
-
-def _trust_started_container(run: Run, resolved: configs.ResolvedConfig) -> tuple[str, str] | None:
-    """Configure git in the container the CLI has just started, while it goes on with probes and hooks.
-
-    The folder is where the CLI mounts the workspace unless the config says otherwise; when the
-    outcome names another folder, or this finds no container, _after_up does it again.
-    """
-    folder = resolved.data.get("workspaceFolder")
-    if not isinstance(folder, str) or "${" in folder:
-        folder = f"/workspaces/{os.path.basename(run.settings.workspace_folder)}"
-    try:
-        containers = run.engine.workspace_containers(run.settings.workspace_folder)
-    except BuildFailed:
-        return None
-    for container in containers:
-        ours = container.config_hash == resolved.config_hash and container.role == ROLE_DEVCONTAINER
-        if ours and container.state == "running" and _trust(run, container.id, folder):
-            return container.id, folder
-    return None
+    new_container = outcome.container_id != run.previous.get("container_id")
+    if new_container or always_configure:
+        folder = outcome.remote_workspace_folder or spec.remote_folder
+        if run.configured != (outcome.container_id, folder):
+            containers.configure(run.engine, run.log, outcome.container_id, folder, spec.banner)
