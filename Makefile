@@ -34,9 +34,9 @@ format:
 	$(RUFF) format builder tests
 
 bench: env-test
-	$(VENV)/bin/python tests/bench/bench_up.py; up=$$?; \
-	$(VENV)/bin/python tests/bench/bench_logs.py; logs=$$?; \
-	exit $$(( up || logs ))
+	@status=0; for bench in up logs fallback; do \
+	  $(VENV)/bin/python tests/bench/bench_$$bench.py || status=1; echo; \
+	done; exit $$status
 
 readme:
 	$(VENV)/bin/python -m devcontainer_builder.options README.md
