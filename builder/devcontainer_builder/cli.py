@@ -86,10 +86,13 @@ def main() -> None:
 def up(**flags: Any) -> None:
     """Clone or update the repository, resolve its devcontainer config and bring the container up.
 
+    When that fails, the fallback image is brought up instead, with the failure explained in
+    .devcontainer-build-error.log in the workspace and a banner on the first shell.
+
     \b
     Exit codes:
-      0  the workspace container is running
-      1  it is not running (clone, config or build failed; see the message and build.log)
+      0  the workspace container is running (healthy, or degraded on the fallback image)
+      1  it is not running: even the fallback failed, or SIGTERM (see the message and build.log)
       2  invalid input: a message names every problem and how to fix it
     """
     settings = load_settings("up", flags)
