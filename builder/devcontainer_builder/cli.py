@@ -163,7 +163,7 @@ def list_options(markdown: bool) -> None:
         click.echo(opts.markdown_table(), nl=False)
         return
     for option in opts.OPTIONS:
-        flag = option.flag or "(environment only: secret)"
+        flag = option.flag or ("(environment only: secret)" if option.secret else "(environment only)")
         click.echo(f"{option.env}  {flag}  [default: {option.shown_default}]")
         click.echo(textwrap.indent(textwrap.fill(option.help, 96), "    "))
 

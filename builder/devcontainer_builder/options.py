@@ -164,12 +164,13 @@ class Option:
     secret: bool = False
     multiple: bool = False
     switch: bool = False  # a flag without a value (--rebuild)
+    env_only: bool = False  # no flag: a value too long or multi-line for a command line
     commands: tuple[str, ...] = ("up",)
     metavar: str = "TEXT"
 
     @property
     def flag(self) -> str | None:
-        return None if self.secret else "--" + self.name.replace("_", "-")
+        return None if self.secret or self.env_only else "--" + self.name.replace("_", "-")
 
     @property
     def shown_default(self) -> str:
@@ -408,6 +409,14 @@ OPTIONS: tuple[Option, ...] = (
         secret=True,
     ),
     Option(
+        "coder_init_script",
+        "CODER_INIT_SCRIPT",
+        "The agent's init script (coder_agent.init_script). With it, the builder starts Coder's agent inside "
+        "the running devcontainer (or fallback) as its remote user, once.",
+        parse=lambda value: value,
+        env_only=True,
+    ),
+    Option(
         "coder_log_level",
         "DEVCONTAINER_CODER_LOG_LEVEL",
         "Lowest level streamed to Coder (Coder keeps 1 MiB of log per agent; debug lines would use it up).",
@@ -499,6 +508,11 @@ def _check_up(values: dict[str, Any]) -> list[str]:
         problems.append(
             "both DEVCONTAINER_SSH_PRIVATE_KEY and DEVCONTAINER_SSH_PRIVATE_KEY_PATH are set; keep only one."
         )
+    if values.get("coder_init_script") and not (values.get("coder_agent_url") and values.get("coder_agent_token")):
+        problems.append(
+            "CODER_INIT_SCRIPT is set but CODER_AGENT_URL or CODER_AGENT_TOKEN is not: the agent needs both to "
+            "connect; the template passes all three."
+        )
     if bool(values.get("coder_agent_url")) != bool(values.get("coder_agent_token")):
         problems.append(
             "CODER_AGENT_URL and CODER_AGENT_TOKEN go together: set both (as the Coder template does) or neither "
@@ -543,7 +557,7 @@ def markdown_table() -> str:
     """The README's settings table. tests/test_options.py checks the README holds exactly this."""
     lines = ["| variable | flag | default | meaning |", "|---|---|---|---|"]
     for option in OPTIONS:
-        flag = f"`{option.flag}`" if option.flag else "env only (secret)"
+        flag = f"`{option.flag}`" if option.flag else "env only (secret)" if option.secret else "env only"
         lines.append(f"| `{option.env}` | {flag} | {option.shown_default} | {option.help} |")
     return "\n".join(lines) + "\n"
 

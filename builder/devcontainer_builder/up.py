@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from devcontainer_builder import agent, containers, devcontainer_cli, fallback, git, state
 from devcontainer_builder import config as configs
-from devcontainer_builder import containers, devcontainer_cli, fallback, git, state
 from devcontainer_builder.containers import ROLE_DEVCONTAINER, ROLE_FALLBACK, Spec
 from devcontainer_builder.engine import Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
@@ -47,6 +47,7 @@ class Run:
     checkout: git.Checkout | None = None
     resolved: configs.ResolvedConfig | None = None
     configured: tuple[str, str] | None = None  # (container, folder) the builder has set up already
+    agent: dict[str, Any] | None = None  # how starting Coder's agent went, for state.json
 
     @property
     def uid(self) -> int | None:
@@ -157,6 +158,7 @@ def _up_locked(run: Run, environ: Mapping[str, str]) -> int:
         run.checkout = _checkout(run, environ)
         run.resolved = _resolve(run)
         outcome = _bring_up(run, run.resolved, existing.result())
+        _start_agent(run, outcome)
     except Terminated as err:
         stopped = BuildFailed(f"stopped by {err} before the workspace was running", step="terminated")
         log.error(stopped.message)
@@ -187,6 +189,7 @@ def _up_locked(run: Run, environ: Mapping[str, str]) -> int:
             remote_workspace_folder=outcome.remote_workspace_folder,
             branch=run.checkout.branch,
             commit=run.checkout.commit,
+            agent=run.agent,
             steps=run.steps,
             finished_at=state.now_iso(),
             duration_seconds=round(total, 3),
@@ -263,6 +266,7 @@ def _recover(run: Run, base: dict[str, Any], failure: BuildFailed) -> int:
             remote_workspace_folder=outcome.remote_workspace_folder,
             branch=run.checkout.branch if run.checkout else "",
             commit=run.checkout.commit if run.checkout else "",
+            agent=run.agent,
             steps=run.steps,
             finished_at=state.now_iso(),
             duration_seconds=round(total, 3),
@@ -321,7 +325,50 @@ def _bring_up_fallback(run: Run, failure: BuildFailed) -> tuple[devcontainer_cli
     run.containers_before = [c.id for c in existing if c.role != ROLE_DEVCONTAINER]
     outcome = _run_cli(run, spec, cache=False, remove_existing=False)
     _after_up(run, outcome, spec, always_configure=True)
+    _start_agent(run, outcome)
     return outcome, remote_error_log
+
+
+def _start_agent(run: Run, outcome: devcontainer_cli.Outcome) -> None:
+    """Coder's agent, in the running container, when the template gave its init script. An image the
+    agent cannot be installed in (no curl, wget or busybox) is a failed build: the fallback has them."""
+    settings, log = run.settings, run.log
+    if not settings.coder_init_script:
+        return
+    started = agent.start(
+        settings.docker_path,
+        run.env,
+        container=outcome.container_id,
+        user=outcome.remote_user,
+        init_script=settings.coder_init_script,
+        agent_url=settings.coder_agent_url,
+        agent_token=settings.coder_agent_token,
+    )
+    run.agent = {"status": started.status, "pid": started.pid, "user": outcome.remote_user, "log": started.log}
+    who = f"as {outcome.remote_user or 'the image user'} in container {outcome.container_id[:12]}"
+    if started.status == "started":
+        log.info(f"Coder agent started (pid {started.pid}) {who}; its output: {started.log}")
+        run.dirs.record_event("agent_started", pid=started.pid, user=outcome.remote_user, log=started.log)
+        return
+    if started.status == "running":
+        log.info(f"Coder agent already running (pid {started.pid}) {who}: not starting another")
+        run.dirs.record_event("agent_running", pid=started.pid, user=outcome.remote_user)
+        return
+    if started.status == "no-downloader":
+        raise BuildFailed(
+            "the image has none of curl, wget or busybox, which Coder's agent init script needs to download the "
+            "agent, so the workspace could not be reached from Coder. Add one to the image (for example "
+            "RUN apt-get install -y curl in the Dockerfile, or a feature that installs it).",
+            step="agent",
+        )
+    reason = {
+        "exited": "it exited right after starting",
+        "busy": "another start is under way in the container",
+        "failed": "it could not be started",
+    }.get(started.status, started.status)
+    run.agent["error"] = log.redact(started.detail)[-4000:]
+    log.error(f"Coder agent not running {who}: {reason}. Its last output:\n{started.detail or '(none)'}")
+    run.dirs.record_event("agent_failed", status=started.status, reason=reason, log=started.log)
 
 
 def _checkout(run: Run, environ: Mapping[str, str]) -> git.Checkout:

@@ -18,6 +18,20 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG_CAP = 1_048_576
+# What the double serves as /bin/coder-linux-amd64: a stand-in for `coder agent` that tells the double it
+# connected - with its token, as the real agent authenticates - and then stays up like the real one.
+STAND_IN_AGENT = r"""#!/bin/sh
+[ "${1:-}" = agent ] || { echo "usage: coder agent" >&2; exit 2; }
+[ -n "${CODER_AGENT_TOKEN:-}" ] || { echo "CODER_AGENT_TOKEN is not set" >&2; exit 1; }
+body=$(printf '{"pid": %s, "hostname": "%s", "uid": %s}' "$$" "$(cat /etc/hostname)" "$(id -u)")
+until printf 'header = "Coder-Session-Token: %s"\n' "$CODER_AGENT_TOKEN" |
+  curl -fsS --config - -X POST -H 'Content-Type: application/json' --data "$body" \
+    "${CODER_AGENT_URL%/}/api/v2/workspaceagents/me/test-connected" >/dev/null; do
+  sleep 1  # the token reaches curl through its config on stdin, never as an argument
+done
+echo "agent connected"
+while :; do sleep 3600; done
+"""
 COLUMN = 1024
 LEVELS = {"trace", "debug", "info", "warn", "error"}
 
@@ -49,8 +63,10 @@ def _is_uuid(value: object) -> bool:
 
 
 class CoderDouble:
-    def __init__(self, log_cap: int = LOG_CAP) -> None:
+    def __init__(self, log_cap: int = LOG_CAP, host: str = "127.0.0.1") -> None:
         self.log_cap = log_cap
+        self.host = host
+        self.connections: list[dict] = []  # stand-in agents that reported in
         self.token = str(uuid.uuid4())
         self.agents = {self.token: Agent(str(uuid.uuid4()))}
         self.requests: list[dict] = []  # method, path, status, body (text), time
@@ -61,14 +77,18 @@ class CoderDouble:
         self.drop_next = 0  # close this many connections without an answer
         self.black_hole = False  # when True: accept, read, never answer (until stop())
         self._released = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> CoderDouble:
         self.thread.start()
@@ -156,6 +176,14 @@ class CoderDouble:
                 if failing:
                     self._reply(500, {"message": "Internal error (injected)."})
                     return 500
+                if self.command == "GET" and self.path == "/bin/coder-linux-amd64":
+                    body = STAND_IN_AGENT.encode()  # binaries are public, as Coder serves them
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return 200
                 token = self.headers.get("Coder-Session-Token", "")
                 if not _is_uuid(token):
                     self._reply(401, {"message": "Workspace agent token invalid."})
@@ -168,6 +196,12 @@ class CoderDouble:
                     return self._log_source(agent, raw)
                 if self.command == "PATCH" and self.path == "/api/v2/workspaceagents/me/logs":
                     return self._logs(agent, raw)
+                if self.command == "POST" and self.path == "/api/v2/workspaceagents/me/test-connected":
+                    data = self._json(raw) or {}
+                    with double.lock:
+                        double.connections.append(dict(data, token=token, time=time.time()))
+                    self._reply(200, {})
+                    return 200
                 self._reply(404, {"message": "Route not found."})
                 return 404
 
@@ -263,5 +297,15 @@ def refused_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def make_double(log_cap: int = LOG_CAP) -> CoderDouble:
-    return CoderDouble(log_cap).start()
+def make_double(log_cap: int = LOG_CAP, host: str = "127.0.0.1") -> CoderDouble:
+    return CoderDouble(log_cap, host).start()
+
+
+def bridge_gateway() -> str:
+    """The host's address on Docker's default bridge, which containers can reach."""
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", b"docker0"))  # SIOCGIFADDR
+    return socket.inet_ntoa(packed[20:24])

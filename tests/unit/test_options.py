@@ -136,7 +136,7 @@ def test_secrets_have_no_flag() -> None:
 
 def test_every_non_secret_option_of_up_is_a_flag() -> None:
     flags = {param.name for param in main.commands["up"].params}
-    expected = {option.name for option in opts.options_for("up") if not option.secret}
+    expected = {option.name for option in opts.options_for("up") if option.flag}
     assert flags == expected
 
 

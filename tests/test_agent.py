@@ -1,0 +1,223 @@
+"""Coder's agent, started inside the devcontainer by `up`: connected, alone, and the only keeper of the token."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from support.builder import Workspace, docker
+from support.coder import CoderDouble, bridge_gateway, make_double
+from support.repos import Remote
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
+
+IMAGE = "debian:trixie-slim"  # has none of curl, wget, busybox
+WITH_CURL = "codercom/enterprise-base:ubuntu"
+QUOTED = "single ' double \" dollar $HOME backtick ` backslash \\ and  two spaces"
+AGENT_DIR = "/home/coder/.cache/devcontainer-builder/agent"
+
+
+def init_script(access_url: str) -> str:
+    """An init script in the shape of Coder's coder_agent.init_script for linux."""
+    return f"""#!/usr/bin/env sh
+set -eu
+trap 'echo "=== agent script exited; sleeping to keep its log"; sleep 86400' EXIT
+cat > "${{HOME:-/tmp}}/init-script-saw" <<'QUOTED'
+{QUOTED}
+QUOTED
+ACCESS_URL='{access_url}/'
+BINARY_DIR=$(mktemp -d -t coder.XXXXXX)
+cd "$BINARY_DIR"
+if command -v curl >/dev/null 2>&1; then
+  curl -fsSL "${{ACCESS_URL}}bin/coder-linux-amd64" -o coder
+elif command -v wget >/dev/null 2>&1; then
+  wget -q "${{ACCESS_URL}}bin/coder-linux-amd64" -O coder
+elif command -v busybox >/dev/null 2>&1; then
+  busybox wget -q "${{ACCESS_URL}}bin/coder-linux-amd64" -O coder
+else
+  echo "error: no download tool found, please install curl, wget or busybox wget"
+  exit 1
+fi
+chmod +x coder
+export CODER_AGENT_AUTH=token
+export CODER_AGENT_URL="$ACCESS_URL"
+trap - EXIT
+exec ./coder agent
+"""
+
+
+@pytest.fixture
+def coder() -> Iterator[CoderDouble]:
+    server = make_double(host=bridge_gateway())  # the agent calls in from a container
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gh_token() -> str:
+    return f"ghp_{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def workspace(make_workspace, coder: CoderDouble, gh_token: str):
+    url = f"http://{bridge_gateway()}:{coder.port}"
+
+    def make(repository: str, **env: str) -> Workspace:
+        return make_workspace(
+            repository,
+            CODER_AGENT_URL=url,
+            CODER_AGENT_TOKEN=coder.token,
+            CODER_INIT_SCRIPT=init_script(url),
+            GH_TOKEN=gh_token,  # a host secret that must never reach the container
+            **env,
+        )
+
+    return make
+
+
+def wait_for_connections(coder: CoderDouble, count: int, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(coder.connections) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return list(coder.connections)
+
+
+def agents_in(ws: Workspace) -> list[str]:
+    """Command lines of the agent processes in the workspace's container."""
+    out = ws.exec("sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < $f; echo; done", user="root")
+    return [line for line in out.splitlines() if line.strip().endswith("coder agent")]
+
+
+def container_leaks(ws: Workspace, secret: str) -> list[str]:
+    """Everywhere in the container a secret can hide, except the agent's own environment."""
+    cid = ws.container()
+    places = []
+    if secret in docker("inspect", cid):
+        places.append("docker inspect")
+    argv = ws.exec("sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < $f; echo; done", user="root")
+    if secret in argv:
+        places.append("a process's arguments")
+    files = subprocess.run(
+        ["docker", "exec", "-u", "root", cid, "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys",
+         "--exclude-dir=dev", "--", secret, "/"],
+        capture_output=True, text=True, timeout=120, check=False,
+    ).stdout.split()  # fmt: skip
+    places += [f"file {name}" for name in files]
+    return places
+
+
+def test_the_agent_connects_from_inside_the_devcontainer(
+    remote: Remote, workspace, coder: CoderDouble, gh_token: str
+) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": WITH_CURL})})
+    ws = workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    (connection,) = wait_for_connections(coder, 1)
+    container = ws.container()
+    assert connection["hostname"] == container[:12], "the agent runs in the devcontainer, not in the builder"
+    assert connection["token"] == coder.token
+    assert connection["uid"] == 1000, "as the remote user"
+    state = ws.state()
+    assert state["agent"]["status"] == "started" and state["agent"]["user"] == "coder"
+    assert "agent_started" in ws.event_kinds()
+    assert "Coder agent started" in run.stdout
+    # the script arrived byte for byte: quotes, $, backticks, backslashes and spaces intact
+    assert ws.exec("cat", "/home/coder/init-script-saw") == QUOTED
+    # the agent token lives in the agent's environment only
+    assert container_leaks(ws, coder.token) == []
+    environ = ws.exec("sh", "-c", f"tr '\\000' '\\n' < /proc/{connection['pid']}/environ", user="coder")
+    assert f"CODER_AGENT_TOKEN={coder.token}" in environ
+    # host secrets never enter the container in any form: files, arguments, any process's environment
+    assert container_leaks(ws, gh_token) == []
+    for user in ("root", "coder"):  # each can read the environment of its own processes
+        every_environ = ws.exec("sh", "-c", "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\000' '\\n'; true", user=user)
+        assert gh_token not in every_environ
+    assert ws.exec("stat", "-c", "%a", AGENT_DIR) == "700"
+
+
+def test_a_rerun_keeps_the_one_agent(remote: Remote, workspace, coder: CoderDouble) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": WITH_CURL})})
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    wait_for_connections(coder, 1)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert "already running" in run.stdout
+    assert ws.state()["agent"]["status"] == "running"
+    assert len(agents_in(ws)) == 1
+    time.sleep(1)
+    assert len(coder.connections) == 1
+
+
+def test_running_the_init_script_again_refuses(remote: Remote, workspace, coder: CoderDouble) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": WITH_CURL})})
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    wait_for_connections(coder, 1)
+    result = subprocess.run(
+        ["docker", "exec", "-u", "coder", ws.container(), "sh", f"{AGENT_DIR}/init.sh"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0
+    assert "already runs in this container" in result.stderr
+    assert len(agents_in(ws)) == 1
+
+
+def test_a_dead_agent_is_started_again(remote: Remote, workspace, coder: CoderDouble) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": WITH_CURL})})
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    (first,) = wait_for_connections(coder, 1)
+    ws.exec("kill", "-9", str(first["pid"]), user="root")
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["agent"]["status"] == "started"
+    second = wait_for_connections(coder, 2)[1]
+    assert second["pid"] != first["pid"] and second["hostname"] == first["hostname"]
+    assert len(agents_in(ws)) == 1
+
+
+def test_the_fallback_gets_the_agent_too(remote: Remote, workspace, coder: CoderDouble) -> None:
+    remote.commit({".devcontainer/devcontainer.json": '{"image": '})
+    ws = workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "degraded"
+    (connection,) = wait_for_connections(coder, 1)
+    assert connection["hostname"] == ws.container()[:12]
+
+
+def test_an_image_without_curl_or_wget_gets_the_fallback_and_says_why(
+    remote: Remote, workspace, coder: CoderDouble
+) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": IMAGE})})
+    ws = workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert "none of curl, wget or busybox" in run.stderr
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "agent")
+    assert "curl" in state["error"]["message"]
+    assert any(line.level == "error" and "none of curl, wget or busybox" in line.output for line in coder.lines())
+    (connection,) = wait_for_connections(coder, 1)
+    assert connection["hostname"] == ws.container()[:12], "the fallback has curl: the agent runs there"
+    assert "none of curl, wget or busybox" in ws.exec(
+        "cat", f"/workspaces/{ws.folder.name}/.devcontainer-build-error.log"
+    )
+
+
+def test_no_downloader_anywhere_is_a_clear_failure(remote: Remote, workspace, coder: CoderDouble) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": IMAGE})})
+    ws = workspace(remote.url, DEVCONTAINER_FALLBACK_IMAGE=IMAGE)
+    run = ws.up()
+    assert run.returncode == 1
+    assert run.stderr.count("none of curl, wget or busybox") >= 2
+    state = ws.state()
+    assert state["status"] == "failed"
+    assert state["error"]["step"] == "agent" and state["fallback_error"]["step"] == "agent"
+    assert coder.connections == []
