@@ -10,44 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 from support.builder import Workspace, docker
-from support.coder import CoderDouble, bridge_gateway, make_double
+from support.coder import QUOTED, CoderDouble, bridge_gateway, init_script, make_double
 from support.repos import Remote
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
 IMAGE = "debian:trixie-slim"  # has none of curl, wget, busybox
 WITH_CURL = "codercom/enterprise-base:ubuntu"
-QUOTED = "single ' double \" dollar $HOME backtick ` backslash \\ and  two spaces"
 AGENT_DIR = "/home/coder/.cache/devcontainer-builder/agent"
-
-
-def init_script(access_url: str) -> str:
-    """An init script in the shape of Coder's coder_agent.init_script for linux."""
-    return f"""#!/usr/bin/env sh
-set -eu
-trap 'echo "=== agent script exited; sleeping to keep its log"; sleep 86400' EXIT
-cat > "${{HOME:-/tmp}}/init-script-saw" <<'QUOTED'
-{QUOTED}
-QUOTED
-ACCESS_URL='{access_url}/'
-BINARY_DIR=$(mktemp -d -t coder.XXXXXX)
-cd "$BINARY_DIR"
-if command -v curl >/dev/null 2>&1; then
-  curl -fsSL "${{ACCESS_URL}}bin/coder-linux-amd64" -o coder
-elif command -v wget >/dev/null 2>&1; then
-  wget -q "${{ACCESS_URL}}bin/coder-linux-amd64" -O coder
-elif command -v busybox >/dev/null 2>&1; then
-  busybox wget -q "${{ACCESS_URL}}bin/coder-linux-amd64" -O coder
-else
-  echo "error: no download tool found, please install curl, wget or busybox wget"
-  exit 1
-fi
-chmod +x coder
-export CODER_AGENT_AUTH=token
-export CODER_AGENT_URL="$ACCESS_URL"
-trap - EXIT
-exec ./coder agent
-"""
 
 
 @pytest.fixture

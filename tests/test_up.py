@@ -448,10 +448,11 @@ def test_sigterm_stops_the_build_and_records_it(remote: Remote, make_workspace) 
 
 def test_an_unreachable_engine_fails_clearly_since_no_fallback_can_run_either(remote: Remote, make_workspace) -> None:
     remote.commit(hooks_config())
-    ws = make_workspace(remote.url, DOCKER_HOST="unix:///nonexistent/docker.sock")
+    ws = make_workspace(remote.url, DOCKER_HOST="unix:///nonexistent/docker.sock", DEVCONTAINER_ENGINE_TIMEOUT="2")
     run = ws.up()
     assert run.returncode == 1
-    assert "Is the engine running" in run.stderr
+    assert "waiting up to 2 s" in run.stderr
+    assert "Is the engine running" in run.stderr and "DEVCONTAINER_ENGINE_TIMEOUT" in run.stderr
     assert "the fallback image could not be brought up either" in run.stderr
     assert "Traceback" not in run.output
     state = ws.state()
@@ -459,6 +460,22 @@ def test_an_unreachable_engine_fails_clearly_since_no_fallback_can_run_either(re
     assert state["fallback_error"]["message"]
     kinds = ws.event_kinds()
     assert kinds.index("build_failed") < kinds.index("fallback_started") < kinds.index("fallback_failed")
+
+
+def test_an_engine_that_comes_up_late_is_waited_for(remote: Remote, make_workspace, sandbox: Path) -> None:
+    remote.commit(hooks_config())
+    socket_path = sandbox / "late.sock"
+    ws = make_workspace(remote.url, DOCKER_HOST=f"unix://{socket_path}", DEVCONTAINER_ENGINE_TIMEOUT="60")
+    proc = ws.start()
+    time.sleep(2)  # the engine's socket appears after the builder started, as a DinD sidecar's does
+    relay = subprocess.Popen(["socat", f"UNIX-LISTEN:{socket_path},fork", "UNIX-CONNECT:/var/run/docker.sock"])
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        relay.terminate()
+    assert proc.returncode == 0, stdout + stderr
+    assert "waiting up to 60 s" in stderr
+    assert "the container engine answers" in stdout
 
 
 def test_status_reports_the_workspace(remote: Remote, make_workspace) -> None:

@@ -1,3 +1,4 @@
-"""devcontainer-builder: a repository's devcontainer.json, built with the devcontainer CLI, as a workspace."""
+"""devcontainer-builder: a repository's devcontainer.json, built with the devcontainer CLI, as a workspace.
 
-__version__ = "0.1.0"
+The version lives in builder/version.txt (the package metadata and the image's label read it there).
+"""

@@ -12,7 +12,6 @@ from typing import Any
 
 import click
 
-from devcontainer_builder import __version__
 from devcontainer_builder import options as opts
 from devcontainer_builder import status as status_report
 from devcontainer_builder import up as up_command
@@ -71,7 +70,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.version_option(__version__, prog_name="devcontainer-builder")
+@click.version_option(package_name="devcontainer-builder", prog_name="devcontainer-builder")
 def main() -> None:
     """Turn a repository's devcontainer.json into a running workspace container.
 

@@ -5,7 +5,9 @@ engine can export a layer cache."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from devcontainer_builder import proc
@@ -18,6 +20,18 @@ LABEL_ROLE = "devcontainer-builder.role"
 LABEL_CONFIG = "devcontainer-builder.config"
 LABEL_LOCAL_FOLDER = "devcontainer.local_folder"
 LABEL_METADATA = "devcontainer.metadata"
+
+
+def engine_problem(docker: str, error: str) -> str:
+    if "permission denied" in error.lower():
+        return (
+            f"the builder (uid {os.getuid()}) may not use the container engine's socket: {error}. Add it to the "
+            "socket's group (docker run --group-add GID, or the pod's supplementalGroups) or run it as root."
+        )
+    return (
+        f"cannot reach the container engine with {docker}: {error}. Is the engine running and its socket "
+        "reachable (DOCKER_HOST)?"
+    )
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,23 @@ class Engine:
     def _run(self, args: list[str], timeout: float = QUERY_TIMEOUT) -> proc.Result:
         return proc.run([self.docker, *args], timeout=timeout, env=self.env)
 
+    def unreachable(self) -> str:
+        """Why the engine does not answer, or "" when it does."""
+        result = self._run(["version", "--format", "{{.Server.Version}}"], timeout=30.0)
+        return "" if result.ok else last_line(result.stderr)
+
+    def wait_until_reachable(self, timeout: float, on_wait: Callable[[str], None]) -> str:
+        """Poll the engine for up to `timeout` s (a DinD sidecar may still be starting); "" once it
+        answers, else why it does not. A socket the builder may not use is not waited for."""
+        deadline = time.monotonic() + timeout
+        problem = self.unreachable()
+        if problem and "permission denied" not in problem.lower():
+            on_wait(problem)
+            while problem and time.monotonic() < deadline and "permission denied" not in problem.lower():
+                time.sleep(0.5)
+                problem = self.unreachable()
+        return problem
+
     def workspace_containers(self, workspace: str) -> list[Labelled]:
         """Every container labelled as this workspace's, running or not."""
         result = self._run(
@@ -53,10 +84,7 @@ class Engine:
         )  # fmt: skip
         if not result.ok:
             raise BuildFailed(
-                f"cannot list containers with {self.docker}: {last_line(result.stderr)}. Is the engine running "
-                "and its socket reachable (DOCKER_HOST)?",
-                step="engine",
-                detail=result.stderr,
+                engine_problem(self.docker, last_line(result.stderr)), step="engine", detail=result.stderr
             )
         found = []
         for line in result.stdout.splitlines():

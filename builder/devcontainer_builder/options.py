@@ -189,7 +189,26 @@ PROJECT_TYPE_IMAGES = {
     "ruby": "mcr.microsoft.com/devcontainers/ruby:3",
 }
 
+MODES = ("up",)
+
+
+def _mode(value: str) -> str:
+    value = value.strip()
+    if value not in MODES:
+        raise ValueError(f"must be one of {', '.join(MODES)}, got {value!r}")
+    return value
+
+
 OPTIONS: tuple[Option, ...] = (
+    Option(
+        "mode",
+        "DEVCONTAINER_BUILDER_MODE",
+        "What the builder image does when started without arguments (the template's mode).",
+        default="up",
+        parse=_mode,
+        commands=("entrypoint",),
+        env_only=True,
+    ),
     Option(
         "repository",
         "DEVCONTAINER_REPOSITORY",
@@ -272,6 +291,14 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds one `devcontainer up` may take before its whole process tree is killed.",
         default=1800,
         parse=_positive_int,
+        metavar="SECONDS",
+    ),
+    Option(
+        "engine_timeout",
+        "DEVCONTAINER_ENGINE_TIMEOUT",
+        "Seconds to wait at start for the container engine to answer (a DinD sidecar may still be starting).",
+        default=60,
+        parse=_non_negative_int,
         metavar="SECONDS",
     ),
     Option(

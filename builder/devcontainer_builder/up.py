@@ -21,7 +21,7 @@ from typing import Any
 from devcontainer_builder import agent, containers, devcontainer_cli, fallback, git, state
 from devcontainer_builder import config as configs
 from devcontainer_builder.containers import ROLE_DEVCONTAINER, ROLE_FALLBACK, Spec
-from devcontainer_builder.engine import Engine, Labelled
+from devcontainer_builder.engine import Engine, Labelled, engine_problem
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.lock import workspace_lock
 from devcontainer_builder.log import FileSink, Log, TailSink
@@ -154,7 +154,7 @@ def _up_locked(run: Run, environ: Mapping[str, str]) -> int:
     log.info(f"devcontainer-builder up: {settings.repository} -> {settings.workspace_folder}")
     try:
         # which containers the workspace has does not depend on git: ask the engine meanwhile
-        existing = Pending(run.engine.workspace_containers, settings.workspace_folder)
+        existing = Pending(_workspace_containers, run)
         run.checkout = _checkout(run, environ)
         run.resolved = _resolve(run)
         outcome = _bring_up(run, run.resolved, existing.result())
@@ -369,6 +369,26 @@ def _start_agent(run: Run, outcome: devcontainer_cli.Outcome) -> None:
     run.agent["error"] = log.redact(started.detail)[-4000:]
     log.error(f"Coder agent not running {who}: {reason}. Its last output:\n{started.detail or '(none)'}")
     run.dirs.record_event("agent_failed", status=started.status, reason=reason, log=started.log)
+
+
+def _workspace_containers(run: Run) -> list[Labelled]:
+    """The workspace's containers; an engine that does not answer yet is waited for, within bounds."""
+    try:
+        return run.engine.workspace_containers(run.settings.workspace_folder)
+    except BuildFailed:
+        timeout = run.settings.engine_timeout
+        problem = run.engine.wait_until_reachable(
+            timeout,
+            lambda why: run.log.warn(f"the container engine does not answer ({why}); waiting up to {timeout} s for it"),
+        )
+        if problem:
+            raise BuildFailed(
+                engine_problem(run.settings.docker_path, problem)
+                + f" (waited {timeout} s: DEVCONTAINER_ENGINE_TIMEOUT)",
+                step="engine",
+            ) from None
+        run.log.info("the container engine answers")
+        return run.engine.workspace_containers(run.settings.workspace_folder)
 
 
 def _checkout(run: Run, environ: Mapping[str, str]) -> git.Checkout:

@@ -66,6 +66,20 @@ trixie_apt() {
    done)
 }
 
+install_goss() {
+  # goss is packaged in trixie only; its static binary is copied into containers of the image (dgoss)
+  local bin=$cache/bin/goss
+  [ -x "$bin" ] && return 0
+  say "goss (from trixie)"
+  trixie_apt goss
+  local tmp
+  tmp=$(mktemp -d)
+  dpkg -x "$cache"/apt-trixie/goss_*.deb "$tmp"
+  mkdir -p "$(dirname "$bin")"
+  install -m 0755 "$(find "$tmp" -type f -name goss | head -n1)" "$bin"
+  rm -rf "$tmp"
+}
+
 install_buildx() {
   # Kept out of ~/.docker on purpose: the host engine (Docker 20.10, BuildKit 0.8) builds features only
   # with the classic builder offline. Tests that need buildx point DOCKER_CONFIG at this folder.
@@ -145,14 +159,16 @@ python_env() {
 }
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)
-[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps)
+[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat)
 apt_install "${packages[@]}"
 start_docker
 base_image
 cached_image codercom/enterprise-base:ubuntu "$root/tests/env/images/enterprise-base.Dockerfile"
+[ "$profile" = test ] && cached_image devcontainer-builder-test/dind:trixie "$root/tests/env/images/dind.Dockerfile"
 devcontainer_cli
 python_env
 if [ "$profile" = test ]; then
   install_buildx
+  install_goss
 fi
 say "environment ready ($profile)"

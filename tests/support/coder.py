@@ -309,3 +309,37 @@ def bridge_gateway() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", b"docker0"))  # SIOCGIFADDR
     return socket.inet_ntoa(packed[20:24])
+
+
+# A line that must reach the container byte for byte: quotes, $, backticks, backslashes, spaces.
+QUOTED = "single ' double \" dollar $HOME backtick ` backslash \\ and  two spaces"
+
+
+def init_script(access_url: str) -> str:
+    """An init script in the shape of Coder's coder_agent.init_script for linux (it downloads the stand-in
+    agent this double serves and execs it)."""
+    return f"""#!/usr/bin/env sh
+set -eu
+trap 'echo "=== agent script exited; sleeping to keep its log"; sleep 86400' EXIT
+cat > "${{HOME:-/tmp}}/init-script-saw" <<'QUOTED'
+{QUOTED}
+QUOTED
+ACCESS_URL='{access_url}/'
+BINARY_DIR=$(mktemp -d -t coder.XXXXXX)
+cd "$BINARY_DIR"
+if command -v curl >/dev/null 2>&1; then
+  curl -fsSL "${{ACCESS_URL}}bin/coder-linux-amd64" -o coder
+elif command -v wget >/dev/null 2>&1; then
+  wget -q "${{ACCESS_URL}}bin/coder-linux-amd64" -O coder
+elif command -v busybox >/dev/null 2>&1; then
+  busybox wget -q "${{ACCESS_URL}}bin/coder-linux-amd64" -O coder
+else
+  echo "error: no download tool found, please install curl, wget or busybox wget"
+  exit 1
+fi
+chmod +x coder
+export CODER_AGENT_AUTH=token
+export CODER_AGENT_URL="$ACCESS_URL"
+trap - EXIT
+exec ./coder agent
+"""

@@ -12,19 +12,22 @@ from pathlib import Path
 
 
 class GitHTTPServer:
-    def __init__(self, project_root: Path, token: str, username: str = "x-access-token") -> None:
+    def __init__(
+        self, project_root: Path, token: str, username: str = "x-access-token", host: str = "127.0.0.1"
+    ) -> None:
         self.project_root = project_root
         self.token = token
         self.username = username
         self.fail_next = 0  # answer this many requests with 503 before serving normally
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, authorised)
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
 
     def url(self, repo_name: str) -> str:
         return f"{self.base_url}/{repo_name}.git"

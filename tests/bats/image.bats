@@ -1,0 +1,139 @@
+#!/usr/bin/env bats
+# The builder image's command-line contract: exit codes, messages, subcommands passed through, status.
+# Run by `make test` (after `make image`); IMAGE names the image under test.
+
+setup_file() {
+  export IMAGE=${IMAGE:-devcontainer-builder:dev}
+  docker image inspect "$IMAGE" >/dev/null
+}
+
+setup() {
+  STATE=$(mktemp -d)
+  chmod 0777 "$STATE"
+}
+
+teardown() {
+  rm -rf "$STATE"
+}
+
+builder() {
+  docker run --rm "$@"
+}
+
+@test "no arguments and no environment: exit 2 naming DEVCONTAINER_REPOSITORY and the fix" {
+  run builder "$IMAGE"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"DEVCONTAINER_REPOSITORY is not set"* ]]
+  [[ "$output" == *"Set it in the environment or pass --repository"* ]]
+  [[ "$output" != *"Traceback"* ]]
+}
+
+@test "every bad variable is named in one message" {
+  run builder -e DEVCONTAINER_REPOSITORY=--upload-pack=x -e DEVCONTAINER_BUILD_TIMEOUT=soon \
+    -e DEVCONTAINER_BRANCH=-x "$IMAGE"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"DEVCONTAINER_REPOSITORY"* ]]
+  [[ "$output" == *"DEVCONTAINER_BUILD_TIMEOUT"* ]]
+  [[ "$output" == *"DEVCONTAINER_BRANCH"* ]]
+}
+
+@test "an unknown mode is bad input" {
+  run builder -e DEVCONTAINER_BUILDER_MODE=dance "$IMAGE"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"DEVCONTAINER_BUILDER_MODE must be one of up"* ]]
+}
+
+@test "an unknown command is a usage error, exit 2" {
+  run builder "$IMAGE" frobnicate --now
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"unknown command 'frobnicate'"* ]]
+  [[ "$output" == *"usage: docker run"* ]]
+}
+
+@test "--help explains the image's commands" {
+  run builder "$IMAGE" --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"usage: docker run"* ]]
+  [[ "$output" == *"DEVCONTAINER_BUILDER_MODE"* ]]
+  for command in up status options; do [[ "$output" == *"$command"* ]]; done
+}
+
+@test "--version prints the version in version.txt" {
+  run builder "$IMAGE" --version
+  [ "$status" -eq 0 ]
+  [ "$output" = "devcontainer-builder, version $(cat "$BATS_TEST_DIRNAME/../../builder/version.txt")" ]
+}
+
+@test "subcommands pass through with their flags: up --help" {
+  run builder "$IMAGE" up --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"Exit codes:"* ]]
+  [[ "$output" == *"--workspace-folder PATH"* ]]
+}
+
+@test "subcommands pass through: options --markdown is the README's table" {
+  run builder "$IMAGE" options --markdown
+  [ "$status" -eq 0 ]
+  [[ "${lines[0]}" == "| variable | flag | default | meaning |" ]]
+  [[ "$output" == *"| \`GH_TOKEN\` | env only (secret) |"* ]]
+}
+
+@test "flags win over the environment in passed-through commands" {
+  run builder -e DEVCONTAINER_BUILD_TIMEOUT=soon "$IMAGE" up --repository https://example.invalid/a.git --build-timeout 10 \
+    --state-dir /proc/not-writable
+  [ "$status" -eq 2 ]
+  [[ "$output" != *"DEVCONTAINER_BUILD_TIMEOUT"* ]]
+  [[ "$output" == *"state dir /proc/not-writable cannot be written"* ]]
+}
+
+@test "status with no build yet: exit 1 and says so" {
+  run builder -v "$STATE:/state" "$IMAGE" status --state-dir /state
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"no build has run yet"* ]]
+}
+
+@test "status of a running workspace: exit 0, human and --json" {
+  printf '{"status": "running", "fallback": false, "container_id": "0123456789abcdef", "workspace_folder": "/workspaces/app"}\n' \
+    >"$STATE/state.json"
+  printf '{"time": "2026-11-22T10:00:00Z", "kind": "container_running", "container_id": "0123456789abcdef"}\n' \
+    >"$STATE/events.jsonl"
+  run builder -v "$STATE:/state" "$IMAGE" status --state-dir /state
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"running"* ]]
+  [[ "$output" == *"0123456789ab"* ]]
+  run builder -v "$STATE:/state" -e DEVCONTAINER_STATE_DIR=/state "$IMAGE" status --json
+  [ "$status" -eq 0 ]
+  [ "$(printf '%s' "$output" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["status"])')" = running ]
+}
+
+@test "status of a degraded workspace: exit 0; of a failed one: exit 1" {
+  printf '{"status": "degraded", "fallback": true, "error": {"step": "config", "message": "bad json"}}\n' >"$STATE/state.json"
+  run builder -v "$STATE:/state" "$IMAGE" status --state-dir /state
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"[config] bad json"* ]]
+  printf '{"status": "failed", "error": {"step": "clone", "message": "unreachable"}}\n' >"$STATE/state.json"
+  run builder -v "$STATE:/state" "$IMAGE" status --state-dir /state
+  [ "$status" -eq 1 ]
+}
+
+@test "SIGTERM reaches the builder through tini: a hanging clone stops with exit 1 and a recorded state" {
+  gateway=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
+  [ -n "$gateway" ] || gateway=172.17.0.1
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')
+  # a black hole: accepts connections and never answers, so git's clone hangs
+  python3 -c "import socket,time; s=socket.socket(); s.bind(('$gateway', $port)); s.listen(8); time.sleep(60)" &
+  hole=$!
+  sleep 0.5
+  container=$(docker run -d -v "$STATE:/state" -e DEVCONTAINER_STATE_DIR=/state \
+    -e DEVCONTAINER_REPOSITORY="http://$gateway:$port/app.git" "$IMAGE")
+  for _ in $(seq 1 50); do grep -q Cloning "$STATE/build.log" 2>/dev/null && break; sleep 0.2; done
+  docker stop -t 20 "$container" >/dev/null
+  code=$(docker inspect -f '{{.State.ExitCode}}' "$container")
+  logs=$(docker logs "$container" 2>&1)
+  docker rm -f "$container" >/dev/null
+  kill "$hole"
+  [ "$code" -eq 1 ]
+  [[ "$logs" == *"stopped by SIGTERM"* ]]
+  grep -q '"status": "failed"' "$STATE/state.json"
+  grep -q '"step": "terminated"' "$STATE/state.json"
+}
