@@ -10,7 +10,9 @@ RUFF := $(VENV)/bin/ruff --config $(ROOT)/builder/pyproject.toml
 IMAGE ?= devcontainer-builder:dev
 VERSION := $(shell cat builder/version.txt)
 
-.PHONY: demo test lint format unit bench readme env-demo env-test image
+REGISTRY ?=
+
+.PHONY: demo test lint format unit bench readme env-demo env-test image push registry-set
 
 env-demo:
 	bash tests/env/provision.sh demo
@@ -44,6 +46,14 @@ image: env-test
 	cp /usr/local/share/ca-certificates/*.crt builder/.build-ca/ 2>/dev/null || true
 	docker build -q -t $(IMAGE) --build-arg VERSION=$(VERSION) builder >/dev/null
 	@docker image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+# Push the image to REGISTRY (host[:port][/path]), tagged with version.txt; log in to it first.
+push: registry-set image
+	docker tag $(IMAGE) $(REGISTRY)/devcontainer-builder:$(VERSION)
+	docker push -q $(REGISTRY)/devcontainer-builder:$(VERSION)
+
+registry-set:
+	@test -n "$(REGISTRY)" || { echo "make push: set REGISTRY, for example REGISTRY=ghcr.io/acme" >&2; exit 2; }
 
 bench: env-test
 	@status=0; for bench in up logs fallback; do \
