@@ -8,6 +8,9 @@ PYTEST_ARGS ?=
 RUFF := $(VENV)/bin/ruff --config $(ROOT)/builder/pyproject.toml
 
 IMAGE ?= devcontainer-builder:dev
+# moon (dev tooling only) is installed by tests/env/provision.sh at this version; it is not in
+# builder/package-lock.json because npm records only this platform's moon binary there (npm/cli#8320)
+export MOON_VERSION := 2.5.5
 VERSION := $(shell cat builder/version.txt)
 
 REGISTRY ?=

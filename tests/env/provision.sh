@@ -143,6 +143,17 @@ devcontainer_cli() {
   (cd "$root/builder" && npm ci --no-fund --no-audit --cache "$cache/npm" --loglevel=error >/dev/null)
 }
 
+install_moon() {
+  local want=${MOON_VERSION:-$(sed -n "s/^export MOON_VERSION := //p" "$root/Makefile")}
+  local bin=$cache/moon/node_modules/.bin/moon
+  if [ -x "$bin" ] && [ "$("$bin" --version 2>/dev/null)" = "moon $want" ]; then return 0; fi
+  say "moon $want (npm)"
+  rm -rf "$cache/moon"
+  mkdir -p "$cache/moon"
+  npm install --prefix "$cache/moon" --no-save --no-package-lock --no-fund --no-audit --loglevel=error \
+    --cache "$cache/npm" "@moonrepo/cli@$want" >/dev/null
+}
+
 python_env() {
   local stamp
   stamp=$venv/.installed-$(sha256sum <"$root/builder/pyproject.toml" | cut -c1-16)-$profile
@@ -170,5 +181,6 @@ python_env
 if [ "$profile" = test ]; then
   install_buildx
   install_goss
+  install_moon
 fi
 say "environment ready ($profile)"

@@ -14,7 +14,8 @@ from support.services import Registry
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
 ROOT = Path(__file__).resolve().parents[2]
-MOON = str(ROOT / "builder" / "node_modules" / ".bin" / "moon")
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "devcontainer-builder"
+MOON = str(CACHE / "moon" / "node_modules" / ".bin" / "moon")
 
 
 def moon(*args: str, **env: str) -> subprocess.CompletedProcess:
