@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,3 +145,24 @@ def test_coder_settings_that_do_not_go_together_are_bad_input(remote: Remote, ma
     assert run.returncode == 2
     assert "CODER_AGENT_URL" in run.stderr and "CODER_AGENT_TOKEN" in run.stderr
     assert "not-a-uuid" not in run.stderr, "even a malformed token is not echoed"
+
+
+def test_sigterm_flushes_the_tail_of_the_log_to_coder(remote: Remote, make_workspace, coder) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo build-started && sleep 300\n",
+        }
+    )
+    ws = make_workspace(remote.url, **coder_env(coder))
+    proc = ws.start()
+    deadline = time.monotonic() + 120
+    while "build-started" not in coder.outputs():
+        assert time.monotonic() < deadline, "the build never reached its RUN step"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    # the last lines, written after the signal, still reached Coder before the builder exited
+    errors = [line.output for line in coder.lines() if line.level == "error"]
+    assert any("stopped by SIGTERM" in text for text in errors)
