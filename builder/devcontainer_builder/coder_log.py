@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from devcontainer_builder.log import LEVEL_RANK, Line
@@ -73,8 +74,16 @@ class Entry:
     output: str
     size: int  # UTF-8 bytes of output: what Coder counts against its cap
 
-    def payload(self) -> dict[str, str]:
-        return {"created_at": rfc3339(self.moment), "output": self.output, "level": self.level}
+    def json(self) -> str:
+        # by hand rather than json.dumps of a dict: this is the sender's hot loop, and the C string
+        # encoder does the one part that needs escaping
+        output = encode_basestring(self.output)
+        return f'{{"created_at":"{rfc3339(self.moment)}","output":{output},"level":"{self.level}"}}'
+
+
+def logs_body(source: str, entries: list[Entry]) -> bytes:
+    """The PATCH body; bytes, so http.client sends headers and body in one write (see _post)."""
+    return f'{{"log_source_id":"{source}","logs":[{",".join(entry.json() for entry in entries)}]}}'.encode()
 
 
 @dataclass
@@ -131,18 +140,22 @@ class CoderLogSink:
     def write(self, line: Line) -> None:
         if self._stopped or LEVEL_RANK[line.level] < self.rank:
             return
-        produced = time.monotonic()
         text = line.text
         try:
-            text.encode("utf-8")
+            size = len(text.encode("utf-8"))
         except UnicodeEncodeError:  # lone surrogates (undecodable file names): Coder takes valid UTF-8 only
             text = _SURROGATES.sub("\ufffd", text)
+            size = len(text.encode("utf-8"))
+        produced = time.monotonic()
+        if len(text) <= COLUMN:
+            entries = [Entry(produced, line.time, line.level, text, size)]
+        else:
+            entries = [Entry(produced, line.time, line.level, p, len(p.encode("utf-8"))) for p in split_long(text)]
         with self._lock:
             was_empty = not self._queue
-            for piece in split_long(text):
-                size = len(piece.encode("utf-8"))
-                self._queue.append(Entry(produced, line.time, line.level, piece, size))
-                self._queued_bytes += size + LINE_OVERHEAD
+            for entry in entries:
+                self._queue.append(entry)
+                self._queued_bytes += entry.size + LINE_OVERHEAD
             while self._queued_bytes > self.queue_cap and self._queue:
                 dropped = self._queue.popleft()
                 self._queued_bytes -= dropped.size + LINE_OVERHEAD
@@ -270,13 +283,13 @@ class CoderLogSink:
                 self._stopped = True
         return min(delay * 2, BACKOFF_MAX)
 
-    def _post(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, str]:
+    def _post(self, method: str, path: str, body: dict[str, Any] | bytes) -> tuple[int, str]:
         """(status, message); status 0 for a connection error or a timeout."""
         self._inflight_since = time.monotonic()
         try:
             # bytes, not str: http.client then sends headers and body in one write, where a str body
             # goes out in a second write that Nagle holds back for the delayed ACK (40 ms a request)
-            payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            payload = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
             response = self._session.request(
                 method, self.base + path, data=payload, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
             )
@@ -361,11 +374,7 @@ class CoderLogSink:
         return self._cut()
 
     def _patch(self, entries: list[Entry]) -> str:
-        status, message = self._post(
-            "PATCH",
-            "/api/v2/workspaceagents/me/logs",
-            {"log_source_id": self.source, "logs": [entry.payload() for entry in entries]},
-        )
+        status, message = self._post("PATCH", "/api/v2/workspaceagents/me/logs", logs_body(self.source, entries))
         if status == 200:
             if self.stats.state != "streaming" and self._warned_unreachable:
                 self.notify("info", "Coder's log API answers again; streaming the build log resumed")

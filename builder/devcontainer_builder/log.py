@@ -42,7 +42,7 @@ class Sink(Protocol):
 
 def clean(text: str) -> list[str]:
     """Strip ANSI escapes, keep the last frame of \\r progress updates, replace NUL and controls."""
-    if not _SPECIAL.search(text):  # most build output: one plain line
+    if text.isprintable() or not _SPECIAL.search(text):  # most build output: one plain line
         text = text.rstrip()
         return [text] if text else []
     pieces = []
@@ -168,8 +168,10 @@ class Log:
         pieces = clean(redacted)
         with self._lock:
             for piece in pieces:
-                # cleaning can join a secret that escape codes had split: redact what changed again
-                line = Line(now, level, piece if piece == redacted else self.redact(piece), source)
+                # cleaning can join a secret that escape codes had split: redact what changed again.
+                # tuple.__new__: a NamedTuple's own constructor is Python code, run for every line.
+                text = piece if piece == redacted else self.redact(piece)
+                line = tuple.__new__(Line, (now, level, text, source))
                 for sink in self.sinks:
                     if sink is not exclude:
                         sink.write(line)
