@@ -15,9 +15,8 @@ import click
 from devcontainer_builder import options as opts
 from devcontainer_builder import status as status_report
 from devcontainer_builder import up as up_command
-from devcontainer_builder.coder_log import CoderLogSink
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, Terminated
-from devcontainer_builder.log import Log, Redactor, TerminalSink
+from devcontainer_builder.log import Log, Redactor, Sink, TerminalSink
 from devcontainer_builder.state import StateDir
 
 
@@ -119,10 +118,12 @@ def up(**flags: Any) -> None:
     sys.exit(code)
 
 
-def coder_sink(settings: opts.Settings, log: Log) -> CoderLogSink | None:
+def coder_sink(settings: opts.Settings, log: Log) -> Sink | None:
     """Stream to Coder when the template gave us its agent's URL and token; standalone otherwise."""
     if not settings.coder_agent_url:
         return None
+    from devcontainer_builder.coder_log import CoderLogSink  # noqa: PLC0415 - standalone runs never need it
+
     sink: CoderLogSink | None = None
 
     def notify(level: str, text: str) -> None:

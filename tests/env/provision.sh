@@ -155,6 +155,13 @@ install_moon() {
 }
 
 python_env() {
+  python_install
+  # bytecode, as the image ships it: where PYTHONDONTWRITEBYTECODE is set (these machines set it),
+  # every run would otherwise compile the package anew. A stale .pyc is noticed and ignored by Python.
+  "$venv/bin/python" -m compileall -q "$root/builder/devcontainer_builder"
+}
+
+python_install() {
   local stamp
   stamp=$venv/.installed-$(sha256sum <"$root/builder/pyproject.toml" | cut -c1-16)-$profile
   [ -f "$stamp" ] && return 0
