@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support.builder import docker, tree_contains, which_docker_config_with_buildx
+from support.builder import SLEEPING_BUILD, docker, tree_contains, which_docker_config_with_buildx
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.repos import git as run_git
@@ -418,24 +418,10 @@ def _workspace_processes(folder: Path) -> list[str]:
     return found
 
 
-def _sleeping_build(remote: Remote) -> None:
-    remote.commit(
-        {
-            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
-            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo build-started && sleep 300\n",
-        }
-    )
-
-
 def test_sigterm_stops_the_build_and_records_it(remote: Remote, make_workspace) -> None:
-    _sleeping_build(remote)
+    remote.commit(SLEEPING_BUILD)
     ws = make_workspace(remote.url)
-    proc = ws.start()
-    log = ws.state_dir / "build.log"
-    deadline = time.monotonic() + 120
-    while not (log.exists() and "build-started" in log.read_text(errors="replace")):
-        assert time.monotonic() < deadline, "the build never reached its RUN step"
-        time.sleep(0.2)
+    proc = ws.start_until_logged("build-started")
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1, stdout + stderr
@@ -532,14 +518,9 @@ def test_a_workspace_disk_that_fills_during_the_clone(remote: Remote, make_works
 
 
 def test_a_killed_builder_takes_its_build_with_it_and_the_next_up_recovers(remote: Remote, make_workspace) -> None:
-    _sleeping_build(remote)
+    remote.commit(SLEEPING_BUILD)
     ws = make_workspace(remote.url)
-    proc = ws.start()
-    log = ws.state_dir / "build.log"
-    deadline = time.monotonic() + 120
-    while not (log.exists() and "build-started" in log.read_text(errors="replace")):
-        assert time.monotonic() < deadline, "the build never reached its RUN step"
-        time.sleep(0.2)
+    proc = ws.start_until_logged("build-started")
     proc.kill()
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 15

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from devcontainer_builder import coder_log
+from support.builder import SLEEPING_BUILD
 from support.coder import CoderDouble, make_double, refused_url
 from support.githttp import GitHTTPServer
 from support.repos import Remote
@@ -148,17 +149,12 @@ def test_coder_settings_that_do_not_go_together_are_bad_input(remote: Remote, ma
 
 
 def test_sigterm_flushes_the_tail_of_the_log_to_coder(remote: Remote, make_workspace, coder) -> None:
-    remote.commit(
-        {
-            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
-            ".devcontainer/Dockerfile": f"FROM {IMAGE}\nRUN echo build-started && sleep 300\n",
-        }
-    )
+    remote.commit(SLEEPING_BUILD)
     ws = make_workspace(remote.url, **coder_env(coder))
-    proc = ws.start()
-    deadline = time.monotonic() + 120
-    while "build-started" not in coder.outputs():
-        assert time.monotonic() < deadline, "the build never reached its RUN step"
+    proc = ws.start_until_logged("build-started")
+    deadline = time.monotonic() + 30
+    while "build-started" not in coder.outputs():  # streaming works before the signal
+        assert time.monotonic() < deadline, "the RUN step's output never reached Coder"
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)

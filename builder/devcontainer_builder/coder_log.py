@@ -214,16 +214,10 @@ class CoderLogSink:
             batch = self._next_batch()
             if batch is None:
                 break
-            if not registered:
-                outcome = self._register()
-                if outcome == "stop":
-                    break
-                if outcome == "retry":
-                    self._put_back(batch)
-                    backoff = self._back_off(backoff)
-                    continue
+            outcome = "ok" if registered else self._register()
+            if outcome == "ok":
                 registered = True
-            outcome = self._send(batch)
+                outcome = self._send(batch)
             if outcome == "stop":
                 break
             if outcome == "retry":

@@ -130,6 +130,17 @@ class Workspace:
             proc.returncode, stdout, stderr, time.monotonic() - started, sorted(sampler.samples) if sampler else []
         )
 
+    def start_until_logged(self, text: str, timeout: float = 120, **overrides: str) -> subprocess.Popen:
+        """Start `up` and return once build.log shows text (a build reached its RUN step, say)."""
+        proc = self.start(**overrides)
+        log = self.state_dir / "build.log"
+        deadline = time.monotonic() + timeout
+        while not (log.exists() and text in log.read_text(errors="replace")):
+            assert proc.poll() is None, f"up ended before logging {text!r}: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"up never logged {text!r}"
+            time.sleep(0.2)
+        return proc
+
     def up(self, *args: str, **overrides: str) -> Run:
         return self.run(*args, **overrides)
 
@@ -159,6 +170,13 @@ class Workspace:
     def exec(self, *cmd: str, user: str | None = None, check: bool = True) -> str:
         flags = ["-u", user] if user else []
         return docker("exec", *flags, self.container(), *cmd, check=check)
+
+
+# A Dockerfile build that reaches its RUN step, says so, and then takes five minutes.
+SLEEPING_BUILD = {
+    ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+    ".devcontainer/Dockerfile": "FROM debian:trixie-slim\nRUN echo build-started && sleep 300\n",
+}
 
 
 def remove_labelled(label: str) -> None:
