@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support.builder import Workspace, base_env, remove_containers_under
+from support.coder import CoderDouble, make_double
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.services import Registry, SSHServer
@@ -70,6 +71,14 @@ def make_workspace(sandbox: Path) -> Callable[..., Workspace]:
 def git_http(sandbox: Path) -> Iterator[GitHTTPServer]:
     token = f"ghp_{uuid.uuid4().hex}{uuid.uuid4().hex[:4]}"
     server = GitHTTPServer(sandbox / "remotes", token).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def coder() -> Iterator[CoderDouble]:
+    """The strict Coder double on loopback (tests whose agent calls in from a container make their own)."""
+    server = make_double()
     yield server
     server.stop()
 

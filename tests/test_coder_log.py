@@ -5,23 +5,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 from devcontainer_builder import coder_log
 from devcontainer_builder.coder_log import CoderLogSink
 from devcontainer_builder.log import Log, Redactor
-from support.coder import CoderDouble, make_double, refused_url
+from support.coder import CoderDouble, refused_url
 from support.sinks import Collect
 
 FULL_LOG = "/workspaces/.devcontainer-builder/build.log"
-
-
-@pytest.fixture
-def double() -> Iterator[CoderDouble]:
-    server = make_double()
-    yield server
-    server.stop()
 
 
 class Rig:
@@ -48,31 +39,31 @@ class Rig:
         return [line.text for line in self.terminal.lines if line.level == "warn" and needle in line.text]
 
 
-def test_lines_arrive_in_order_under_their_registered_source(double: CoderDouble) -> None:
-    rig = Rig(double.url, double.token)
+def test_lines_arrive_in_order_under_their_registered_source(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, coder.token)
     sent = [f"line {index}: building step {index % 17}" for index in range(5000)]
     for text in sent:
         rig.log.info(text)
     rig.close()
-    assert double.outputs() == sent
+    assert coder.outputs() == sent
     source = coder_log.source_id("/workspaces/app")
-    assert double.agent.sources == {source: {"display_name": "Devcontainer build", "icon": "/emojis/1f4e6.png"}}
-    assert {line.source_id for line in double.lines()} == {source}
-    assert double.statuses("log-source") == [201]
+    assert coder.agent.sources == {source: {"display_name": "Devcontainer build", "icon": "/emojis/1f4e6.png"}}
+    assert {line.source_id for line in coder.lines()} == {source}
+    assert coder.statuses("log-source") == [201]
     assert rig.sink.stats.state == "streaming"
 
 
-def test_a_restarted_builder_reuses_its_log_source(double: CoderDouble) -> None:
+def test_a_restarted_builder_reuses_its_log_source(coder: CoderDouble) -> None:
     for run in range(2):
-        rig = Rig(double.url, double.token)
+        rig = Rig(coder.url, coder.token)
         rig.log.info(f"run {run}")
         rig.close()
-    assert len(double.agent.sources) == 1
-    assert double.statuses("log-source") == [201, 201]
+    assert len(coder.agent.sources) == 1
+    assert coder.statuses("log-source") == [201, 201]
 
 
-def test_lines_flow_while_output_is_continuous_not_only_when_it_stops(double: CoderDouble) -> None:
-    rig = Rig(double.url, double.token)
+def test_lines_flow_while_output_is_continuous_not_only_when_it_stops(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, coder.token)
     received_while_busy = []
     stop = time.monotonic() + 3
     index = 0
@@ -80,42 +71,42 @@ def test_lines_flow_while_output_is_continuous_not_only_when_it_stops(double: Co
         rig.log.info(f"busy line {index}")
         index += 1
         if index % 20 == 0:
-            received_while_busy.append(len(double.outputs()))
+            received_while_busy.append(len(coder.outputs()))
         time.sleep(0.005)
     rig.close()
     # a batch went out every quarter second while lines kept coming
     assert received_while_busy[-1] > 0
     assert len(set(received_while_busy)) > 5
-    assert double.outputs() == [f"busy line {i}" for i in range(index)]
+    assert coder.outputs() == [f"busy line {i}" for i in range(index)]
 
 
-def test_levels_are_the_ones_the_lines_were_given(double: CoderDouble) -> None:
-    rig = Rig(double.url, double.token, level="trace")
+def test_levels_are_the_ones_the_lines_were_given(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, coder.token, level="trace")
     for level in ("trace", "debug", "info", "warn", "error"):
         rig.log.emit(level, f"a {level} line mentioning error and 0 errors")
     rig.close()
-    assert [(line.level, line.output.split()[1]) for line in double.lines()] == [
+    assert [(line.level, line.output.split()[1]) for line in coder.lines()] == [
         (level, level) for level in ("trace", "debug", "info", "warn", "error")
     ]
 
 
-def test_the_default_level_keeps_debug_lines_out_of_coders_budget(double: CoderDouble) -> None:
-    rig = Rig(double.url, double.token)
+def test_the_default_level_keeps_debug_lines_out_of_coders_budget(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, coder.token)
     rig.log.debug("Run: docker inspect ...")
     rig.log.info("Step 1/3 : FROM debian")
     rig.close()
-    assert double.outputs() == ["Step 1/3 : FROM debian"]
+    assert coder.outputs() == ["Step 1/3 : FROM debian"]
 
 
-def test_the_log_is_cut_with_a_last_line_before_coders_cap(double: CoderDouble) -> None:
-    double.log_cap = 60_000
-    rig = Rig(double.url, double.token, total_cap=60_000)
+def test_the_log_is_cut_with_a_last_line_before_coders_cap(coder: CoderDouble) -> None:
+    coder.log_cap = 60_000
+    rig = Rig(coder.url, coder.token, total_cap=60_000)
     for index in range(2000):
         rig.log.info(f"{index:05d} " + "x" * 94)
     rig.close()
-    outputs = double.outputs()
-    assert double.agent.logs_bytes <= 60_000
-    assert not double.agent.overflowed, "the sender stays under the cap instead of provoking a 413"
+    outputs = coder.outputs()
+    assert coder.agent.logs_bytes <= 60_000
+    assert not coder.agent.overflowed, "the sender stays under the cap instead of provoking a 413"
     assert outputs[-1].startswith("The build log in Coder stops here")
     assert FULL_LOG in outputs[-1]
     assert outputs[:-1] == [f"{index:05d} " + "x" * 94 for index in range(len(outputs) - 1)]
@@ -123,21 +114,21 @@ def test_the_log_is_cut_with_a_last_line_before_coders_cap(double: CoderDouble) 
     assert len(rig.warnings("1 MiB limit")) == 1
 
 
-def test_a_413_stops_streaming_and_says_so_if_it_still_fits(double: CoderDouble) -> None:
+def test_a_413_stops_streaming_and_says_so_if_it_still_fits(coder: CoderDouble) -> None:
     # other log sources of the agent have used almost all of Coder's budget already
-    double.agent.logs_bytes = double.log_cap - 3000
-    rig = Rig(double.url, double.token)
+    coder.agent.logs_bytes = coder.log_cap - 3000
+    rig = Rig(coder.url, coder.token)
     for index in range(500):
         rig.log.info(f"line {index} " + "y" * 50)
     rig.close()
-    assert 413 in double.statuses("logs")
-    assert double.agent.overflowed
+    assert 413 in coder.statuses("logs")
+    assert coder.agent.overflowed
     assert rig.sink.stats.state == "cut"
-    assert double.outputs()[-1].startswith("The build log in Coder stops here")
-    requests_after = len(double.requests)
+    assert coder.outputs()[-1].startswith("The build log in Coder stops here")
+    requests_after = len(coder.requests)
     rig.log.info("after the cut")
     time.sleep(0.5)
-    assert len(double.requests) == requests_after
+    assert len(coder.requests) == requests_after
 
 
 def test_coder_down_costs_bounded_memory_one_warning_and_no_wait() -> None:
@@ -152,65 +143,65 @@ def test_coder_down_costs_bounded_memory_one_warning_and_no_wait() -> None:
     assert rig.sink.stats.state == "unreachable"
 
 
-def test_a_black_holed_api_does_not_hold_up_the_exit(double: CoderDouble) -> None:
-    double.black_hole = True
-    rig = Rig(double.url, double.token)
+def test_a_black_holed_api_does_not_hold_up_the_exit(coder: CoderDouble) -> None:
+    coder.black_hole = True
+    rig = Rig(coder.url, coder.token)
     rig.log.info("into the void")
     time.sleep(coder_log.STALL_SECONDS + 0.5)  # the registration hangs unanswered
     waited = rig.close()
     assert waited < coder_log.STALL_SECONDS + 0.25
-    assert double.outputs() == []
+    assert coder.outputs() == []
 
 
-def test_lines_queued_during_an_outage_arrive_once_coder_is_back(double: CoderDouble) -> None:
-    double.fail_next = 3  # three 500s: the registration and two batches are retried
-    rig = Rig(double.url, double.token)
+def test_lines_queued_during_an_outage_arrive_once_coder_is_back(coder: CoderDouble) -> None:
+    coder.fail_next = 3  # three 500s: the registration and two batches are retried
+    rig = Rig(coder.url, coder.token)
     for index in range(300):
         rig.log.info(f"line {index}")
     deadline = time.monotonic() + 30
-    while len(double.outputs()) < 300 and time.monotonic() < deadline:
+    while len(coder.outputs()) < 300 and time.monotonic() < deadline:
         time.sleep(0.1)
     rig.close()
-    assert double.outputs() == [f"line {index}" for index in range(300)]
-    assert double.statuses().count(500) == 3
+    assert coder.outputs() == [f"line {index}" for index in range(300)]
+    assert coder.statuses().count(500) == 3
     assert len(rig.warnings("not answering")) == 1
 
 
-def test_dropped_lines_are_counted_in_one_line_that_says_where_the_log_is(double: CoderDouble) -> None:
-    double.black_hole = True
-    rig = Rig(double.url, double.token, queue_cap=20 * 1024)
+def test_dropped_lines_are_counted_in_one_line_that_says_where_the_log_is(coder: CoderDouble) -> None:
+    coder.black_hole = True
+    rig = Rig(coder.url, coder.token, queue_cap=20 * 1024)
     for index in range(2000):
         rig.log.info(f"line {index:04d} " + "w" * 40)
     time.sleep(0.3)
     dropped = rig.sink.stats.dropped_lines
     assert dropped > 0
-    double.black_hole = False
-    double._released.set()  # the hanging request is answered (dropped connection): the sender retries
+    coder.black_hole = False
+    coder._released.set()  # the hanging request is answered (dropped connection): the sender retries
     rig.log.info("after the outage")
     deadline = time.monotonic() + 30
-    while "after the outage" not in double.outputs() and time.monotonic() < deadline:
+    while "after the outage" not in coder.outputs() and time.monotonic() < deadline:
         time.sleep(0.1)
     rig.close()
-    notes = [text for text in double.outputs() if "were dropped" in text]
+    notes = [text for text in coder.outputs() if "were dropped" in text]
     assert len(notes) == 1
     assert FULL_LOG in notes[0]
     assert int(notes[0].split()[0]) == rig.sink.stats.dropped_lines
 
 
-def test_a_rejected_token_stops_streaming_with_one_warning(double: CoderDouble) -> None:
-    rig = Rig(double.url, str(uuid.uuid4()))  # a UUID Coder does not know
+def test_a_rejected_token_stops_streaming_with_one_warning(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, str(uuid.uuid4()))  # a UUID Coder does not know
     for index in range(50):
         rig.log.info(f"line {index}")
     time.sleep(0.5)
     rig.log.info("later")
     rig.close()
-    assert double.statuses() == [401]
+    assert coder.statuses() == [401]
     assert len(rig.warnings("refused the agent token")) == 1
     assert rig.sink.stats.state == "unauthorized"
 
 
-def test_a_batch_coder_calls_malformed_is_dropped_and_reported(double: CoderDouble) -> None:
-    rig = Rig(double.url, double.token)
+def test_a_batch_coder_calls_malformed_is_dropped_and_reported(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, coder.token)
     rig.log.info("registered first")
     time.sleep(0.6)
     # a lone surrogate survives as U+FFFD; what Coder would answer 400 to is an unknown level, which
@@ -221,21 +212,21 @@ def test_a_batch_coder_calls_malformed_is_dropped_and_reported(double: CoderDoub
     time.sleep(0.6)
     rig.log.info("still streaming")
     rig.close()
-    assert 400 in double.statuses("logs")
-    assert "still streaming" in double.outputs()
+    assert 400 in coder.statuses("logs")
+    assert "still streaming" in coder.outputs()
     assert len(rig.warnings("rejected 1 log lines")) == 1
     assert rig.sink.stats.rejected_batches == 1
 
 
-def test_long_binary_and_non_utf8_lines_are_made_storable(double: CoderDouble) -> None:
-    rig = Rig(double.url, double.token)
+def test_long_binary_and_non_utf8_lines_are_made_storable(coder: CoderDouble) -> None:
+    rig = Rig(coder.url, coder.token)
     long_line = "".join(chr(0x41 + i % 26) for i in range(3000))
     rig.log.info(long_line)
     rig.log.info("nul\x00byte and bell\x07 and \x1b[31mcolour\x1b[0m")
     rig.log.info(b"bad \xff\xfe utf-8".decode("utf-8", "replace"))
     rig.log.info("lone surrogate \udcff from a file name")
     rig.close()
-    outputs = double.outputs()
+    outputs = coder.outputs()
     pieces = [text for text in outputs if text.strip("…")[:5] in {long_line[i : i + 5] for i in range(0, 3000, 1022)}]
     assert all(len(text) <= 1024 for text in outputs)
     assert "".join(piece.strip("…") for piece in pieces) == long_line
@@ -243,25 +234,25 @@ def test_long_binary_and_non_utf8_lines_are_made_storable(double: CoderDouble) -
     assert "nul\ufffdbyte and bell\ufffd and colour" in outputs
     assert "bad \ufffd\ufffd utf-8" in outputs
     assert "lone surrogate \ufffd from a file name" in outputs
-    assert 500 not in double.statuses()
+    assert 500 not in coder.statuses()
 
 
-def test_secret_values_never_reach_coder_or_the_terminal(double: CoderDouble) -> None:
+def test_secret_values_never_reach_coder_or_the_terminal(coder: CoderDouble) -> None:
     token = "ghp_" + uuid.uuid4().hex
-    rig = Rig(double.url, double.token, secrets=(token, double.token))
+    rig = Rig(coder.url, coder.token, secrets=(token, coder.token))
     rig.log.info(f"Run: docker build --build-arg TOKEN={token} .")
     rig.log.info(f"cloning https://x-access-token:{token}@example.com/app.git")
-    rig.log.warn(f"agent token is {double.token}")
+    rig.log.warn(f"agent token is {coder.token}")
     rig.close()
-    bodies = double.bodies()
-    assert token not in bodies and double.token not in bodies
-    assert all(token not in text and double.token not in text for text in rig.terminal.texts())
-    assert sum("********" in text for text in double.outputs()) == 3
+    bodies = coder.bodies()
+    assert token not in bodies and coder.token not in bodies
+    assert all(token not in text and coder.token not in text for text in rig.terminal.texts())
+    assert sum("********" in text for text in coder.outputs()) == 3
 
 
-def test_writing_never_waits_for_the_network(double: CoderDouble) -> None:
-    double.delay = 2.0  # every answer takes two seconds
-    rig = Rig(double.url, double.token)
+def test_writing_never_waits_for_the_network(coder: CoderDouble) -> None:
+    coder.delay = 2.0  # every answer takes two seconds
+    rig = Rig(coder.url, coder.token)
     started = time.monotonic()
     for index in range(20_000):
         rig.log.info(f"line {index}")
@@ -269,5 +260,5 @@ def test_writing_never_waits_for_the_network(double: CoderDouble) -> None:
     rig.sink.grace = 0.1
     rig.close()
     # twenty thousand lines while each request hangs for 2 s: the producer never blocked on one
-    assert producing < double.delay
+    assert producing < coder.delay
     assert threading.active_count() < 50

@@ -7,12 +7,11 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.builder import SLEEPING_BUILD, Workspace, docker
-from support.coder import CoderDouble, make_double
+from support.coder import CoderDouble
 from support.repos import Remote
 from support.repos import git as run_git
 
@@ -21,13 +20,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 IMAGE = "debian:trixie-slim"
 FALLBACK = "codercom/enterprise-base:ubuntu"
 ERROR_LOG = ".devcontainer-build-error.log"
-
-
-@pytest.fixture
-def coder() -> Iterator[CoderDouble]:
-    server = make_double()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -7,26 +7,18 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from devcontainer_builder import coder_log
 from support.builder import SLEEPING_BUILD
-from support.coder import CoderDouble, make_double, refused_url
+from support.coder import CoderDouble, refused_url
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
 IMAGE = "debian:trixie-slim"
-
-
-@pytest.fixture
-def coder() -> Iterator[CoderDouble]:
-    server = make_double()
-    yield server
-    server.stop()
 
 
 def coder_env(double: CoderDouble) -> dict[str, str]:
