@@ -4,7 +4,6 @@ engine can export a layer cache."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -92,16 +91,6 @@ class Engine:
             if len(parts) == 5:
                 found.append(Labelled(*parts))
         return found
-
-    def inspect(self, container: str) -> dict:
-        result = self._run(["inspect", "--type", "container", container])
-        if not result.ok:
-            return {}
-        try:
-            data = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            return {}
-        return data[0] if data else {}
 
     def remove(self, container: str) -> proc.Result:
         return self._run(["rm", "-f", container], timeout=120.0)

@@ -563,23 +563,6 @@ def _check_up(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def describe(settings: Settings) -> list[tuple[str, str, str]]:
-    """(env var, effective value, where it came from), secrets masked: what `options` prints."""
-    rows = []
-    for name, value in settings.values.items():
-        option = OPTIONS_BY_NAME[name]
-        if option.secret:
-            shown = "(set)" if value else "(not set)"
-        elif isinstance(value, tuple):
-            shown = " ".join(value) or "none"
-        elif value in (None, ""):
-            shown = "none"
-        else:
-            shown = str(value)
-        rows.append((option.env, shown, settings.sources.get(name, "default")))
-    return rows
-
-
 def markdown_table() -> str:
     """The README's settings table. tests/test_options.py checks the README holds exactly this."""
     lines = ["| variable | flag | default | meaning |", "|---|---|---|---|"]

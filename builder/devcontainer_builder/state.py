@@ -62,12 +62,6 @@ class StateDir:
         state = dict(state, updated_at=now_iso())
         atomic_write(self.state_file, json.dumps(state, indent=2, sort_keys=True) + "\n")
 
-    def update_state(self, **changes: Any) -> dict[str, Any]:
-        state = self.read_state()
-        state.update(changes)
-        self.write_state(state)
-        return state
-
     def record_event(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         if "kind" in fields or "time" in fields:
             raise ValueError("an event's fields cannot be called kind or time")

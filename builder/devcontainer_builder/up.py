@@ -62,7 +62,7 @@ def child_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment for the devcontainer CLI and docker: ours minus every secret. A repository's
     devcontainer.json can read the CLI's environment through ${localEnv:...}, so a token left here
     could be copied into the container by a hostile config."""
-    hidden = set(secret_env_names()) | {"CODER_AGENT_TOKEN", "GITHUB_TOKEN"}
+    hidden = set(secret_env_names()) | {"GITHUB_TOKEN"}
     return {k: v for k, v in environ.items() if k not in hidden and not k.startswith("DEVCONTAINER_BUILDER_GIT_")}
 
 

@@ -12,7 +12,7 @@ from devcontainer_builder.state import StateDir
 def test_state_is_replaced_whole(tmp_path) -> None:
     dirs = StateDir(str(tmp_path))
     dirs.write_state({"status": "building"})
-    dirs.update_state(status="running", container_id="abc")
+    dirs.write_state({"status": "running", "container_id": "abc"})
     assert json.loads((tmp_path / "state.json").read_text())["status"] == "running"
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
 
