@@ -405,14 +405,8 @@ class CoderLogSink:
             f"The build log in Coder stops here: Coder keeps at most {TOTAL_CAP} bytes per workspace agent. "
             f"The full log is in {self.full_log}."
         )
-        self._post(
-            "PATCH",
-            "/api/v2/workspaceagents/me/logs",
-            {
-                "log_source_id": self.source,
-                "logs": [{"created_at": rfc3339(time.time()), "output": note, "level": "warn"}],
-            },
-        )
+        last = Entry(time.monotonic(), time.time(), "warn", note, len(note.encode()))
+        self._post("PATCH", "/api/v2/workspaceagents/me/logs", logs_body(self.source, [last]))
         self.notify(
             "warn", f"the build log sent to Coder reached Coder's 1 MiB limit; the rest is only in {self.full_log}"
         )

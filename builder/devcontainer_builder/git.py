@@ -375,9 +375,7 @@ def update(
             f"could not fetch {target} from {repository} ({reason}); carrying on with "
             f"{current or 'HEAD'} at {commit[:12]}",
         )
-    upstream_query = proc.Pending(
-        git.run, ["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{target}"], cwd=path
-    )
+    upstream_query = proc.Pending(git.run, ["rev-parse", "--verify", "--quiet", upstream_ref], cwd=path)
     dirty = dirty_paths(git, path, ignore_untracked)
     upstream = upstream_query.result().stdout.strip()
     if dirty:

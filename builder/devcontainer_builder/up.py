@@ -494,7 +494,7 @@ def _bring_up(run: Run, resolved: configs.ResolvedConfig, existing: list[Labelle
             run.containers_before.remove(container.id)
     # a failed lifecycle command leaves its container; a plain `up` would reuse it and skip the command
     remove_existing = bool(settings.rebuild) or bool(
-        run.previous.get("status") in ("failed", "degraded") and run.previous.get("failed_container_id")
+        run.previous.get("status") == "failed" and run.previous.get("failed_container_id")
     )
     spec = Spec(
         role=ROLE_DEVCONTAINER,
