@@ -19,9 +19,11 @@ MOON = str(CACHE / "moon" / "node_modules" / ".bin" / "moon")
 
 
 def moon(*args: str, **env: str) -> subprocess.CompletedProcess:
+    # CI=true: in CI moon diffs against the default branch, which must exist in a fresh clone.
     return subprocess.run(
-        [MOON, *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=1800, check=False
-    )
+        [MOON, *args], cwd=ROOT, env={**os.environ, "CI": "true", **env}, capture_output=True, text=True, timeout=1800,
+        check=False,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(("task", "target"), [("build", "image"), ("test", "test"), ("push", "push")])
