@@ -356,12 +356,16 @@ def update(
 
     upstream_ref = f"refs/remotes/origin/{target}"
     refspec = f"+refs/heads/{target}:{upstream_ref}"
+    # status reads the working tree and fetch writes only refs and objects: run them side by side, so a
+    # large tree's status costs nothing while the network is waited for
+    dirty_query = proc.Pending(dirty_paths, git, path, ignore_untracked)
     fetch = ["fetch", "--no-tags", "--no-recurse-submodules"]
     if depth and not git.run(["rev-parse", "--verify", "--quiet", upstream_ref], cwd=path).ok:
         # a branch new to this clone comes shallow; a known one is fetched without --depth, which
         # brings exactly the commits since the last fetch and keeps HEAD connected to them
         fetch += ["--depth", str(depth)]
     result = git.remote([*fetch, "origin", refspec], cwd=path, what="git fetch")
+    dirty = dirty_query.result()
     if not result.ok:
         if re.search(r"couldn't find remote ref", result.stderr):
             reason = f"branch '{target}' does not exist on the remote"
@@ -375,9 +379,7 @@ def update(
             f"could not fetch {target} from {repository} ({reason}); carrying on with "
             f"{current or 'HEAD'} at {commit[:12]}",
         )
-    upstream_query = proc.Pending(git.run, ["rev-parse", "--verify", "--quiet", upstream_ref], cwd=path)
-    dirty = dirty_paths(git, path, ignore_untracked)
-    upstream = upstream_query.result().stdout.strip()
+    upstream = git.run(["rev-parse", "--verify", "--quiet", upstream_ref], cwd=path).stdout.strip()
     if dirty:
         shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
         action = f"switch to {target}" if target != current else "update"
