@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -15,7 +16,7 @@ from support.builder import SLEEPING_BUILD, docker, tree_contains, which_docker_
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.repos import git as run_git
-from support.services import Registry, SSHServer
+from support.services import Registry, SilentServer, SSHServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
@@ -533,3 +534,30 @@ def test_a_killed_builder_takes_its_build_with_it_and_the_next_up_recovers(remot
     run = ws.up()
     assert run.returncode == 0, run.output
     assert len(ws.containers()) == 1
+
+
+def test_a_proxy_that_holds_containers_dev_open_does_not_hold_up_the_build(
+    remote: Remote, make_workspace, sandbox: Path
+) -> None:
+    """The CLI refetches containers.dev's control manifest, with no timeout, once its cache is five
+    minutes old; behind a proxy that never answers, that request - and the build - would never end."""
+    remote.commit(hooks_config())
+    tmp = sandbox / "tmp"
+    cache = tmp / f"devcontainercli-{pwd.getpwuid(os.geteuid()).pw_name}" / "control-manifest.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text('{"disallowedFeatures": [], "featureAdvisories": []}')
+    stale = time.time() - 600
+    os.utime(cache, (stale, stale))
+    proxy = SilentServer()
+    try:
+        ws = make_workspace(
+            remote.url, TMPDIR=str(tmp), HTTPS_PROXY=proxy.url, https_proxy=proxy.url, DEVCONTAINER_BUILD_TIMEOUT="90"
+        )
+        run = ws.up()
+    finally:
+        proxy.stop()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "running" and ws.state()["fallback"] is False
+    assert proxy.connections, "the builder's own fetch should have gone through the proxy"
+    assert "control manifest could not be fetched" in (ws.state_dir / "build.log").read_text()
+    assert time.time() - cache.stat().st_mtime < 300  # fresh for the CLI, so it did not fetch it

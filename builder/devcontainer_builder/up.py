@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcontainer_builder import agent, containers, devcontainer_cli, fallback, git, state
+from devcontainer_builder import agent, containers, control_manifest, devcontainer_cli, fallback, git, state
 from devcontainer_builder import config as configs
 from devcontainer_builder.containers import ROLE_DEVCONTAINER, ROLE_FALLBACK, Spec
 from devcontainer_builder.engine import Engine, Labelled, engine_problem
@@ -548,6 +548,7 @@ def _run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool) -> dev
         if step.name == "start container" and step.status == "succeeded" and not early:
             early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
 
+    control_manifest.refresh(log, run.env)  # else a proxy that never answers holds the CLI for ever
     outcome = devcontainer_cli.run_up(args, env=run.env, timeout=settings.build_timeout, log=log, on_step=on_step)
     run.configured = early[0].result() if early else None
     if outcome.timed_out:

@@ -1,9 +1,10 @@
-"""Real servers on loopback for the tests: an OCI registry (Debian's docker-registry) and sshd."""
+"""Real servers on loopback for the tests: an OCI registry (Debian's docker-registry), sshd, a silent server."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -93,3 +94,38 @@ class SSHServer:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self.log.close()
+
+
+class SilentServer:
+    """A TCP server that accepts every connection and never says a word: a proxy or firewall that
+    holds connections open instead of refusing them."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.connections.append(connection)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for connection in self.connections:
+            connection.close()
+        self._sock.close()

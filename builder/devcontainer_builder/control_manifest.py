@@ -1,0 +1,116 @@
+"""The devcontainer CLI's control manifest, refreshed with a bound before the CLI runs.
+
+Every `devcontainer up` reads containers.dev's control manifest (disallowed features, feature
+advisories) from a cache file it refreshes once it is five minutes old - with no timeout. Behind a
+proxy or firewall that holds connections open instead of refusing them, that request never ends, and
+neither would `up`, nor the fallback after it. So the builder refreshes the cache itself, bounded,
+the way the CLI would: a fetched manifest is written for the CLI to use; when the fetch fails the
+cached one is kept (its time touched) or the CLI's own empty default written - what the CLI does
+after a failed fetch - and the CLI, finding a fresh cache, skips its own request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from devcontainer_builder.log import Log
+from devcontainer_builder.state import atomic_write
+
+URL = "https://containers.dev/static/devcontainer-control-manifest.json"
+FILE_NAME = "control-manifest.json"
+CLI_MAX_AGE = 300.0  # the CLI refetches a cache older than this
+REFRESH_AGE = 240.0  # refresh a little early: the CLI reads it a few seconds after us
+CONNECT_TIMEOUT = 3.05
+READ_TIMEOUT = 5.0
+DEADLINE = 10.0  # for the whole fetch, however slowly a server trickles bytes
+EMPTY: dict[str, list] = {"disallowedFeatures": [], "featureAdvisories": []}
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def cache_path(env: Mapping[str, str]) -> str | None:
+    """Where the CLI, run with `env` as this user, keeps the manifest: Node's os.tmpdir() joined with
+    devcontainercli-<user name>. None when the user has no name (the CLI cannot run either)."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return None
+    tmp = env.get("TMPDIR") or env.get("TMP") or env.get("TEMP") or "/tmp"  # noqa: S108 - the CLI's own place
+    if len(tmp) > 1 and tmp.endswith("/"):
+        tmp = tmp[:-1]
+    return os.path.join(tmp, f"devcontainercli-{user}", FILE_NAME)
+
+
+def _fetch() -> dict[str, Any]:
+    import requests  # noqa: PLC0415 - needed once in five minutes: every other `up` starts faster
+
+    # proxies and NO_PROXY come from the environment, as the CLI takes them; certificates from the
+    # system store (Node's bundled roots are the same Mozilla set) unless REQUESTS_CA_BUNDLE names one
+    verify = os.environ.get("REQUESTS_CA_BUNDLE") or (SYSTEM_CA_BUNDLE if os.path.exists(SYSTEM_CA_BUNDLE) else True)
+    response = requests.get(
+        URL,
+        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+        headers={"user-agent": "devcontainers-vscode", "accept": "application/json"},
+        verify=verify,
+    )
+    response.raise_for_status()
+    data = response.json()
+    if not isinstance(data, dict):
+        raise ValueError("the manifest is not a JSON object")
+    return data
+
+
+def refresh(log: Log, env: Mapping[str, str], *, now: float | None = None) -> str:
+    """Make sure the CLI finds a fresh manifest and will not fetch one itself; returns what was done:
+    "fresh", "fetched", "kept" (fetch failed, cached copy kept), "default" (fetch failed, empty one
+    written) or "skipped" (no cache path, or it cannot be written: the CLI is left to itself)."""
+    path = cache_path(env)
+    if path is None:
+        return "skipped"
+    now = time.time() if now is None else now
+    try:
+        age = now - os.stat(path).st_mtime
+    except FileNotFoundError:
+        age = None
+    except OSError:
+        return "skipped"
+    if age is not None and 0 <= age < REFRESH_AGE:
+        return "fresh"
+    outcome: dict[str, Any] = {}
+
+    def fetch() -> None:
+        try:
+            outcome["data"] = _fetch()
+        except Exception as err:  # any failure is the CLI's "failed to fetch": carry on without it
+            outcome["error"] = f"{type(err).__name__}: {err}"
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    worker.join(DEADLINE)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if "data" in outcome:
+            atomic_write(path, json.dumps(outcome["data"], indent=2) + "\n")
+            log.debug(f"fetched the devcontainer CLI's control manifest from {URL}")
+            return "fetched"
+        why = outcome.get("error") or f"no answer within {DEADLINE:.0f} s"
+        if age is not None:
+            os.utime(path)
+            done = "kept"
+        else:
+            atomic_write(path, json.dumps(EMPTY, indent=2) + "\n")
+            done = "default"
+    except OSError as err:
+        log.debug(f"cannot write the devcontainer CLI's control manifest cache {path}: {err}")
+        return "skipped"
+    log.info(
+        f"containers.dev's control manifest could not be fetched ({why}); using "
+        f"{'the cached one' if done == 'kept' else 'an empty one'}, as the devcontainer CLI would, so that the "
+        "CLI does not wait on it"
+    )
+    return done
