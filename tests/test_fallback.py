@@ -128,12 +128,40 @@ def test_an_image_or_feature_that_cannot_be_fetched(
     assert_degraded(ws, coder, ws.up(), step=step, evidence=evidence)
 
 
-@pytest.mark.parametrize("hook", ["onCreateCommand", "updateContentCommand", "postCreateCommand"])
+@pytest.mark.parametrize(
+    "hook", ["onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand"]
+)
 def test_a_failing_lifecycle_command(remote: Remote, workspace, hook: str, coder: CoderDouble) -> None:
     broken(remote, {".devcontainer/devcontainer.json": json.dumps({"image": IMAGE, hook: "echo hook output; exit 3"})})
     ws = workspace(remote.url)
     text = assert_degraded(ws, coder, ws.up(), step=hook, evidence=f"{hook} from devcontainer.json failed")
     assert "hook output" in text
+
+
+def test_a_late_hook_failing_in_the_container_in_use_keeps_that_container(
+    remote: Remote, workspace, coder: CoderDouble
+) -> None:
+    remote.commit(
+        {".devcontainer/devcontainer.json": json.dumps({"image": IMAGE, "postAttachCommand": "test ! -e /tmp/break"})}
+    )
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    container = ws.container()
+    ws.exec("sh", "-c", "echo installed by hand > /opt/my-tool && touch /tmp/break")  # work outside the folder
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert (state["status"], state["fallback"], state["container_id"]) == ("running", False, container)
+    assert state["error"]["step"] == "postAttachCommand"
+    assert ws.containers() == [container], "no fallback, no second container"
+    assert ws.exec("cat", "/opt/my-tool") == "installed by hand"
+    assert "hook_failed" in ws.event_kinds() and "fallback_started" not in ws.event_kinds()
+    assert any("postAttachCommand failed" in line for line in coder.outputs())
+    assert "keeping it rather than replacing it" in run.stderr
+    # once the hook passes again, the error is gone
+    ws.exec("rm", "/tmp/break")
+    assert ws.up().returncode == 0
+    assert ws.state()["error"] is None and ws.containers() == [container]
 
 
 def test_the_build_timeout(remote: Remote, workspace, coder: CoderDouble) -> None:

@@ -48,6 +48,7 @@ class Run:
     resolved: configs.ResolvedConfig | None = None
     configured: tuple[str, str] | None = None  # (container, folder) the builder has set up already
     agent: dict[str, Any] | None = None  # how starting Coder's agent went, for state.json
+    hook_failure: BuildFailed | None = None  # a postStart/postAttach that failed in a container kept running
 
     @property
     def uid(self) -> int | None:
@@ -181,6 +182,7 @@ def _up_locked(run: Run, environ: Mapping[str, str]) -> int:
         dict(
             base,
             status="running",
+            error=_error(run, run.hook_failure) if run.hook_failure else None,
             container_id=outcome.container_id,
             config_hash=run.resolved.config_hash,
             config_path=run.resolved.path,
@@ -503,9 +505,48 @@ def _bring_up(run: Run, resolved: configs.ResolvedConfig, existing: list[Labelle
         config_hash=resolved.config_hash,
         remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
     )
-    outcome = _run_cli(run, spec, cache=True, remove_existing=remove_existing)
+    try:
+        outcome = _run_cli(run, spec, cache=True, remove_existing=remove_existing)
+    except BuildFailed as err:
+        kept = _keep_despite_late_hook(run, err)
+        if kept is None:
+            raise
+        outcome = kept
     _after_up(run, outcome, spec, always_configure=run.previous.get("status") != "running")
     return outcome
+
+
+# Hooks that run again in a container already in use (after a restart, on every attach)
+LATE_HOOKS = ("postStartCommand", "postAttachCommand")
+
+
+def _keep_despite_late_hook(run: Run, err: BuildFailed) -> devcontainer_cli.Outcome | None:
+    """The container the last successful run brought up, with a postStart or postAttach command that
+    now fails: it was built and set up, and the user has been working in it. Replacing it with the
+    fallback would throw away everything they did outside the workspace folder, so it stays, and the
+    failure is reported (warning, event, state) instead. None when that is not the case."""
+    previous = run.previous
+    if (
+        err.step not in LATE_HOOKS
+        or not err.container_id
+        or err.container_id != previous.get("container_id")
+        or previous.get("status") != "running"
+        or not previous.get("remote_user")
+    ):
+        return None
+    message = run.log.redact(err.message)
+    run.log.warn(
+        f"{err.step} failed in container {err.container_id[:12]}, which the last run brought up and which is "
+        f"still running: keeping it rather than replacing it with the fallback. {message}"
+    )
+    run.dirs.record_event("hook_failed", step=err.step, container_id=err.container_id, message=message)
+    run.hook_failure = err
+    return devcontainer_cli.Outcome(
+        "success",
+        container_id=err.container_id,
+        remote_user=previous["remote_user"],
+        remote_workspace_folder=previous.get("remote_workspace_folder", ""),
+    )
 
 
 def _run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool) -> devcontainer_cli.Outcome:
