@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from devcontainer_builder.log import Log
+from devcontainer_builder.proc import Pending
 from devcontainer_builder.state import atomic_write
 
 URL = "https://containers.dev/static/devcontainer-control-manifest.json"
@@ -65,40 +65,35 @@ def _fetch() -> dict[str, Any]:
     return data
 
 
-def refresh(log: Log, env: Mapping[str, str], *, now: float | None = None) -> str:
+def refresh(log: Log, env: Mapping[str, str]) -> str:
     """Make sure the CLI finds a fresh manifest and will not fetch one itself; returns what was done:
     "fresh", "fetched", "kept" (fetch failed, cached copy kept), "default" (fetch failed, empty one
     written) or "skipped" (no cache path, or it cannot be written: the CLI is left to itself)."""
     path = cache_path(env)
     if path is None:
         return "skipped"
-    now = time.time() if now is None else now
     try:
-        age = now - os.stat(path).st_mtime
+        age = time.time() - os.stat(path).st_mtime
     except FileNotFoundError:
         age = None
     except OSError:
         return "skipped"
     if age is not None and 0 <= age < REFRESH_AGE:
         return "fresh"
-    outcome: dict[str, Any] = {}
-
-    def fetch() -> None:
+    fetch = Pending(_fetch)
+    data: object = None
+    why = f"no answer within {DEADLINE:.0f} s"
+    if fetch.done(DEADLINE):  # else left to finish in the background; nobody waits for it
         try:
-            outcome["data"] = _fetch()
+            data = fetch.result()
         except Exception as err:  # any failure is the CLI's "failed to fetch": carry on without it
-            outcome["error"] = f"{type(err).__name__}: {err}"
-
-    worker = threading.Thread(target=fetch, daemon=True)
-    worker.start()
-    worker.join(DEADLINE)
+            why = f"{type(err).__name__}: {err}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        if "data" in outcome:
-            atomic_write(path, json.dumps(outcome["data"], indent=2) + "\n")
+        if data is not None:
+            atomic_write(path, json.dumps(data, indent=2) + "\n")
             log.debug(f"fetched the devcontainer CLI's control manifest from {URL}")
             return "fetched"
-        why = outcome.get("error") or f"no answer within {DEADLINE:.0f} s"
         if age is not None:
             os.utime(path)
             done = "kept"

@@ -217,6 +217,11 @@ class Pending:
         self._thread = threading.Thread(target=target, daemon=True)
         self._thread.start()
 
+    def done(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds; True when the call has finished (result() will not wait)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def result(self) -> object:
         self._thread.join()
         if self._error is not None:
