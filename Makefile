@@ -64,4 +64,4 @@ bench: env-test
 	done; exit $$status
 
 readme:
-	$(VENV)/bin/python -m devcontainer_builder.options README.md
+	cd tests && $(VENV)/bin/python -m support.settings_table ../README.md

@@ -1,8 +1,14 @@
 #!/usr/bin/env python3
-"""The builder image's entrypoint. tini is PID 1 and forwards SIGTERM to this process.
+"""The builder image's entrypoint.
 
-(no arguments)        run the job the environment describes: DEVCONTAINER_BUILDER_MODE, default up
-COMMAND [ARGS ...]    run that devcontainer-builder command (up, status, options) or --help, --version
+(no arguments)        run the job the environment describes: DEVCONTAINER_BUILDER_MODE, up or serve
+COMMAND [ARGS ...]    run that devcontainer-builder command (up, serve, rebuild, status, options) or
+                      --help, --version
+
+Started as PID 1 by the container runtime, with the template's secrets in its environment. It moves
+them onto a pipe and executes tini with a clean environment, so that PID 1 - whose environment any
+process of the same user could read - holds no secret; tini then starts this script again, which
+receives the secrets and runs the command (launch.py explains the whole arrangement).
 """
 
 from __future__ import annotations
@@ -10,18 +16,19 @@ from __future__ import annotations
 import os
 import sys
 
-from devcontainer_builder import options
-from devcontainer_builder.cli import main as cli
-from devcontainer_builder.errors import EXIT_INVALID_INPUT, InputError
+from devcontainer_builder import launch
 
-USAGE = f"""usage: docker run [docker options] IMAGE [COMMAND [ARGS ...]]
+TINI = "/usr/bin/tini"
+USAGE = """usage: docker run [docker options] IMAGE [COMMAND [ARGS ...]]
 
 Without a command the image runs the job its environment describes (DEVCONTAINER_BUILDER_MODE, one of
-{", ".join(options.MODES)}; default up), as a Coder template starts it. With one, it runs that
-devcontainer-builder command:
+up, serve; default up), as a Coder template starts it. With one, it runs that devcontainer-builder
+command:
 
   up        clone or update the repository and bring its devcontainer up (or the fallback)
-  status    show the workspace's state (--json for scripts)
+  serve     the supervisor: status page, rebuilds, rebuild suggestions, keep-alive
+  rebuild   ask the supervisor to rebuild (or rebuild in-process), following the log
+  status    show the workspace's state (--json for scripts, --short for one line)
   options   list every setting and its environment variable
   --help, --version
 
@@ -30,6 +37,11 @@ devcontainer-builder command:
 
 
 def main(argv: list[str]) -> None:
+    launch.secure(exec_prefix=[TINI, "--"] if os.getpid() == 1 and os.path.exists(TINI) else [])
+    from devcontainer_builder.cli import main as cli  # noqa: PLC0415 - after the secrets are safe
+    from devcontainer_builder.errors import EXIT_INVALID_INPUT, InputError  # noqa: PLC0415
+    from devcontainer_builder.settings import options  # noqa: PLC0415
+
     if not argv:
         try:
             settings = options.load("entrypoint", {}, os.environ)

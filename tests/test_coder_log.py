@@ -6,8 +6,8 @@ import threading
 import time
 import uuid
 
-from devcontainer_builder import coder_log
-from devcontainer_builder.coder_log import CoderLogSink
+from devcontainer_builder.coder import logs as coder_log
+from devcontainer_builder.coder.logs import CoderLogSink
 from devcontainer_builder.log import Log, Redactor
 from support.coder import CoderDouble, refused_url
 from support.sinks import Collect

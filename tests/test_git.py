@@ -12,9 +12,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from devcontainer_builder import config, git, gitref
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import Log
+from devcontainer_builder.system import environment
+from devcontainer_builder.workspace import checkout, config, git, gitref
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.repos import git as run_git
@@ -29,6 +30,7 @@ def make(repository: str, sandbox: Path, *, token: str = "", ssh_key: str = "", 
     runner = git.make_git(
         log,
         gitref.parse_repository(repository),
+        env=environment.for_git(os.environ, str(sandbox)),
         token=token,
         username="x-access-token",
         ssh_key=ssh_key,
@@ -37,8 +39,6 @@ def make(repository: str, sandbox: Path, *, token: str = "", ssh_key: str = "", 
         retries=retries,
         uid=1000,
         gid=1000,
-        base_env=dict(os.environ),
-        secret_names=["GH_TOKEN"],
     )
     return runner, collect
 
@@ -48,18 +48,18 @@ def prepare(
 ):
     runner, collect = make(remote_url, sandbox, **kw)
     try:
-        checkout = git.prepare(
+        result = checkout.prepare(
             runner,
             gitref.parse_repository(remote_url),
             str(dest),
             branch=branch,
             branch_changed=branch_changed,
             depth=depth,
-            ignore_untracked=config.is_generated,
+            builders_own=config.is_generated,
         )
     finally:
         runner.close()
-    return checkout, collect
+    return result, collect
 
 
 @pytest.fixture
@@ -121,15 +121,16 @@ def test_a_clean_tree_is_fast_forwarded(seeded: Remote, sandbox: Path) -> None:
     assert (dest / "README.md").read_text() == "v2\n"
 
 
-def test_a_dirty_tree_is_left_exactly_as_it_is(seeded: Remote, sandbox: Path) -> None:
+def test_a_local_edit_to_a_file_upstream_changes_is_left_exactly_as_it_is(seeded: Remote, sandbox: Path) -> None:
     dest = sandbox / "ws" / "project"
     first, _ = prepare(seeded.url, dest, sandbox)
     (dest / "README.md").write_text("my edit\n")
     (dest / "notes.txt").write_text("untracked work\n")
     seeded.commit({"README.md": "upstream\n"}, "upstream change")
     checkout, _ = prepare(seeded.url, dest, sandbox, branch_changed=False)
-    assert checkout.action == "skipped-dirty"
-    assert "README.md" in checkout.message and "notes.txt" in checkout.message
+    assert checkout.action == "skipped-local-changes"
+    assert "README.md" in checkout.message and "notes.txt" not in checkout.message
+    assert checkout.at_stake == ["README.md"]
     assert (dest / "README.md").read_text() == "my edit\n"
     assert (dest / "notes.txt").read_text() == "untracked work\n"
     assert run_git("rev-parse", "HEAD", cwd=dest) == first.commit
@@ -236,6 +237,8 @@ def test_the_token_is_only_sent_to_the_repositorys_host(git_http: GitHTTPServer,
     runner, _ = make(git_http.url("private"), sandbox, token=git_http.token)
     try:
         text = (Path(runner.env["HOME"]) / ".gitconfig").read_text()
+        assert git_http.token not in runner.env.values(), "runs in the workspace never hold the token"
+        assert git_http.token in runner.network_env.values()
     finally:
         runner.close()
     assert f'[credential "{git_http.base_url}"]' in text
@@ -284,10 +287,19 @@ def test_ssh_clone_with_a_base64_key(sshd: SSHServer, remote: Remote, sandbox: P
     assert base64.b64encode(key.encode())  # the option form is covered through the CLI in test_up
 
 
-def test_the_temporary_key_file_is_private_and_removed(sshd: SSHServer, sandbox: Path) -> None:
-    runner, _ = make(sshd.url(Path("/srv/x.git")), sandbox, ssh_key=sshd.client_key.read_text())
-    key_path = Path(runner.temp_dir) / "id_key"
-    mode = stat.S_IMODE(key_path.stat().st_mode)
-    runner.close()
-    assert mode == 0o600
-    assert not key_path.exists()
+def test_the_ssh_key_never_touches_the_disk(sshd: SSHServer, sandbox: Path) -> None:
+    key = sshd.client_key.read_text()
+    runner, _ = make(sshd.url(Path("/srv/x.git")), sandbox, ssh_key=key)
+    try:
+        assert runner.key_fd is not None
+        memory_file = os.readlink(f"/proc/self/fd/{runner.key_fd}")
+        assert memory_file.startswith("/memfd:"), memory_file
+        assert stat.S_IMODE(os.fstat(runner.key_fd).st_mode) == 0o600
+        assert f"/proc/$PPID/fd/{runner.key_fd}" in runner.network_env["GIT_SSH_COMMAND"]
+        written = [
+            p for p in Path(runner.home).parent.rglob("*") if p.is_file() and key.splitlines()[1] in p.read_text()
+        ]
+        assert written == []
+    finally:
+        runner.close()
+    assert runner.key_fd is None

@@ -56,7 +56,7 @@ def test_an_image_config_comes_up_running(remote: Remote, make_workspace) -> Non
     for kind in ("build_started", "git_cloned", "config_resolved", "container_running"):
         assert kind in kinds
     assert "workspace running" in run.stdout
-    assert (ws.state_dir / "build.log").read_text().count("Run: docker run") == 1
+    assert ws.build_log().count("Run: docker run") == 1
 
 
 def test_a_dockerfile_with_a_local_feature_and_lifecycle_hooks(remote: Remote, make_workspace) -> None:
@@ -227,7 +227,7 @@ def test_an_upstream_change_does_not_touch_a_dirty_tree(remote: Remote, make_wor
     remote.commit({"README.md": "upstream edit\n"}, "upstream")
     run = ws.up()
     assert run.returncode == 0, run.output
-    assert "uncommitted changes" in run.stderr and "README.md" in run.stderr
+    assert "would overwrite local files (README.md)" in run.stderr
     assert (ws.folder / "README.md").read_text() == "my uncommitted edit\n"
     assert (ws.folder / "scratch.txt").read_text() == "new file\n"
     assert run_git("rev-parse", "HEAD", cwd=ws.folder) == first
@@ -491,17 +491,28 @@ def tiny_disk(sandbox: Path):
     subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=30)
 
 
-def test_a_full_state_disk_is_reported_before_anything_is_touched(
+def test_a_full_state_disk_does_not_keep_the_workspace_from_running(
     remote: Remote, make_workspace, tiny_disk: Path
 ) -> None:
     remote.commit(hooks_config())
+    (tiny_disk / "state").mkdir()
     filler = tiny_disk / "filler"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, timeout=30, check=False)
-    ws = make_workspace(remote.url, DEVCONTAINER_STATE_DIR=str(tiny_disk / "state"))
+    ws = make_workspace(remote.url)
     run = ws.up(DEVCONTAINER_STATE_DIR=str(tiny_disk / "state"))
-    assert run.returncode == 2, run.output
-    assert "No space left on device" in run.stderr and "DEVCONTAINER_STATE_DIR" in run.stderr
+    assert run.returncode == 0, run.output
+    assert f"cannot write {tiny_disk / 'state' / 'state.json'} (No space left on device)" in run.stderr
     assert "Traceback" not in run.output
+    assert ws.container() and "workspace running" in run.stdout
+
+
+def test_a_state_dir_the_builder_may_not_write_is_bad_input(remote: Remote, make_workspace, sandbox: Path) -> None:
+    remote.commit(hooks_config())
+    (sandbox / "file").write_text("not a folder")
+    ws = make_workspace(remote.url)
+    run = ws.up(DEVCONTAINER_STATE_DIR=str(sandbox / "file" / "state"))
+    assert run.returncode == 2, run.output
+    assert "DEVCONTAINER_STATE_DIR" in run.stderr and "is a file" in run.stderr
     assert not ws.folder.exists()
 
 

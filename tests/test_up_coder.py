@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from devcontainer_builder import coder_log
+from devcontainer_builder.coder import logs as coder_log
 from support.builder import SLEEPING_BUILD
 from support.coder import CoderDouble, refused_url
 from support.githttp import GitHTTPServer

@@ -1,3 +1,3 @@
-from devcontainer_builder.cli import main
+from devcontainer_builder.launch import main
 
 main()

@@ -1,23 +1,27 @@
-"""The command line: `up`, `status` and `options`, with flags generated from the options table."""
+"""The command line: `up`, `status` and `options`, with flags generated from the options table.
+
+Run through launch.py, which has already moved every secret off the process environment.
+"""
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import sys
 import textwrap
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from devcontainer_builder import options as opts
-from devcontainer_builder import status as status_report
-from devcontainer_builder import up as up_command
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, Terminated
 from devcontainer_builder.log import Log, Redactor, Sink, TerminalSink
-from devcontainer_builder.state import StateDir
+from devcontainer_builder.settings import options as opts
+from devcontainer_builder.settings import secrets
+from devcontainer_builder.state import report as status_report
+from devcontainer_builder.state.store import StateDir
 
 
 def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -33,20 +37,17 @@ def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., A
                     function
                 )
             else:
+                # the value is converted in settings.load, with the environment's, so that every problem
+                # is reported at once; the type still names the value's form in --help
                 function = click.option(
-                    option.flag,
-                    option.name,
-                    default=None,
-                    multiple=option.multiple,
-                    metavar=option.metavar,
-                    help=help_text,
+                    option.flag, option.name, default=None, metavar=option.type.name.upper(), help=help_text
                 )(function)
         return function
 
     return decorate
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     width = 100
     paragraph = "\n".join(
         textwrap.fill(line, width, subsequent_indent="    " if line.startswith("  - ") else "")
@@ -57,14 +58,14 @@ def fail(message: str, code: int) -> None:
 
 
 def load_settings(command: str, flags: dict[str, Any]) -> opts.Settings:
+    """Flags over the environment, with the secrets launch.py took off it put back in view."""
     try:
-        return opts.load(command, flags, os.environ)
+        return opts.load(command, flags, collections.ChainMap(secrets.received, os.environ))
     except BuilderError as err:
         fail(err.message, err.exit_code)
-        raise  # not reached
 
 
-def _terminate(signum: int, frame: Any) -> None:
+def _terminate(signum: int, frame: Any) -> NoReturn:
     raise Terminated(signal.Signals(signum).name)
 
 
@@ -74,8 +75,8 @@ def main() -> None:
     """Turn a repository's devcontainer.json into a running workspace container.
 
     Settings come from environment variables (as a Coder template sets them) or the matching flags;
-    `devcontainer-builder options` lists them all. Secrets (GH_TOKEN, SSH keys) are read from the
-    environment only.
+    `devcontainer-builder options` lists them all. Secrets (GH_TOKEN, SSH keys, the agent token) are
+    read from the environment only, and the builder moves them off its own environment at start.
     """
 
 
@@ -90,16 +91,19 @@ def up(**flags: Any) -> None:
     \b
     Exit codes:
       0  the workspace container is running (healthy, or degraded on the fallback image)
-      1  it is not running: even the fallback failed, or SIGTERM (see the message and build.log)
+      1  it is not running: even the fallback failed, SIGTERM, or another builder held the workspace
+         for longer than a build may take (see the message and build.log)
       2  invalid input: a message names every problem and how to fix it
     """
+    from devcontainer_builder.up import pipeline  # noqa: PLC0415 - only `up` needs the pipeline
+
     settings = load_settings("up", flags)
     signal.signal(signal.SIGTERM, _terminate)
-    log = Log(Redactor(settings.secrets()))
+    log = Log(Redactor(settings.redactable))
     log.add_sink(TerminalSink(settings.log_level))
     coder = coder_sink(settings, log)
     try:
-        code = up_command.up(settings, os.environ, log)
+        code = pipeline.up(settings, os.environ, log)
     except BuilderError as err:
         fail(log.redact(err.message), err.exit_code)
     except Terminated as err:
@@ -122,7 +126,7 @@ def coder_sink(settings: opts.Settings, log: Log) -> Sink | None:
     """Stream to Coder when the template gave us its agent's URL and token; standalone otherwise."""
     if not settings.coder_agent_url:
         return None
-    from devcontainer_builder.coder_log import CoderLogSink  # noqa: PLC0415 - standalone runs never need it
+    from devcontainer_builder.coder.logs import CoderLogSink  # noqa: PLC0415 - standalone runs never need it
 
     sink: CoderLogSink | None = None
 
@@ -152,16 +156,12 @@ def status(as_json: bool, **flags: Any) -> None:
     settings = load_settings("status", flags)
     report = status_report.collect(StateDir(settings.state_dir))
     click.echo(status_report.as_json(report) if as_json else status_report.render(report), nl=False)
-    sys.exit(0 if report["state"].get("status") in ("running", "degraded") else 1)
+    sys.exit(0 if report.state.status in ("running", "degraded") else 1)
 
 
 @main.command("options")
-@click.option("--markdown", is_flag=True, help="Print the table the README embeds.")
-def list_options(markdown: bool) -> None:
+def list_options() -> None:
     """List every setting: environment variable, flag, default and meaning."""
-    if markdown:
-        click.echo(opts.markdown_table(), nl=False)
-        return
     for option in opts.OPTIONS:
         flag = option.flag or ("(environment only: secret)" if option.secret else "(environment only)")
         click.echo(f"{option.env}  {flag}  [default: {option.shown_default}]")

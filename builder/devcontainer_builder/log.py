@@ -14,8 +14,10 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple, Protocol, TextIO
+
+from devcontainer_builder.system import clock
 
 LEVELS = ("trace", "debug", "info", "warn", "error")
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
@@ -110,26 +112,42 @@ class TerminalSink:
 
 def format_line(line: Line) -> str:
     """A line as build.log shows it: time, level, source, text."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.time)) + f".{int(line.time * 1000) % 1000:03d}Z"
-    return f"{stamp} {line.level:<5} [{line.source}] {line.text}"
+    return f"{clock.iso(line.time)} {line.level:<5} [{line.source}] {line.text}"
 
 
 class FileSink:
-    """The build log in the state dir: every level, with time, level and source."""
+    """The build log in the state dir: every level, with time, level and source. A disk that fills up
+    loses log lines, never the build: the first failure is reported through on_error, once."""
 
-    def __init__(self, path: str) -> None:
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+    def __init__(self, path: str, on_error: Callable[[str, OSError], None] | None = None) -> None:
+        self.path = path
+        self.on_error = on_error
+        self.file: TextIO | None = None
+        try:
+            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        except OSError as err:
+            self._failed(err)
+
+    def _failed(self, err: OSError) -> None:
+        if self.on_error is not None:
+            report, self.on_error = self.on_error, None
+            report(self.path, err)
 
     def write(self, line: Line) -> None:
+        if self.file is None:
+            return
         try:
             self.file.write(format_line(line) + "\n")
             self.file.flush()
-        except (OSError, ValueError):
-            pass  # a full disk loses log lines, not the build
+        except OSError as err:
+            self._failed(err)
+        except ValueError:
+            pass  # closed
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.file.close()
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
 
 
 class TailSink:
@@ -152,7 +170,9 @@ class Log:
     def __init__(self, redactor: Redactor | None = None) -> None:
         self.redact = redactor or Redactor()
         self.sinks: list[Sink] = []
-        self._lock = threading.Lock()  # stderr and stdout readers of one process log from two threads
+        # stderr and stdout readers of one process log from two threads; re-entrant because a sink that
+        # fails (a full disk) reports it through this same log
+        self._lock = threading.RLock()
 
     def add_sink(self, sink: Sink) -> None:
         self.sinks.append(sink)

@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from devcontainer_builder.coder_log import CoderLogSink  # noqa: E402
+from devcontainer_builder.coder.logs import CoderLogSink  # noqa: E402
 from devcontainer_builder.log import Log, Redactor  # noqa: E402
 from support.builder import BUILDER, base_env, remove_containers_under, remove_labelled  # noqa: E402
 from support.repos import Remote  # noqa: E402

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from devcontainer_builder import config
 from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.workspace import config
 
 IMAGES = {"node": "img/node", "python": "img/python", "go": "img/go", "rust": "img/rust", "ruby": "img/ruby"}
 
@@ -21,8 +21,7 @@ def resolve(workspace: Path, requested: str = "") -> config.ResolvedConfig:
         images=IMAGES,
         fallback_image="fallback/img:1",
         generated_dir=str(workspace.parent / "generated"),
-        uid=None,
-        gid=None,
+        owner=None,
     )
 
 
@@ -104,7 +103,7 @@ def test_a_generated_config_follows_the_image_setting_but_an_edited_one_is_the_u
     IMAGES_CHANGED = dict(IMAGES, go="img/go2")
     second = config.resolve(
         str(ws), requested="", repo_name="app", images=IMAGES_CHANGED, fallback_image="f",
-        generated_dir=str(tmp_path / "gen"), uid=None, gid=None,
+        generated_dir=str(tmp_path / "gen"), owner=None,
     )  # fmt: skip
     assert second.data["image"] == "img/go2" and second.config_hash != first.config_hash
     Path(second.path).write_text('{"image": "mine"}')

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from devcontainer_builder import control_manifest
+from devcontainer_builder.engine import control_manifest
 from devcontainer_builder.log import Log, Redactor
 from support.services import SilentServer
 from support.sinks import Collect

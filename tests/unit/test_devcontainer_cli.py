@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from devcontainer_builder import devcontainer_cli as dc
+import pytest
+from devcontainer_builder.engine import devcontainer_cli as dc
 from devcontainer_builder.log import Log
 from support.sinks import Collect
 
@@ -141,3 +142,30 @@ def test_up_arguments_are_a_list_with_every_pass_through() -> None:
     assert args[args.index("--cache-to") : args.index("--cache-to") + 2] == ["--cache-to", "type=inline"]
     assert "--remove-existing-container" in args and "--no-lockfile" in args
     assert args[args.index("--id-label") : args.index("--id-label") + 2] == ["--id-label", "a=1"]
+
+
+def test_the_policy_guard_is_shown_as_the_engine_it_stands_for() -> None:
+    log, lines = Log(), []
+    log.add_sink(type("S", (), {"write": lambda self, line: lines.append(line.text), "close": lambda self: None})())
+    steps: list = []
+    parser = dc.ProgressParser(log, steps.append, ("/opt/dcb/engine/docker-guard", "docker"))
+    start = '{"type": "start", "level": 2, "timestamp": 1, "text": "Run: /opt/dcb/engine/docker-guard build -f D ."}'
+    parser.feed(start)
+    parser.feed(start.replace('"start"', '"stop"').replace('"timestamp": 1', '"timestamp": 9, "startTimestamp": 1'))
+    assert [step.name for step in steps] == ["build image"]
+    assert not [line for line in lines if "docker-guard" in line]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Run: docker buildx build --load -f D .", "build image"),
+        ("Run: docker build -t dev_container_feature_content_temp -f D .", "prepare features"),
+        ("Run: /usr/bin/podman pull debian", "pull image"),
+        ("Run: docker run --sig-proxy=false img", None),
+        ("Run: notdocker build .", None),
+        ("Starting container", "start container"),
+    ],
+)
+def test_steps_are_named_whichever_engine_cli_runs_them(text: str, name: str | None) -> None:
+    assert dc.step_name(text) == name

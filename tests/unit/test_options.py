@@ -6,9 +6,10 @@ import base64
 from pathlib import Path
 
 import pytest
-from devcontainer_builder import options as opts
 from devcontainer_builder.cli import main
 from devcontainer_builder.errors import InputError
+from devcontainer_builder.settings import options as opts
+from support.settings_table import markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -23,15 +24,32 @@ def problems(**env: str) -> list[str]:
     return caught.value.problems
 
 
-def test_defaults_follow_the_product_contract() -> None:
+def test_defaults_follow_the_product_contract(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(opts, "WORKSPACES_ROOT", str(tmp_path))  # a template's /workspaces volume
     settings = load(DEVCONTAINER_REPOSITORY="https://github.com/acme/widgets.git")
-    assert settings.workspace_folder == "/workspaces/widgets"
-    assert settings.state_dir == "/workspaces/.devcontainer-builder"
-    assert settings.branch is None
+    assert settings.workspace_folder == f"{tmp_path}/widgets"
+    assert settings.state_dir == f"{tmp_path}/.devcontainer-builder"
+    assert opts.DEFAULT_STATE_DIR == "/workspaces/.devcontainer-builder"
+    assert settings.branch == ""
     assert settings.docker_path == "docker"
     assert settings.fallback_image == opts.DEFAULT_FALLBACK_IMAGE
     assert settings.build_timeout == 1800
     assert settings.cache_from == ()
+
+
+def test_without_a_workspaces_folder_the_defaults_are_in_the_users_home(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(opts, "WORKSPACES_ROOT", str(tmp_path / "missing"))  # someone's own machine
+    settings = opts.load("up", {}, {"DEVCONTAINER_REPOSITORY": "https://h/acme/widgets.git", "HOME": "/home/ada"})
+    assert settings.workspace_folder == "/home/ada/workspaces/widgets"
+    assert settings.state_dir == "/home/ada/.local/state/devcontainer-builder/widgets"
+
+
+def test_a_workspaces_folder_that_exists_stays_the_default_even_when_read_only(tmp_path, monkeypatch) -> None:
+    """A volume mounted read-only is an error to report, not a reason to clone where a restart won't look."""
+    root = tmp_path / "ro"
+    root.mkdir(mode=0o555)
+    monkeypatch.setattr(opts, "WORKSPACES_ROOT", str(root))
+    assert load(DEVCONTAINER_REPOSITORY="https://h/acme/widgets.git").workspace_folder == f"{root}/widgets"
 
 
 def test_a_missing_repository_names_the_variable_and_the_fix() -> None:
@@ -99,13 +117,12 @@ def test_a_password_in_the_url_is_taken_out_of_it_and_treated_as_a_secret() -> N
     settings = load(DEVCONTAINER_REPOSITORY="https://bot:s3cret-pass@git.example/acme/app.git")
     assert settings.repository.url == "https://git.example/acme/app.git"
     assert settings.repository.password == "s3cret-pass"
-    assert "s3cret-pass" in settings.secrets()
+    assert "s3cret-pass" in settings.redactable
 
 
 def test_flags_win_over_the_environment() -> None:
     settings = opts.load("up", {"branch": "dev"}, {"DEVCONTAINER_REPOSITORY": "/r", "DEVCONTAINER_BRANCH": "main"})
     assert settings.branch == "dev"
-    assert settings.sources["branch"] == "flag --branch"
 
 
 def test_ssh_key_must_be_base64_of_a_private_key() -> None:
@@ -144,4 +161,4 @@ def test_readme_table_is_the_generated_one() -> None:
     text = README.read_text()
     start = text.index("<!-- options:start -->\n") + len("<!-- options:start -->\n")
     end = text.index("<!-- options:end -->")
-    assert text[start:end] == opts.markdown_table(), "README's table is stale: run `make readme`"
+    assert text[start:end] == markdown_table(), "README's table is stale: run `make readme`"

@@ -1,4 +1,5 @@
-"""State files: atomic replacement, append-only events, a cut line never breaks the reader."""
+"""State files: atomic replacement, append-only events, a cut line never breaks the reader, a full disk
+never breaks the build."""
 
 from __future__ import annotations
 
@@ -6,44 +7,77 @@ import json
 import os
 import threading
 
-from devcontainer_builder.state import StateDir
+from devcontainer_builder.state.record import ErrorInfo, Event, State, StepRecord
+from devcontainer_builder.state.store import StateDir
 
 
 def test_state_is_replaced_whole(tmp_path) -> None:
     dirs = StateDir(str(tmp_path))
-    dirs.write_state({"status": "building"})
-    dirs.write_state({"status": "running", "container_id": "abc"})
-    assert json.loads((tmp_path / "state.json").read_text())["status"] == "running"
+    dirs.write_state(State(status="building"))
+    dirs.write_state(State(status="running", container_id="abc"))
+    data = json.loads((tmp_path / "state.json").read_text())
+    assert (data["status"], data["container_id"]) == ("running", "abc")
+    assert data["rebuild_suggested"] is False and data["error"] is None, "every field of the contract is written"
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp-")]
 
 
 def test_readers_never_see_a_partial_state(tmp_path) -> None:
     dirs = StateDir(str(tmp_path))
-    dirs.write_state({"status": "building", "padding": "x" * 100_000})
+    dirs.write_state(State(status="building", build_log="x" * 100_000))
     stop = threading.Event()
     seen = []
 
     def read() -> None:
         while not stop.is_set():
-            seen.append(dirs.read_state().get("status"))
+            seen.append(dirs.read_state().status)
 
     reader = threading.Thread(target=read)
     reader.start()
     for index in range(200):
-        dirs.write_state({"status": "running" if index % 2 else "building", "padding": "x" * 100_000})
+        dirs.write_state(State(status="running" if index % 2 else "building", build_log="x" * 100_000))
     stop.set()
     reader.join()
     assert set(seen) <= {"running", "building"}
 
 
+def test_a_state_file_from_another_version_is_read_field_by_field(tmp_path) -> None:
+    (tmp_path / "state.json").write_text(
+        json.dumps(
+            {
+                "status": "degraded",
+                "error": {"message": "boom", "step": "config", "unknown": 1},
+                "steps": [{"name": "build image", "status": "failed", "seconds": 2}, "junk"],
+                "pid": "not a number",
+                "something_new": True,
+            }
+        )
+    )
+    state = StateDir(str(tmp_path)).read_state()
+    assert state.status == "degraded" and state.pid == 0
+    assert state.error == ErrorInfo("boom", "config")
+    assert state.steps == [StepRecord("build image", "failed", 2.0)]
+
+
 def test_events_are_appended_one_per_line_and_a_cut_line_is_skipped(tmp_path) -> None:
     dirs = StateDir(str(tmp_path))
-    dirs.record_event("build_started", workspace_folder="/w")
+    dirs.record_event(Event.BUILD_STARTED, workspace_folder="/w")
     with open(dirs.events_file, "a") as handle:
         handle.write('{"time": "x", "kind": "cut')  # what a full disk leaves
-    dirs.record_event("container_running", container_id="abc")
+    dirs.record_event(Event.CONTAINER_RUNNING, container_id="abc")
     kinds = [event["kind"] for event in dirs.read_events()]
     assert kinds == ["build_started", "container_running"]
+
+
+def test_events_after_a_cursor(tmp_path) -> None:
+    dirs = StateDir(str(tmp_path))
+    dirs.record_event(Event.BUILD_STARTED)
+    first, cursor = dirs.events_after(None)
+    assert [e["kind"] for e in first] == ["build_started"]
+    dirs.record_event(Event.CONTAINER_RUNNING)
+    later, cursor = dirs.events_after(cursor)
+    assert [e["kind"] for e in later] == ["container_running"]
+    assert dirs.events_after(cursor)[0] == []
+    assert [e["kind"] for e in dirs.events_after("bogus")[0]] == ["build_started", "container_running"]
 
 
 def test_a_new_build_log_keeps_the_previous_one(tmp_path) -> None:
@@ -52,3 +86,25 @@ def test_a_new_build_log_keeps_the_previous_one(tmp_path) -> None:
         handle.write("first build\n")
     dirs.start_build_log()
     assert (tmp_path / "build.previous.log").read_text() == "first build\n"
+
+
+def test_writes_that_fail_are_reported_once_per_file(tmp_path) -> None:
+    (tmp_path / "blocked").write_text("a file where the state dir should be")
+    reported = []
+    dirs = StateDir(str(tmp_path / "blocked" / "state"), on_error=lambda path, err: reported.append(path))
+    for _ in range(3):
+        assert dirs.write_state(State(status="building")) is False
+        dirs.record_event(Event.BUILD_STARTED)
+    assert reported == [dirs.state_file, dirs.events_file]
+
+
+def test_a_write_that_fails_keeps_the_last_good_state(tmp_path, monkeypatch) -> None:
+    dirs = StateDir(str(tmp_path))
+    assert dirs.write_state(State(status="running", container_id="good"))
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("devcontainer_builder.system.files.write_atomic", full_disk)
+    assert dirs.write_state(State(status="building")) is False
+    assert dirs.read_state().container_id == "good"

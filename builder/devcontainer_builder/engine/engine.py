@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from devcontainer_builder import proc
 from devcontainer_builder.errors import BuildFailed
-from devcontainer_builder.proc import last_line
+from devcontainer_builder.system import proc, retry
+from devcontainer_builder.system.proc import last_line
 
 QUERY_TIMEOUT = 60.0
 LABEL_WORKSPACE = "devcontainer-builder.workspace"
@@ -66,8 +66,12 @@ class Engine:
         problem = self.unreachable()
         if problem and "permission denied" not in problem.lower():
             on_wait(problem)
-            while problem and time.monotonic() < deadline and "permission denied" not in problem.lower():
-                time.sleep(0.5)
+            waits = retry.delays(0.25, 2.0, jitter=False)
+            while problem and "permission denied" not in problem.lower():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                retry.sleep(min(next(waits), left))
                 problem = self.unreachable()
         return problem
 
@@ -110,6 +114,9 @@ class Engine:
             env=self.env,
             stdin_data=stdin,
         )
+
+    def start(self, container: str, timeout: float = 120.0) -> proc.Result:
+        return self._run(["start", container], timeout=timeout)
 
     def buildx_available(self) -> bool:
         return self._run(["buildx", "version"], timeout=30.0).ok

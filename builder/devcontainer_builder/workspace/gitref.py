@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import urllib.parse
 from dataclasses import dataclass
+
+from devcontainer_builder.system import environment, proc
 
 ALLOWED_SCHEMES = ("https", "http", "ssh", "git", "file")
 _TRANSPORT_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
@@ -35,6 +36,10 @@ class Repository:
 
     def __str__(self) -> str:
         return self.url
+
+
+NO_REPOSITORY = Repository(url="", kind="none", name="workspace")  # the setting is unset
+BRANCH_MAX = 1024  # git itself allows longer names, but no filesystem stores a loose ref that long
 
 
 def parse_repository(value: str) -> Repository:
@@ -104,22 +109,24 @@ def validate_branch(value: str) -> str:
         value = value[len("refs/heads/") :]
     if not value:
         raise ValueError("is empty")
+    if len(value.encode()) > BRANCH_MAX or any(len(part.encode()) > 255 for part in value.split("/")):
+        raise ValueError(
+            f"is {len(value.encode())} bytes long; branch names are at most {BRANCH_MAX} bytes, 255 per '/' part"
+        )
+    if value in ("HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD") or any(ord(c) < 32 for c in value):
+        raise ValueError(f"is not a branch name ({value[:60]!r})")
     if value.startswith("-"):
         raise ValueError(f"starts with '-' ({value!r}): git would read it as an option")
     if "@{" in value or value == "@":
         raise ValueError(f"is not a branch name ({value!r})")
     # git is the authority on what a ref may be called; refs/heads/ avoids the @{-1} expansion
     # that `check-ref-format --branch` does.
-    result = subprocess.run(
-        ["git", "check-ref-format", f"refs/heads/{value}"],
-        capture_output=True,
-        timeout=10,
-        check=False,
-        cwd="/",
+    result = proc.run(
+        ["git", "check-ref-format", f"refs/heads/{value}"], timeout=10, env=environment.minimal(os.environ), cwd="/"
     )
     if result.returncode != 0:
         raise ValueError(
-            f"is not a valid branch name ({value!r}): git refuses names with spaces, '..', '~', '^', ':', "
+            f"is not a valid branch name ({value[:200]!r}): git refuses names with spaces, '..', '~', '^', ':', "
             "'?', '*', '[', a trailing '.lock' or '/', and similar"
         )
     return value

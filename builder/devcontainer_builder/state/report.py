@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
-from devcontainer_builder.state import StateDir
+from devcontainer_builder.state.record import State, Status
+from devcontainer_builder.state.store import StateDir
 
 EVENTS_SHOWN = 15
 
@@ -16,7 +19,7 @@ def build_in_progress(dirs: StateDir) -> bool:
     """True while some builder holds the workspace lock; a 'building' state without it is stale."""
     try:
         fd = os.open(dirs.lock_file, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -27,21 +30,36 @@ def build_in_progress(dirs: StateDir) -> bool:
         os.close(fd)
 
 
-def collect(dirs: StateDir) -> dict[str, Any]:
+@dataclass
+class Report:
+    state: State
+    events: list[dict[str, Any]]
+    state_dir: str
+    stale: bool  # 'building', but no builder holds the lock: the last build was interrupted
+    exists: bool  # state.json was found
+
+    def to_json(self) -> dict[str, Any]:
+        state = self.state.to_json()
+        if self.stale:
+            state["stale"] = True
+        return {"state": state if self.exists else {}, "events": self.events, "state_dir": self.state_dir}
+
+
+def collect(dirs: StateDir, events: int = EVENTS_SHOWN) -> Report:
     current = dirs.read_state()
-    if current.get("status") == "building" and not build_in_progress(dirs):
-        current["stale"] = True
-    return {"state": current, "events": dirs.read_events(limit=EVENTS_SHOWN), "state_dir": dirs.path}
+    stale = current.status == Status.BUILDING and not build_in_progress(dirs)
+    return Report(current, dirs.read_events(limit=events) if events else [], dirs.path, stale, bool(current.status))
 
 
-def render(report: dict[str, Any]) -> str:
-    current = report["state"]
-    if not current:
-        return f"no build has run yet (no state.json in {report['state_dir']})\n"
-    status = current.get("status", "unknown")
-    if current.get("stale"):
+def render(report: Report) -> str:
+    current = report.state
+    if not report.exists:
+        return f"no build has run yet (no state.json in {report.state_dir})\n"
+    status = current.status or "unknown"
+    if report.stale:
         status += " (stale: no builder holds the workspace lock; the last build was interrupted)"
     lines = [f"{'status:':<14}{status}"]
+    values = dataclasses.asdict(current)
     fields = (
         ("fallback", "fallback"),
         ("container", "container_id"),
@@ -58,7 +76,7 @@ def render(report: dict[str, Any]) -> str:
         ("build log", "build_log"),
     )
     for label, key in fields:
-        value = current.get(key)
+        value = values.get(key)
         if value in (None, ""):
             continue
         if key == "container_id":
@@ -66,23 +84,21 @@ def render(report: dict[str, Any]) -> str:
         if key == "duration_seconds":
             value = f"{value} s"
         if key == "rebuild_suggested":
-            value = "suggested" if value else "not needed"
+            value = "suggested: " + ", ".join(current.changed_files[:5]) if value else "not needed"
         lines.append(f"{label + ':':<14}{value}")
-    error = current.get("error")
-    if isinstance(error, dict):
-        lines.append(f"{'error:':<14}[{error.get('step', '?')}] {error.get('message', '')}")
-    steps = current.get("steps") or []
-    if steps:
+    if current.error is not None:
+        lines.append(f"{'error:':<14}[{current.error.step or '?'}] {current.error.message}")
+    if current.steps:
         lines.append("steps:")
-        lines += [f"  {s['status']:<9} {s['name']} ({s['seconds']:.1f} s)" for s in steps]
-    if report["events"]:
+        lines += [f"  {s.status:<9} {s.name} ({s.seconds:.1f} s)" for s in current.steps]
+    if report.events:
         lines.append("recent events:")
-        for event in report["events"]:
+        for event in report.events:
             extra = {k: v for k, v in event.items() if k not in ("time", "kind")}
             summary = extra.get("message") or ", ".join(f"{k}={v}" for k, v in list(extra.items())[:3])
             lines.append(f"  {event.get('time', '')}  {event.get('kind', '')}  {summary}")
     return "\n".join(lines) + "\n"
 
 
-def as_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, sort_keys=True) + "\n"
+def as_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"

@@ -1,7 +1,9 @@
 """Run a subprocess with a bound: argument lists only, output streamed by line, whole tree killed.
 
 Every child starts in its own session so that a timeout or SIGTERM can kill the whole tree (the
-devcontainer CLI starts docker clients of its own) instead of only the direct child.
+devcontainer CLI starts docker clients of its own) instead of only the direct child. The children
+running at any moment are known (`live()`), so that everything else below the builder - what a
+repository's command left behind - can be told apart and stopped (reaper.py).
 """
 
 from __future__ import annotations
@@ -17,13 +19,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, Generic, TypeVar
+
+from devcontainer_builder.system import reaper
+
+T = TypeVar("T")
 
 KILL_GRACE_SECONDS = 5.0
 READ_CHUNK = 64 * 1024  # a line longer than this is delivered in pieces: memory stays bounded
 CAPTURE_LIMIT = 4 * 1024 * 1024
 
 LineHandler = Callable[[str], None]
+_live: set[int] = set()
+_live_lock = threading.Lock()
+
+
+def live() -> set[int]:
+    """The pids of the children run() is waiting on right now."""
+    with _live_lock:
+        return set(_live)
 
 
 @dataclass
@@ -75,7 +89,7 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def wait(proc: subprocess.Popen, timeout: float) -> bool:
+def wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Wait for the child to exit, at most `timeout` seconds; True when it did.
 
     Popen.wait(timeout) polls with sleeps of up to 50 ms, which adds that much latency to every
@@ -104,7 +118,7 @@ def wait(proc: subprocess.Popen, timeout: float) -> bool:
         os.close(fd)
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
     for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, KILL_GRACE_SECONDS)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -121,12 +135,9 @@ def kill_tree(proc: subprocess.Popen) -> None:
 
 @functools.cache
 def _death_signal_wrapper() -> list[str]:
-    """setpriv (util-linux) makes the child get SIGKILL when the builder dies, even by SIGKILL.
-
-    Children run in their own session so a timeout can kill their whole tree; without this, a
-    builder killed outright would leave its devcontainer CLI running on, free to create a container
-    after the next builder has made sure there is only one.
-    """
+    """setpriv (util-linux, in the image) makes the child get SIGKILL when the builder dies, even by
+    SIGKILL. Only the direct child: what it started in turn is found by its run marker and stopped
+    by the next builder (reaper.stop_dead_runs). Without setpriv that next builder does it all."""
     path = shutil.which("setpriv")
     return [path, "--pdeathsig", "KILL", "--"] if path else []
 
@@ -135,32 +146,71 @@ def run(
     argv: Sequence[str],
     *,
     timeout: float,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
     cwd: str | None = None,
     user: int | None = None,
     group: int | None = None,
+    extra_groups: Sequence[int] = (),
+    pass_fds: Sequence[int] = (),
     stdin_data: bytes | None = None,
     on_stdout: LineHandler | None = None,
     on_stderr: LineHandler | None = None,
     capture_stdout: bool = True,
     capture_stderr: bool = True,
+    contain: bool = False,
 ) -> Result:
+    """Run argv to its end or its timeout. `contain`: the child runs a repository's code (the
+    devcontainer CLI runs initializeCommand); when it ends, whatever it left running is stopped."""
     argv = [str(a) for a in argv]
     started = time.monotonic()
     launch = _death_signal_wrapper() + argv
-    extra: dict = {}
+    extra: dict[str, Any] = {}
     if user is not None and os.geteuid() == 0 and user != 0:
-        extra = {"user": user, "group": group, "extra_groups": []}
+        extra = {"user": user, "group": group, "extra_groups": list(extra_groups)}
     proc = subprocess.Popen(
         launch,
         stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else None,
+        env=dict(env),
         cwd=cwd,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
         **extra,
     )
+    with _live_lock:
+        _live.add(proc.pid)
+    try:
+        return _finish(
+            proc=proc,
+            argv=argv,
+            started=started,
+            timeout=timeout,
+            stdin_data=stdin_data,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            capture_stdout=capture_stdout,
+            capture_stderr=capture_stderr,
+            contain=contain,
+        )
+    finally:
+        with _live_lock:
+            _live.discard(proc.pid)
+
+
+def _finish(
+    *,
+    proc: subprocess.Popen[bytes],
+    argv: list[str],
+    started: float,
+    timeout: float,
+    stdin_data: bytes | None,
+    on_stdout: LineHandler | None,
+    on_stderr: LineHandler | None,
+    capture_stdout: bool,
+    capture_stderr: bool,
+    contain: bool,
+) -> Result:
     out: list[str] = []
     err: list[str] = []
     threads = [
@@ -171,7 +221,7 @@ def run(
         thread.start()
     timed_out = False
     try:
-        if stdin_data is not None:
+        if stdin_data is not None and proc.stdin is not None:
             try:
                 proc.stdin.write(stdin_data)
             except BrokenPipeError:
@@ -183,7 +233,15 @@ def run(
             kill_tree(proc)
     except BaseException:
         kill_tree(proc)
+        if contain:
+            reaper.stop_strays()
         raise
+    # what the child started in its own process group goes with it; with `contain`, so does anything
+    # that left the group (setsid) and was handed to the builder, the subreaper, when its parent died
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if contain:
+        reaper.stop_strays()
     for thread in threads:
         # a grandchild that inherited the pipe may keep it open: do not wait on it for ever
         thread.join(timeout=KILL_GRACE_SECONDS)
@@ -197,15 +255,15 @@ def run(
     )
 
 
-class Pending:
+class Pending(Generic[T]):
     """A call running in a thread; result() waits for it and re-raises what it raised.
 
     Used to overlap independent queries (a docker ps, a git status) that would otherwise each add a
     process's start-up time to every `up`.
     """
 
-    def __init__(self, function: Callable[..., object], *args: object, **kwargs: object) -> None:
-        self._value: object = None
+    def __init__(self, function: Callable[..., T], *args: object, **kwargs: object) -> None:
+        self._value: T | None = None
         self._error: BaseException | None = None
 
         def target() -> None:
@@ -222,8 +280,8 @@ class Pending:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def result(self) -> object:
+    def result(self) -> T:
         self._thread.join()
         if self._error is not None:
             raise self._error
-        return self._value
+        return self._value  # type: ignore[return-value]  # target() set it, as no error was raised

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from devcontainer_builder.log import Log
-from devcontainer_builder.proc import Pending
-from devcontainer_builder.state import atomic_write
+from devcontainer_builder.system.files import write_atomic
+from devcontainer_builder.system.proc import Pending
 
 URL = "https://containers.dev/static/devcontainer-control-manifest.json"
 FILE_NAME = "control-manifest.json"
@@ -29,13 +29,14 @@ REFRESH_AGE = 240.0  # refresh a little early: the CLI reads it a few seconds af
 CONNECT_TIMEOUT = 3.05
 READ_TIMEOUT = 5.0
 DEADLINE = 10.0  # for the whole fetch, however slowly a server trickles bytes
-EMPTY: dict[str, list] = {"disallowedFeatures": [], "featureAdvisories": []}
+EMPTY: dict[str, list[Any]] = {"disallowedFeatures": [], "featureAdvisories": []}
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def cache_path(env: Mapping[str, str]) -> str | None:
-    """Where the CLI, run with `env` as this user, keeps the manifest: Node's os.tmpdir() joined with
-    devcontainercli-<user name>. None when the user has no name (the CLI cannot run either)."""
+def cli_folder(env: Mapping[str, str]) -> str | None:
+    """The CLI's own folder for this user (its control-manifest cache, its feature build contexts): Node's
+    os.tmpdir() joined with devcontainercli-<user name>. None when the user has no name (the CLI cannot
+    run either)."""
     try:
         user = pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
@@ -43,7 +44,27 @@ def cache_path(env: Mapping[str, str]) -> str | None:
     tmp = env.get("TMPDIR") or env.get("TMP") or env.get("TEMP") or "/tmp"  # noqa: S108 - the CLI's own place
     if len(tmp) > 1 and tmp.endswith("/"):
         tmp = tmp[:-1]
-    return os.path.join(tmp, f"devcontainercli-{user}", FILE_NAME)
+    return os.path.join(tmp, f"devcontainercli-{user}")
+
+
+def cache_path(env: Mapping[str, str]) -> str | None:
+    """Where the CLI, run with `env` as this user, keeps the manifest."""
+    folder = cli_folder(env)
+    return os.path.join(folder, FILE_NAME) if folder else None
+
+
+def missing_after_run(env: Mapping[str, str]) -> str:
+    """After a CLI run that found a fresh cache: "" when the cache file is still where the builder puts
+    it, else a sentence saying the CLI must keep it elsewhere now (a CLI upgrade moved it), so the bounded
+    refresh no longer protects the build from a proxy that holds containers.dev open."""
+    path = cache_path(env)
+    if path is None or os.path.isfile(path):
+        return ""
+    return (
+        f"the devcontainer CLI's control manifest cache is not at {path} after the CLI ran: this CLI version keeps "
+        "it elsewhere, so the builder's bounded refresh does not apply and a proxy that holds containers.dev open "
+        "can hang the build until DEVCONTAINER_BUILD_TIMEOUT. Pin the CLI the builder was tested with."
+    )
 
 
 def _fetch() -> dict[str, Any]:
@@ -91,14 +112,14 @@ def refresh(log: Log, env: Mapping[str, str]) -> str:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if data is not None:
-            atomic_write(path, json.dumps(data, indent=2) + "\n")
+            write_atomic(path, json.dumps(data, indent=2) + "\n")
             log.debug(f"fetched the devcontainer CLI's control manifest from {URL}")
             return "fetched"
         if age is not None:
             os.utime(path)
             done = "kept"
         else:
-            atomic_write(path, json.dumps(EMPTY, indent=2) + "\n")
+            write_atomic(path, json.dumps(EMPTY, indent=2) + "\n")
             done = "default"
     except OSError as err:
         log.debug(f"cannot write the devcontainer CLI's control manifest cache {path}: {err}")

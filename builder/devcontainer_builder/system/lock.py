@@ -12,9 +12,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
-from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.errors import BuilderError
 
 POLL_SECONDS = 0.2
+
+
+class LockTimeout(BuilderError):
+    """Another builder kept the workspace for longer than a whole build may take: exit 1, nothing touched."""
 
 
 def _holder(fd: int) -> str:
@@ -40,15 +44,16 @@ def workspace_lock(path: str, timeout: float, on_wait: Callable[[str], None]) ->
                     on_wait(_holder(fd))
                     waited = True
                 if time.monotonic() >= deadline:
-                    raise BuildFailed(
+                    raise LockTimeout(
                         f"another devcontainer-builder (pid {_holder(fd)}) has held the workspace lock {path} "
                         f"for more than {timeout:.0f} s; it is still building this workspace. Wait for it to "
                         "finish or stop it, then run `up` again.",
                         step="lock",
                     ) from None
                 time.sleep(POLL_SECONDS)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        with contextlib.suppress(OSError):  # a full disk: the lock holds without the pid in it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

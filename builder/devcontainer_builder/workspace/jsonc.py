@@ -3,13 +3,20 @@
 The devcontainer CLI's parser is lenient: it accepts a truncated file such as `{ "image": "x",`. We
 read the file ourselves first so such a file fails with a line and column instead of building
 something half-configured. Comments and trailing commas are blanked out with spaces (newlines kept),
-so the positions json reports are positions in the original file.
+so the positions json reports are positions in the original file. A comma with no value before it
+(`[,]`, `{,}`, `[1,,2]`) is not a trailing comma and is reported, as the CLI's own parser does.
+
+Input is bounded: a file is read only up to MAX_BYTES, and nesting deeper than MAX_DEPTH is reported
+before the JSON parser would recurse into it.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+MAX_BYTES = 1024 * 1024  # a real devcontainer.json is a few KB
+MAX_DEPTH = 64
 
 
 class JsoncError(ValueError):
@@ -31,10 +38,13 @@ def strip(text: str) -> str:
     out = list(text)
     i, n = 0, len(text)
     last_comma = -1  # index of a comma that is trailing if only whitespace/comments follow before } or ]
+    previous = ""  # the last significant character before the current one (outside comments)
+    depth = 0
     while i < n:
         char = text[i]
         if char == '"':
             last_comma = -1
+            previous = '"'
             i += 1
             while i < n and text[i] != '"':
                 if text[i] == "\\":
@@ -62,13 +72,25 @@ def strip(text: str) -> str:
             i = end + 2
             continue
         if char == ",":
+            if previous in ("[", "{", ",", ""):
+                line, column = _position(text, i)
+                raise JsoncError("a value is expected before this comma", line, column)
             last_comma = i
         elif char in "}]":
             if last_comma != -1:
                 out[last_comma] = " "
             last_comma = -1
+            depth -= 1
+        elif char in "{[":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line, column = _position(text, i)
+                raise JsoncError(f"nesting deeper than {MAX_DEPTH} levels", line, column)
+            last_comma = -1
         elif not char.isspace():
             last_comma = -1
+        if not char.isspace():
+            previous = char
         i += 1
     return "".join(out)
 
@@ -81,6 +103,8 @@ def loads(text: str) -> Any:
         raise JsoncError("the file is empty", 1, 1)
     try:
         return json.loads(stripped)
+    except RecursionError:  # unreachable with MAX_DEPTH; kept so it can never surface as a bug
+        raise JsoncError(f"nesting deeper than {MAX_DEPTH} levels", 1, 1) from None
     except json.JSONDecodeError as err:
         if err.pos >= len(stripped.rstrip()):
             line, column = _position(text, len(text.rstrip()))
@@ -88,3 +112,12 @@ def loads(text: str) -> Any:
                 "unexpected end of file: the JSON is truncated or a closing bracket is missing", line, column
             ) from None
         raise JsoncError(err.msg, err.lineno, err.colno) from None
+
+
+def read(path: str) -> str:
+    """A config file's text, at most MAX_BYTES of it; OSError, UnicodeDecodeError or JsoncError."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise JsoncError(f"the file is larger than {MAX_BYTES // 1024} KiB, far beyond any real config", 1, 1)
+    return data.decode("utf-8")

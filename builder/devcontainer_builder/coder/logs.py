@@ -17,10 +17,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 
 from devcontainer_builder.log import LEVEL_RANK, Line
+from devcontainer_builder.system import clock, retry
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 SOURCE_NAME = "Devcontainer build"
@@ -47,16 +48,6 @@ def source_id(workspace: str) -> str:
     return str(uuid.uuid5(SOURCE_NAMESPACE, workspace))
 
 
-_second_cache: list = [None, ""]  # (whole second, its formatted prefix): strftime once a second
-
-
-def rfc3339(moment: float) -> str:
-    second = int(moment)
-    if _second_cache[0] != second:
-        _second_cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_second_cache[1]}.{int(moment * 1_000_000) % 1_000_000:06d}Z"
-
-
 def split_long(text: str) -> list[str]:
     """Lines over Coder's 1024 characters, in pieces marked as continued, so no tail is lost."""
     if len(text) <= COLUMN:
@@ -78,7 +69,7 @@ class Entry:
         # by hand rather than json.dumps of a dict: this is the sender's hot loop, and the C string
         # encoder does the one part that needs escaping
         output = encode_basestring(self.output)
-        return f'{{"created_at":"{rfc3339(self.moment)}","output":{output},"level":"{self.level}"}}'
+        return f'{{"created_at":"{clock.iso(self.moment, 6)}","output":{output},"level":"{self.level}"}}'
 
 
 def logs_body(source: str, entries: list[Entry]) -> bytes:
@@ -209,7 +200,7 @@ class CoderLogSink:
         self._requests = requests
         self._session = session
         registered = False
-        backoff = BACKOFF_START
+        waits = retry.delays(BACKOFF_START, BACKOFF_MAX)
         while True:
             batch = self._next_batch()
             if batch is None:
@@ -222,9 +213,9 @@ class CoderLogSink:
                 break
             if outcome == "retry":
                 self._put_back(batch)
-                backoff = self._back_off(backoff)
+                self._back_off(next(waits))
                 continue
-            backoff = BACKOFF_START
+            waits = retry.delays(BACKOFF_START, BACKOFF_MAX)
         session.close()
 
     def _next_batch(self) -> list[Entry] | None:
@@ -265,17 +256,15 @@ class CoderLogSink:
                 self._queued_bytes -= dropped.size + LINE_OVERHEAD
                 self.stats.dropped_lines += 1
 
-    def _back_off(self, delay: float) -> float:
-        """Wait before a retry (capped, jittered); a closing sink gives up instead."""
+    def _back_off(self, delay: float) -> None:
+        """Wait before a retry; a closing sink gives up instead."""
         with self._lock:
             if self._closing or self._stopped:
                 self._stopped = True
-                return delay
-        jitter = 0.5 + (time.monotonic_ns() % 1000) / 1000
-        if self._closed.wait(timeout=delay * jitter):
+                return
+        if retry.sleep(delay, self._closed):
             with self._lock:
                 self._stopped = True
-        return min(delay * 2, BACKOFF_MAX)
 
     def _post(self, method: str, path: str, body: dict[str, Any] | bytes) -> tuple[int, str]:
         """(status, message); status 0 for a connection error or a timeout."""

@@ -11,9 +11,10 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from devcontainer_builder import proc
 from devcontainer_builder.log import Log
+from devcontainer_builder.system import proc
 
 CLI_LEVELS = {1: "trace", 2: "debug", 3: "info", 4: "warn", 5: "error"}
 # Logged at level 5 whenever containers.dev is unreachable; the CLI carries on, so it is noise.
@@ -34,8 +35,9 @@ class Outcome:
     description: str = ""
     timed_out: bool = False
     returncode: int = 0
-    raw: dict = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
     failed_step: str = ""  # the named step the failure happened in, when it can be told
+    fetched_manifest: bool = False  # the CLI fetched containers.dev's control manifest itself
 
     @property
     def ok(self) -> bool:
@@ -49,23 +51,23 @@ class Step:
     seconds: float
 
 
+ENGINE_COMMANDS = ("docker", "podman")
+
+
 def step_name(text: str) -> str | None:
     """The human name of a CLI start/stop pair worth showing, or None for the many internal ones."""
     if text in STEP_NAMES:
         return STEP_NAMES[text]
-    for prefix in (
-        "Run: docker build ",
-        "Run: docker buildx build ",
-        "Run: podman build ",
-        "Run: podman buildx build ",
-    ):
-        if text.startswith(prefix):
-            if "-t dev_container_feature_content_temp " in text:
-                return "prepare features"
-            if "updateUID.Dockerfile" in text:
-                return "update remote user UID"
-            return "build image"
-    if text.startswith(("Run: docker pull ", "Run: podman pull ")):
+    command, _, args = text.removeprefix("Run: ").partition(" ")
+    if not text.startswith("Run: ") or command.rsplit("/", 1)[-1] not in ENGINE_COMMANDS:
+        return None
+    if args.startswith(("build ", "buildx build ")):
+        if "-t dev_container_feature_content_temp " in args:
+            return "prepare features"
+        if "updateUID.Dockerfile" in args:
+            return "update remote user UID"
+        return "build image"
+    if args.startswith("pull "):
         return "pull image"
     return None
 
@@ -73,15 +75,21 @@ def step_name(text: str) -> str | None:
 class ProgressParser:
     """Turns the CLI's stderr lines into log lines and named steps with durations."""
 
-    def __init__(self, log: Log, on_step: Callable[[Step], None]) -> None:
+    def __init__(self, log: Log, on_step: Callable[[Step], None], shown_as: tuple[str, str] = ("", "")) -> None:
         self.log = log
         self.on_step = on_step
+        # (the --docker-path given to the CLI, the engine CLI's name): lines say `docker run`, not the
+        # path of the builder's policy guard
+        self.shown_as = shown_as
         self.open: dict[str, tuple[str, float]] = {}  # CLI text or progress name -> (step name, start)
         self.partial: dict[str, str] = {}  # raw output not yet ended by a newline, per channel
         self.commands: dict[str, str] = {}  # command the CLI ran -> its step name, to place a failure
         self.failed: list[str] = []
+        self.fetched_manifest = False
 
     def feed(self, line: str) -> None:
+        if self.shown_as[0]:
+            line = line.replace(self.shown_as[0], self.shown_as[1])
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
@@ -97,11 +105,13 @@ class ProgressParser:
         text = event.get("text")
         if not isinstance(text, str):
             return
-        level = CLI_LEVELS.get(event.get("level"), "info")
+        number = event.get("level")
+        level = CLI_LEVELS.get(number, "info") if isinstance(number, int) else "info"
         if kind == "raw":
             self._raw(text, level, event.get("channel") or "")
         elif kind == "text":
-            if level in ("error", "warn") and text.startswith(NOISE):
+            if text.startswith(NOISE):
+                self.fetched_manifest = True
                 level = "debug"
             self.log.emit(level, text, source="devcontainer")
         elif kind == "start":
@@ -137,7 +147,7 @@ class ProgressParser:
         for channel in list(self.partial):
             self.log.info(self.partial.pop(channel), source="devcontainer")
 
-    def _progress(self, event: dict) -> None:
+    def _progress(self, event: dict[str, Any]) -> None:
         name = str(event.get("name") or "")
         status = event.get("status")
         label = name.removeprefix("Running ").removesuffix("...").strip() or name
@@ -192,6 +202,7 @@ def up_args(
     cache_to: str,
     remove_existing: bool,
     no_lockfile: bool,
+    build_no_cache: bool = False,
     update_remote_user_uid: str = "",
     remote_env: Mapping[str, str] | None = None,
 ) -> list[str]:
@@ -205,6 +216,8 @@ def up_args(
         args += ["--cache-to", cache_to]
     if remove_existing:
         args.append("--remove-existing-container")
+    if build_no_cache:
+        args.append("--build-no-cache")
     if no_lockfile:
         args.append("--no-lockfile")
     if update_remote_user_uid:
@@ -249,11 +262,15 @@ def run_up(
     timeout: float,
     log: Log,
     on_step: Callable[[Step], None],
+    shown_as: tuple[str, str] = ("", ""),
 ) -> Outcome:
-    parser = ProgressParser(log, on_step)
+    parser = ProgressParser(log, on_step, shown_as)
     log.debug("running " + " ".join(args))
-    result = proc.run(args, timeout=timeout, env=env, on_stderr=parser.feed, capture_stderr=False)
-    outcome = parse_outcome(result.stdout, result.returncode, result.timed_out)
+    # contained: the CLI runs the repository's initializeCommand, whose leftovers go when it ends
+    result = proc.run(args, timeout=timeout, env=env, on_stderr=parser.feed, capture_stderr=False, contain=True)
+    stdout = result.stdout.replace(shown_as[0], shown_as[1]) if shown_as[0] else result.stdout
+    outcome = parse_outcome(stdout, result.returncode, result.timed_out)
+    outcome.fetched_manifest = parser.fetched_manifest
     parser.finish(failed=not outcome.ok)
     if not outcome.ok:
         outcome.failed_step = parser.step_for_failure(outcome.message)

@@ -1,10 +1,11 @@
 """Start Coder's agent inside the devcontainer: as the remote user, once, with the token in its
 environment only.
 
-One `docker exec -i` runs LAUNCHER (a fixed script) as the remote user. The token and URL travel as
-`-e CODER_AGENT_TOKEN -e CODER_AGENT_URL` with no value, which docker fills from its own environment:
-they are in no process's arguments and not in the container's configuration. The init script arrives on
-stdin and is written, behind a guard, to a private folder (0700) in the user's home; it holds no token.
+One `docker exec -i` runs LAUNCHER (a fixed script) as the remote user. Its stdin carries the token and
+the URL (one line each) and then the init script: the token is in no process's arguments, in no
+environment but the agent's own (not even the docker client's), and not in the container's
+configuration. The init script is written, behind a guard, to a private folder (0700) in the user's
+home; it holds no token.
 The agent is started in a session of its own, so it outlives the exec and the builder, with its output in
 agent.log next to it. A start lock and a pid check make every later start - a rerun, a rebuild, the user
 running init.sh again - find the live agent and refuse to start a second one; a dead agent is started
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devcontainer_builder import proc
+from devcontainer_builder.system import proc
 
 START_TIMEOUT = 60.0
 # Exit codes of LAUNCHER: 0 started or already running (first word of stdout says which), 3 no tool to
@@ -24,6 +25,9 @@ START_TIMEOUT = 60.0
 LAUNCHER = r"""
 set -u
 umask 077
+IFS= read -r CODER_AGENT_TOKEN || exit 7
+IFS= read -r CODER_AGENT_URL || exit 7
+export CODER_AGENT_TOKEN CODER_AGENT_URL
 dir="${HOME:-/tmp}/.cache/devcontainer-builder/agent"
 mkdir -p "$dir" 2>/dev/null || dir="/tmp/devcontainer-builder-agent-$(id -u)"
 mkdir -p "$dir" && chmod 0700 "$dir" || { echo "failed - $dir"; exit 6; }
@@ -100,12 +104,12 @@ def start(
     agent_url: str,
     agent_token: str,
 ) -> Started:
-    env = dict(docker_env, CODER_AGENT_URL=agent_url, CODER_AGENT_TOKEN=agent_token)
     argv = [docker, "exec", "-i"]
     if user:
         argv += ["-u", user]
-    argv += ["-e", "CODER_AGENT_TOKEN", "-e", "CODER_AGENT_URL", container, "sh", "-c", LAUNCHER, "sh"]
-    result = proc.run(argv, timeout=START_TIMEOUT, env=env, stdin_data=init_script.encode("utf-8"))
+    argv += [container, "sh", "-c", LAUNCHER, "sh"]
+    stdin = f"{agent_token}\n{agent_url}\n{init_script}".encode()
+    result = proc.run(argv, timeout=START_TIMEOUT, env=docker_env, stdin_data=stdin)
     words = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
     if result.timed_out:
         return Started("failed", "", "", f"starting the agent did not finish within {START_TIMEOUT:.0f} s")

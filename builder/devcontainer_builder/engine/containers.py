@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
-from devcontainer_builder.engine import (
+from devcontainer_builder.engine.engine import (
     LABEL_CONFIG,
     LABEL_LOCAL_FOLDER,
     LABEL_ROLE,
     LABEL_WORKSPACE,
     Engine,
-    Labelled,
 )
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import Log
-from devcontainer_builder.proc import last_line
+from devcontainer_builder.system.proc import last_line
 
 ROLE_DEVCONTAINER = "devcontainer"
 ROLE_FALLBACK = "fallback"
@@ -63,7 +63,7 @@ def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, st
     }
 
 
-def default_remote_folder(workspace: str, config: dict) -> str:
+def default_remote_folder(workspace: str, config: dict[str, Any]) -> str:
     folder = config.get("workspaceFolder")
     if isinstance(folder, str) and folder.startswith("/") and "${" not in folder:
         return folder
@@ -125,23 +125,3 @@ def configure_when_started(engine: Engine, log: Log, workspace: str, spec: Spec)
         ):
             return container.id, spec.remote_folder
     return None
-
-
-def up_to_date(existing: list[Labelled], previous: dict, config_hash: str) -> Labelled | None:
-    """The container `devcontainer up` would find and leave as it is, if there is one.
-
-    That is when this workspace's only container is running, was brought up by the last successful run,
-    carries the current config hash, and has no postAttachCommand (from the config, the image or a
-    feature): on such a container the CLI only inspects and probes.
-    """
-    if len(existing) != 1 or previous.get("status") != "running" or not previous.get("remote_user"):
-        return None
-    container = existing[0]
-    unchanged = (
-        container.id == previous.get("container_id")
-        and container.role == ROLE_DEVCONTAINER
-        and container.config_hash == config_hash
-        and container.state == "running"
-        and not container.has_post_attach
-    )
-    return container if unchanged else None

@@ -1,0 +1,99 @@
+"""Which of a workspace's containers to reuse, keep, replace or remove: every such rule, in one place.
+
+Plain functions of what the engine reports (the workspace's labelled containers) and what the last
+run recorded (state.json), so each rule is tested on its own (tests/unit/test_decide.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER
+from devcontainer_builder.engine.engine import Labelled
+from devcontainer_builder.state.record import State, Status
+
+# hooks that run again in a container already in use (after a restart, on every attach)
+LATE_HOOKS = ("postStartCommand", "postAttachCommand")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do before (or instead of) running `devcontainer up` for the repository's config."""
+
+    reuse: Labelled | None = None  # up to date and running: no CLI run at all
+    remove: list[tuple[Labelled, str]] = field(default_factory=list)  # (container, why) to remove first
+    remove_existing: bool = False  # --remove-existing-container: recreate so create hooks run again
+    reason: str = ""  # why remove_existing, for the log
+
+
+def interrupted(previous: State) -> bool:
+    """The last run stopped while building (killed outright): nothing it brought up can be trusted. Only
+    meaningful under the workspace lock, when no other build can be in progress."""
+    return previous.status == Status.BUILDING
+
+
+def up_to_date(existing: list[Labelled], previous: State, config_hash: str) -> Labelled | None:
+    """The container `devcontainer up` would find and leave as it is, if there is one: this workspace's
+    only container, running, brought up by the last successful run, with the current config hash and
+    no postAttachCommand (from the config, the image or a feature). On such a container the CLI would
+    only inspect and probe."""
+    if len(existing) != 1 or previous.status != Status.RUNNING or not previous.remote_user:
+        return None
+    container = existing[0]
+    unchanged = (
+        container.id == previous.container_id
+        and container.role == ROLE_DEVCONTAINER
+        and container.config_hash == config_hash
+        and container.state == "running"
+        and not container.has_post_attach
+    )
+    return container if unchanged else None
+
+
+def plan_up(existing: list[Labelled], previous: State, config_hash: str, *, rebuild: bool) -> Plan:
+    stale = interrupted(previous)
+    if not rebuild and not stale:
+        current = up_to_date(existing, previous, config_hash)
+        if current:
+            return Plan(reuse=current)
+    remove = [
+        (container, "config changed")
+        for container in existing
+        if container.role == ROLE_DEVCONTAINER and container.config_hash != config_hash
+    ]
+    if rebuild:
+        return Plan(remove=remove, remove_existing=True, reason="a rebuild was asked for")
+    if stale:
+        return Plan(
+            remove=remove,
+            remove_existing=True,
+            reason="the last build was interrupted: its container may have skipped lifecycle commands",
+        )
+    if previous.status == Status.FAILED and previous.failed_container_id:
+        # a failed lifecycle command leaves its container; a plain `up` would reuse it and skip the command
+        return Plan(remove=remove, remove_existing=True, reason="its lifecycle command failed last time")
+    return Plan(remove=remove)
+
+
+def keep_despite_late_hook(step: str, container: str, previous: State) -> bool:
+    """The container the last successful run brought up, now with a failing postStart or postAttach
+    command: it was built and set up, and the user has been working in it. Replacing it with the
+    fallback would throw away everything done outside the workspace folder, so it stays (and the failure
+    is reported)."""
+    return (
+        step in LATE_HOOKS
+        and bool(container)
+        and container == previous.container_id
+        and previous.status == Status.RUNNING
+        and bool(previous.remote_user)
+    )
+
+
+def stale(before: list[str], now_running: str) -> list[str]:
+    """After a successful run, every other container of the workspace is stale (a fallback, a leftover)."""
+    return [container for container in before if container != now_running]
+
+
+def before_fallback(existing: list[Labelled]) -> list[Labelled]:
+    """The repository's containers go before the fallback comes up (a failed postCreate leaves one)."""
+    return [container for container in existing if container.role == ROLE_DEVCONTAINER]

@@ -1,0 +1,108 @@
+"""Putting the admin's policy (policy.py) between the devcontainer CLI and the engine, and reading back
+what it refused."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from devcontainer_builder.engine import policy
+from devcontainer_builder.engine.control_manifest import cli_folder
+from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.settings.options import Settings
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(policy.__file__)), "docker-guard")
+PYTHON_VAR = "DEVCONTAINER_BUILDER_PYTHON"
+ENGINE_VAR = "DEVCONTAINER_BUILDER_ENGINE"
+
+
+@dataclass(frozen=True)
+class Guard:
+    docker_path: str  # what the CLI gets as --docker-path
+    env: dict[str, str]  # the CLI's environment, with the policy in it
+    report: str
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.report)
+
+    def refusals(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.report, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            return []
+        found = []
+        for line in lines:
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict) and item not in found:
+                found.append(item)
+        return found
+
+    def failure(self) -> BuildFailed | None:
+        """The refusal, as the failure to report, when the policy refused something during the last run."""
+        found = self.refusals()
+        if not found:
+            return None
+        return refused([f"{item.get('reason', '')} ({item.get('option', '')})" for item in found],
+                       [str(item.get("setting", "")) for item in found])  # fmt: skip
+
+
+def refused(reasons: list[str], settings: list[str]) -> BuildFailed:
+    wanted = sorted({setting for setting in settings if setting})
+    fix = (
+        f" If the admin wants to allow it, the template sets {', '.join(wanted)}."
+        if wanted
+        else " The builder cannot allow it."
+    )
+    return BuildFailed(
+        "the devcontainer asks for more than the workspace's policy allows: "
+        + "; ".join(reasons)
+        + ". A repository cannot grant itself access to the host or extra privileges; remove it from the config"
+        " (runArgs, mounts, capAdd, privileged, securityOpt, build options, or a feature that asks for it)." + fix,
+        step="policy",
+    )
+
+
+def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: str, force_rm: bool) -> Guard:
+    """The CLI's --docker-path and environment, so that each `run`/`create`/`build` is checked first."""
+    engine = shutil.which(settings.docker_path, path=env.get("PATH", os.defpath)) or settings.docker_path
+    build_dirs = tuple(folder for folder in [cli_folder(env)] if folder)
+    rules = policy.Policy(
+        workspace=os.path.realpath(settings.workspace_folder),
+        mounts=settings.allowed_mounts,
+        capabilities=settings.allowed_capabilities,
+        privileges=tuple(p for p in settings.allowed_privileges if p != "initialize-command"),
+        build_dirs=build_dirs,
+        cache_to=cache_to,
+        engine=os.path.basename(settings.docker_path),
+        docker=engine,
+        report=report,
+        force_rm=force_rm,
+    )
+    guarded = dict(env)
+    guarded[policy.POLICY_VAR] = rules.to_json()
+    guarded[PYTHON_VAR] = sys.executable
+    guarded[ENGINE_VAR] = engine
+    return Guard(SHIM, guarded, report)
+
+
+def initialize_command_refusal(data: Mapping[str, Any], settings: Settings) -> BuildFailed | None:
+    """initializeCommand runs beside the builder, with the engine's socket: only when the admin allows it."""
+    command = data.get("initializeCommand")
+    present = bool(command.strip()) if isinstance(command, str) else bool(command)
+    if not present or "initialize-command" in settings.allowed_privileges:
+        return None
+    return refused(
+        ["initializeCommand runs in the builder's container with access to the container engine"],
+        ["DEVCONTAINER_ALLOWED_PRIVILEGES=initialize-command"],
+    )

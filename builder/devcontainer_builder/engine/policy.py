@@ -1,0 +1,382 @@
+"""The admin's policy over what a repository's devcontainer may ask the engine for.
+
+The devcontainer CLI turns a config - plus its features and its image's metadata, which the builder
+cannot see in advance - into `docker run` and `docker build` command lines. The builder gives the CLI
+`--docker-path` pointing at docker-guard (a shell script beside this file), which sends `run`,
+`create` and `build` here and everything else straight to the engine. This module reads the final
+argument list, refuses what the policy does not allow - bind mounts of host paths outside the
+workspace, --privileged, added capabilities, security options, host namespaces, devices, host files
+read or written, build entitlements - and otherwise executes the real engine CLI with the same
+arguments. A refusal writes one JSON line to the report file (the builder turns it into a clear error
+and the fallback) and exits 125, docker's own code for a refused request.
+
+It runs as `python -I -S policy.py ...` for each such call, so it imports nothing but the standard
+library and reads its policy from one environment variable (POLICY_VAR, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+POLICY_VAR = "DEVCONTAINER_BUILDER_POLICY"
+REFUSED_EXIT = 125
+
+# docker run / create (and podman run / create): options that take a value; every other known option is
+# a switch. An option in neither set is refused: the builder cannot tell what it would do.
+RUN_VALUES = {
+    "--add-host", "-a", "--attach", "--blkio-weight", "--blkio-weight-device", "--cap-add", "--cap-drop",
+    "--cgroup-parent", "--cgroupns", "--cidfile", "--cpu-count", "--cpu-percent", "--cpu-period", "--cpu-quota",
+    "--cpu-rt-period", "--cpu-rt-runtime", "-c", "--cpu-shares", "--cpus", "--cpuset-cpus", "--cpuset-mems",
+    "--detach-keys", "--device", "--device-cgroup-rule", "--device-read-bps", "--device-read-iops",
+    "--device-write-bps", "--device-write-iops", "--dns", "--dns-opt", "--dns-option", "--dns-search",
+    "--domainname", "--entrypoint", "-e", "--env", "--env-file", "--expose", "--gpus", "--group-add",
+    "--health-cmd", "--health-interval", "--health-retries", "--health-start-period", "--health-start-interval",
+    "--health-timeout", "-h", "--hostname", "--ip", "--ip6", "--ipc", "--isolation", "--kernel-memory", "-l",
+    "--label", "--label-file", "--link", "--link-local-ip", "--log-driver", "--log-opt", "--mac-address", "-m",
+    "--memory", "--memory-reservation", "--memory-swap", "--memory-swappiness", "--mount", "--name", "--network",
+    "--net", "--network-alias", "--net-alias", "--oom-score-adj", "--pid", "--pids-limit", "--platform", "-p",
+    "--publish", "--pull", "--restart", "--runtime", "--security-opt", "--shm-size", "--stop-signal",
+    "--stop-timeout", "--storage-opt", "--sysctl", "--tmpfs", "--ulimit", "-u", "--user", "--userns", "--uts",
+    "-v", "--volume", "--volume-driver", "--volumes-from", "-w", "--workdir",
+    # podman
+    "--annotation", "--arch", "--authfile", "--cgroup-conf", "--cgroups", "--chrootdirs", "--conmon-pidfile",
+    "--decryption-key", "--env-merge", "--gidmap", "--group-entry", "--hooks-dir", "--image-volume",
+    "--init-path", "--log-level", "--os", "--passwd-entry", "--personality", "--pidfile", "--pod",
+    "--pod-id-file", "--preserve-fd", "--preserve-fds", "--requires", "--retry", "--retry-delay",
+    "--sdnotify", "--seccomp-policy", "--secret", "--shm-size-systemd", "--subgidname", "--subuidname",
+    "--systemd", "--timeout", "--tz", "--uidmap", "--umask", "--unsetenv", "--variant",
+}  # fmt: skip
+RUN_SWITCHES = {
+    "-d", "--detach", "--disable-content-trust", "--help", "--init", "-i", "--interactive", "--no-healthcheck",
+    "--oom-kill-disable", "--privileged", "-P", "--publish-all", "-q", "--quiet", "--read-only", "--rm",
+    "--sig-proxy", "-t", "--tty", "--use-api-socket",
+    # podman
+    "--env-host", "--http-proxy", "--no-hosts", "--read-only-tmpfs", "--replace", "--rmi", "--tls-verify",
+    "--unsetenv-all",
+}  # fmt: skip
+BUILD_VALUES = {
+    "--add-host", "--allow", "--annotation", "--attest", "--build-arg", "--build-context", "--builder",
+    "--cache-from", "--cache-to", "--call", "--cgroup-parent", "--cpu-period", "--cpu-quota", "-c", "--cpu-shares",
+    "--cpuset-cpus", "--cpuset-mems", "-f", "--file", "--iidfile", "--isolation", "--label", "-m", "--memory",
+    "--memory-swap", "--metadata-file", "--network", "--no-cache-filter", "-o", "--output", "--platform",
+    "--progress", "--provenance", "--sbom", "--secret", "--security-opt", "--shm-size", "--ssh", "-t", "--tag",
+    "--target", "--ulimit",
+    # podman / buildah
+    "--arch", "--authfile", "--cap-add", "--cap-drop", "--cert-dir", "--cgroupns", "--creds", "--device",
+    "--format", "--ipc", "--jobs", "--layer-label", "--os", "--pid", "--runtime", "--userns", "--uts",
+    "--variant", "-v", "--volume",
+}  # fmt: skip
+BUILD_SWITCHES = {
+    "--check", "--compress", "--disable-content-trust", "--force-rm", "--help", "--load", "--no-cache", "--pull",
+    "--push", "-q", "--quiet", "--rm", "--squash",
+    # podman / buildah
+    "--layers", "--squash-all", "--tls-verify", "--omit-history", "--identity-label",
+}  # fmt: skip
+SHORT_SWITCHES = {"-d", "-i", "-t", "-P", "-q"}
+# run options that reach outside the container: the engine's runtime, cgroups, host files, fds, secrets
+REACH_OUT = {
+    "--cgroup-parent", "--runtime", "--hooks-dir", "--init-path", "--preserve-fd", "--preserve-fds", "--secret",
+    "--authfile", "--decryption-key", "--seccomp-policy",
+}  # fmt: skip
+HOST_MODES = ("host",)
+
+
+@dataclass(frozen=True)
+class Policy:
+    workspace: str  # bind mounts and host files must be inside it (its real path)
+    mounts: tuple[str, ...] = ()  # more host paths bind mounts may come from; ("*",) for any
+    capabilities: tuple[str, ...] = ()  # ("ALL",) for any
+    privileges: tuple[str, ...] = ()  # privileged, security-opt, host-namespaces, devices
+    build_dirs: tuple[str, ...] = ()  # where the CLI writes its own build contexts (features)
+    cache_to: str = ""  # the one --cache-to the builder itself passes
+    engine: str = "docker"  # docker or podman: podman's CLI adds options of its own
+    docker: str = "docker"  # the real engine CLI
+    report: str = ""  # refusals are appended here, one JSON line each
+    force_rm: bool = False  # the legacy builder: remove intermediate containers of a failed build
+
+    @staticmethod
+    def from_json(text: str) -> Policy:
+        data = json.loads(text)
+        for key in ("mounts", "capabilities", "privileges", "build_dirs"):
+            data[key] = tuple(data.get(key, ()))
+        return Policy(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__)
+
+    def allows(self, privilege: str) -> bool:
+        return privilege in self.privileges
+
+
+@dataclass
+class Refusals:
+    policy: Policy
+    found: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, option: str, value: str, reason: str, setting: str) -> None:
+        self.found.append({"option": option, "value": value, "reason": reason, "setting": setting})
+
+    def need(self, privilege: str, option: str, value: str, what: str) -> None:
+        if not self.policy.allows(privilege):
+            self.add(option, value, what, f"DEVCONTAINER_ALLOWED_PRIVILEGES={privilege}")
+
+    def host_path(self, option: str, path: str, what: str, *, mountable: bool = False) -> None:
+        """A host path the engine would read (or mount): inside the workspace, or allowed by the admin."""
+        if not path.startswith("/"):
+            path = os.path.join(self.policy.workspace, path)
+        real = os.path.realpath(path)
+        allowed = [self.policy.workspace, *self.policy.build_dirs]
+        if mountable:
+            if "*" in self.policy.mounts:
+                return
+            allowed += list(self.policy.mounts)
+        for root in map(os.path.realpath, allowed):
+            if real == root or real.startswith(root.rstrip("/") + "/"):
+                return
+        via = f" (through a link to {real})" if real != os.path.normpath(path) else ""
+        self.add(option, path, f"{what} {path}{via} is outside the workspace", "DEVCONTAINER_ALLOWED_MOUNTS")
+
+
+Options = list[tuple[str, str | None]]
+
+
+def parse(args: Sequence[str], values: set[str], switches: set[str]) -> tuple[Options, list[str]]:
+    """(option, value) pairs before the first operand, and the operands (image and command, or context).
+    A switch's value is "true" unless given as --switch=false; an unknown option's value is None."""
+    options: Options = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return options, list(args[i + 1 :])
+        if not arg.startswith("-") or arg == "-":
+            return options, list(args[i:])
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name in switches:
+                options.append((name, value if eq else "true"))
+            elif name in values:
+                if not eq:
+                    i += 1
+                    value = args[i] if i < len(args) else ""
+                options.append((name, value))
+            else:
+                options.append((name, None))
+        else:  # -it, -e X=1, -eX=1, -v/a:/b
+            letters = arg[1:]
+            for index, letter in enumerate(letters):
+                name = "-" + letter
+                if name in SHORT_SWITCHES:
+                    options.append((name, "true"))
+                    continue
+                if name in values:
+                    value = letters[index + 1 :].removeprefix("=")
+                    if not value:
+                        i += 1
+                        value = args[i] if i < len(args) else ""
+                    options.append((name, value))
+                else:
+                    options.append((name, None))
+                break
+        i += 1
+    return options, []
+
+
+def _csv(value: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in value.split(","):
+        key, _, item = part.partition("=")
+        fields.setdefault(key.strip().lower(), item.strip())
+    return fields
+
+
+def _namespace(refusals: Refusals, option: str, value: str) -> None:
+    mode = value.strip().lower()
+    if mode in HOST_MODES or mode.startswith(("container:", "ns:", "pod:")):
+        refusals.need("host-namespaces", option, value, f"{option} {value} shares a namespace outside the container")
+
+
+def _mount(refusals: Refusals, option: str, value: str) -> None:
+    fields = _csv(value)
+    kind = fields.get("type", "volume")
+    source = fields.get("source") or fields.get("src") or ""
+    if kind in ("bind", "glob"):
+        refusals.host_path(option, source, "a bind mount of", mountable=True)
+    elif kind == "volume":
+        if any(key.startswith("volume-") for key in fields) and "*" not in refusals.policy.mounts:
+            refusals.add(option, value, "a volume with driver options can mount any host path",
+                         "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
+    elif kind not in ("tmpfs", "image", "ramfs", "devpts"):
+        refusals.add(option, value, f"a mount of type {kind} is not one the builder can check",
+                     "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
+
+
+def _volume(refusals: Refusals, option: str, value: str) -> None:
+    source, sep, _ = value.partition(":")
+    if sep and source.startswith(("/", ".", "~")):
+        refusals.host_path(option, source, "a bind mount of", mountable=True)
+
+
+def _capability(refusals: Refusals, option: str, value: str) -> None:
+    allowed = refusals.policy.capabilities
+    for name in value.split(","):
+        cap = name.strip().upper().removeprefix("CAP_")
+        if cap and "ALL" not in allowed and cap not in allowed:
+            refusals.add(option, value, f"adding the capability {cap}", f"DEVCONTAINER_ALLOWED_CAPABILITIES={cap}")
+
+
+def _security_opt(refusals: Refusals, option: str, value: str) -> None:
+    normal = value.strip().lower().replace(":", "=", 1)
+    if normal in ("no-new-privileges", "no-new-privileges=true"):
+        return
+    if normal == "label=disable" and refusals.policy.engine == "podman":
+        return  # the devcontainer CLI adds it for rootless Podman itself
+    refusals.need("security-opt", option, value, f"the security option {value}")
+
+
+def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
+    refusals = Refusals(policy)
+    options, _ = parse(args, RUN_VALUES, RUN_SWITCHES)
+    for option, given in options:
+        if given is None:
+            refusals.add(option, "", f"the option {option} is not one the builder knows how to check", "")
+            continue
+        value = given
+        if option in ("--privileged", "--use-api-socket", "--env-host") and value != "false":
+            refusals.need("privileged", option, value, f"{option} (access to the host or the engine)")
+        elif option in REACH_OUT:
+            refusals.need("privileged", option, value, f"{option} (reaches outside the container)")
+        elif option == "--cap-add":
+            _capability(refusals, option, value)
+        elif option == "--security-opt":
+            _security_opt(refusals, option, value)
+        elif option in ("--network", "--net", "--pid", "--ipc", "--uts", "--userns", "--cgroupns", "--pod"):
+            _namespace(refusals, option, value)
+        elif option in ("--device", "--device-cgroup-rule", "--gpus"):
+            refusals.need("devices", option, value, f"access to host devices ({option} {value})")
+        elif option == "--mount":
+            _mount(refusals, option, value)
+        elif option in ("-v", "--volume"):
+            _volume(refusals, option, value)
+        elif option in ("--volumes-from", "--volume-driver") and "*" not in policy.mounts:
+            refusals.add(
+                option, value, f"{option} mounts what the builder cannot check", "DEVCONTAINER_ALLOWED_MOUNTS=*"
+            )
+        elif option in ("--env-file", "--label-file"):
+            refusals.host_path(option, value, "reading the host file")
+        elif option in ("--cidfile", "--pidfile", "--conmon-pidfile", "--pod-id-file"):
+            refusals.add(option, value, f"{option} writes a file on the host", "")
+        elif option == "--log-opt" and value.strip().lower().startswith("path="):
+            refusals.add(option, value, "a log file on the host", "")
+    return refusals.found
+
+
+def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
+    refusals = Refusals(policy)
+    options, operands = parse(args, BUILD_VALUES, BUILD_SWITCHES)
+    for option, given in options:
+        if given is None:
+            refusals.add(option, "", f"the build option {option} is not one the builder knows how to check", "")
+            continue
+        value = given
+        if option == "--network" or option in ("--pid", "--ipc", "--uts", "--userns", "--cgroupns"):
+            _namespace(refusals, option, value)
+        elif option in ("--security-opt", "--allow"):
+            refusals.need("security-opt", option, value, f"the build entitlement or security option {value}")
+        elif option in ("--cgroup-parent", "--runtime", "--ssh", "--builder", "--authfile", "--creds", "--cert-dir"):
+            refusals.need("privileged", option, value, f"{option} (reaches outside the build)")
+        elif option == "--cap-add":
+            _capability(refusals, option, value)
+        elif option == "--device":
+            refusals.need("devices", option, value, f"access to host devices ({option} {value})")
+        elif option in ("-v", "--volume"):
+            _volume(refusals, option, value)
+        elif option in ("-f", "--file"):
+            refusals.host_path(option, value, "the Dockerfile")
+        elif option == "--secret":
+            source = _csv(value).get("src") or _csv(value).get("source")
+            if source:
+                refusals.host_path(option, source, "the build secret file")
+        elif option == "--build-context":
+            _, _, where = value.partition("=")
+            if "://" not in where and not where.startswith(("docker-image:", "oci-layout:", "target:")):
+                refusals.host_path(option, where, "the build context")
+        elif option == "--cache-from" and _csv(value).get("type") == "local":
+            refusals.host_path(option, _csv(value).get("src", ""), "the local cache")
+        elif option == "--cache-to" and value != policy.cache_to and "type=inline" not in value.replace(" ", ""):
+            refusals.add(option, value, "a cache destination other than DEVCONTAINER_CACHE_TO", "DEVCONTAINER_CACHE_TO")
+        elif option in ("-o", "--output", "--iidfile", "--metadata-file", "--push"):
+            refusals.add(option, value, f"{option} writes outside the engine", "")
+    for context in operands[:1]:
+        if "://" in context or context == "-":
+            refusals.add("context", context, "a build context that is not a folder", "")
+        else:
+            refusals.host_path("context", context, "the build context")
+    return refusals.found
+
+
+def _subcommand(args: Sequence[str]) -> tuple[str, int]:
+    """('run' | 'build' | '', index of the first argument after the subcommand)."""
+    if not args:
+        return "", 0
+    first = args[0]
+    second = args[1] if len(args) > 1 else ""
+    if first in ("run", "create"):
+        return "run", 1
+    if first == "container" and second in ("run", "create"):
+        return "run", 2
+    if first == "build":
+        return "build", 1
+    if first in ("image", "buildx") and second == "build":
+        return "build", 2
+    return "", 0
+
+
+def _refuse(policy: Policy, command: str, found: list[dict[str, str]]) -> None:
+    lines = [
+        f"devcontainer-builder: the admin's policy refuses this docker {command}: "
+        + "; ".join(f"{item['reason']} ({item['option']})" for item in found)
+    ]
+    if policy.report:
+        try:
+            with open(policy.report, "a", encoding="utf-8") as handle:
+                for item in found:
+                    handle.write(json.dumps({"command": command, **item}) + "\n")
+        except OSError:
+            pass
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.exit(REFUSED_EXIT)
+
+
+def guarded(policy: Policy, args: list[str]) -> Iterator[str]:
+    """The argument list to execute after the checks (refusing, and exiting, when they fail)."""
+    command, start = _subcommand(args)
+    if command == "run":
+        found = check_run(policy, args[start:])
+    elif command == "build":
+        found = check_build(policy, args[start:])
+    else:
+        found = []
+    if found:
+        _refuse(policy, command, found)
+    if command == "build" and policy.force_rm and args[0] == "build":
+        args = ["build", "--force-rm", *args[1:]]
+    yield from args
+
+
+def main(argv: list[str]) -> None:
+    try:
+        policy = Policy.from_json(os.environ[POLICY_VAR])
+    except (KeyError, ValueError, TypeError) as err:
+        sys.stderr.write(f"devcontainer-builder docker-guard: no usable policy ({err}); refusing to run docker\n")
+        sys.exit(REFUSED_EXIT)
+    args = list(guarded(policy, argv))
+    os.execvp(policy.docker, [policy.docker, *args])  # noqa: S606 - the engine CLI, with checked arguments
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,508 @@
+"""Every setting of the builder, declared once: the fields of `Settings`.
+
+Each field names its environment variable, its default, its help and its click type (how its text is
+parsed). The CLI's flags, the `options` command and the README's table are generated from these fields,
+so a setting cannot exist in one place and be missing from another. Secrets have no flag on purpose: a
+flag would put the value in every process listing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from devcontainer_builder.errors import InputError
+from devcontainer_builder.settings import types
+from devcontainer_builder.workspace.gitref import NO_REPOSITORY, Repository
+
+DEFAULT_FALLBACK_IMAGE = "codercom/enterprise-base:ubuntu"
+WORKSPACES_ROOT = "/workspaces"
+DEFAULT_STATE_DIR = "/workspaces/.devcontainer-builder"
+MODES = ("up", "serve")
+PRIVILEGES = ("privileged", "security-opt", "host-namespaces", "devices", "initialize-command")
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as the CLI, the `options` command and the README show it."""
+
+    name: str
+    env: str
+    help: str
+    type: click.ParamType[Any]
+    default: Any
+    doc_default: str = ""
+    required: bool = False
+    secret: bool = False
+    switch: bool = False  # a flag without a value (--rebuild)
+    env_only: bool = False  # no flag: a value too long or multi-line for a command line
+    commands: tuple[str, ...] = ("up",)
+
+    @property
+    def flag(self) -> str | None:
+        return None if self.secret or self.env_only else "--" + self.name.replace("_", "-")
+
+    @property
+    def shown_default(self) -> str:
+        if self.doc_default:
+            return self.doc_default
+        if self.default in (None, "", (), NO_REPOSITORY):
+            return "none"
+        return str(self.default)
+
+
+def setting(
+    env: str,
+    help: str,
+    type: click.ParamType[Any],
+    default: Any,
+    *,
+    doc_default: str = "",
+    required: bool = False,
+    secret: bool = False,
+    switch: bool = False,
+    env_only: bool = False,
+    commands: tuple[str, ...] = ("up",),
+) -> Any:
+    """A Settings field carrying its Option (the name is filled in from the field)."""
+    spec = {
+        "env": env,
+        "help": help,
+        "type": type,
+        "default": default,
+        "doc_default": doc_default,
+        "required": required,
+        "secret": secret,
+        "switch": switch,
+        "env_only": env_only,
+        "commands": commands,
+    }
+    return field(default=default, metadata={"option": spec})
+
+
+UP_SERVE = ("up", "serve", "rebuild")
+STATE_USERS = ("up", "serve", "rebuild", "status")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = setting(
+        "DEVCONTAINER_BUILDER_MODE",
+        "What the builder image does when started without arguments: up (build, then exit) or serve (the supervisor).",
+        click.Choice(MODES),
+        "up",
+        env_only=True,
+        commands=("entrypoint",),
+    )
+    repository: Repository = setting(
+        "DEVCONTAINER_REPOSITORY",
+        "Git URL (https, ssh, scp-style, file) or local path of the repository to build. Required.",
+        types.RepositoryUrl(),
+        NO_REPOSITORY,
+        required=True,
+        commands=UP_SERVE,
+    )
+    branch: str = setting(
+        "DEVCONTAINER_BRANCH",
+        "Branch to check out. Changing it later switches the workspace to the new branch when no local change "
+        "is at stake.",
+        types.Branch(),
+        "",
+        doc_default="the remote's default branch",
+        commands=UP_SERVE,
+    )
+    workspace_folder: str = setting(
+        "DEVCONTAINER_WORKSPACE_FOLDER",
+        "Where the repository is cloned; mounted into the devcontainer. On a machine without /workspaces: "
+        "~/workspaces/<repo name>.",
+        types.Folder(),
+        "",
+        doc_default="/workspaces/<repo name>",
+        commands=UP_SERVE,
+    )
+    config: str = setting(
+        "DEVCONTAINER_CONFIG",
+        "devcontainer.json to use, relative to the repository root.",
+        types.ConfigPath(),
+        "",
+        doc_default="the spec's lookup order",
+        commands=UP_SERVE,
+    )
+    cache_from: tuple[str, ...] = setting(
+        "DEVCONTAINER_CACHE_FROM",
+        "Layer cache sources passed to the build as --cache-from, separated by spaces "
+        "(e.g. type=registry,ref=registry.example/app:cache).",
+        types.Words(),
+        (),
+        commands=UP_SERVE,
+    )
+    cache_to: str = setting(
+        "DEVCONTAINER_CACHE_TO",
+        "Layer cache destination passed as --cache-to. Needs docker buildx; a registry export also needs an "
+        "engine with the containerd image store. The builder warns and drops it when the engine cannot.",
+        types.CacheTo(),
+        "",
+        commands=UP_SERVE,
+    )
+    fallback_image: str = setting(
+        "DEVCONTAINER_FALLBACK_IMAGE",
+        "Image of the recovery container a failed build falls back to, and of repositories with no devcontainer "
+        "config and no recognised project type. Needs curl, wget or busybox for Coder's agent.",
+        types.Image(),
+        DEFAULT_FALLBACK_IMAGE,
+        commands=UP_SERVE,
+    )
+    docker_path: str = setting(
+        "DEVCONTAINER_DOCKER_PATH",
+        "Container engine CLI: docker or podman.",
+        types.DockerPath(),
+        "docker",
+        commands=UP_SERVE,
+    )
+    state_dir: str = setting(
+        "DEVCONTAINER_STATE_DIR",
+        "state.json, events.jsonl, build.log and the workspace lock. One state dir per workspace. On a machine "
+        "without /workspaces: ~/.local/state/devcontainer-builder/<repo name>.",
+        types.Folder(),
+        "",
+        doc_default=DEFAULT_STATE_DIR,
+        commands=STATE_USERS,
+    )
+    build_timeout: int = setting(
+        "DEVCONTAINER_BUILD_TIMEOUT",
+        "Seconds one `devcontainer up` may take before its whole process tree is killed.",
+        click.IntRange(1, 7 * DAY),
+        1800,
+        commands=UP_SERVE,
+    )
+    engine_timeout: int = setting(
+        "DEVCONTAINER_ENGINE_TIMEOUT",
+        "Seconds to wait at start for the container engine to answer (a DinD sidecar may still be starting).",
+        click.IntRange(0, DAY),
+        60,
+        commands=UP_SERVE,
+    )
+    clone_depth: int = setting(
+        "DEVCONTAINER_CLONE_DEPTH",
+        "Shallow-clone depth; 0 clones the full history.",
+        click.IntRange(0, 2**31 - 1),
+        0,
+        commands=UP_SERVE,
+    )
+    git_timeout: int = setting(
+        "DEVCONTAINER_GIT_TIMEOUT",
+        "Seconds one git command may take (clone, fetch, ...).",
+        click.IntRange(1, DAY),
+        600,
+        commands=UP_SERVE,
+    )
+    git_retries: int = setting(
+        "DEVCONTAINER_GIT_RETRIES",
+        "Attempts for a git network operation that fails with a network error.",
+        click.IntRange(1, 100),
+        3,
+        commands=UP_SERVE,
+    )
+    workspace_uid: int = setting(
+        "DEVCONTAINER_WORKSPACE_UID",
+        "Owner of the files the builder creates in the workspace (clone, generated config) when it runs as "
+        "root. Matches the default non-root user of the devcontainers images and codercom/enterprise-base.",
+        click.IntRange(0, 2**31 - 2),
+        1000,
+        commands=UP_SERVE,
+    )
+    workspace_gid: int = setting(
+        "DEVCONTAINER_WORKSPACE_GID",
+        "Group of the files the builder creates in the workspace.",
+        click.IntRange(0, 2**31 - 2),
+        1000,
+        commands=UP_SERVE,
+    )
+    git_username: str = setting(
+        "DEVCONTAINER_GIT_USERNAME",
+        "User name sent with GH_TOKEN (GitHub ignores it; GitLab wants oauth2 for OAuth tokens).",
+        types.Text(256),
+        "x-access-token",
+        commands=UP_SERVE,
+    )
+    gh_token: str = setting(
+        "GH_TOKEN",
+        "Token for private https repositories. Given to git through a credential helper, never in a URL, "
+        "argument, file or any environment a repository's command can read.",
+        types.Secret(),
+        "",
+        secret=True,
+        commands=UP_SERVE,
+    )
+    ssh_private_key: str = setting(
+        "DEVCONTAINER_SSH_PRIVATE_KEY",
+        "Base64-encoded SSH private key for ssh URLs. Handed to ssh through a memory file, never written to disk.",
+        types.SshKeyBase64(),
+        "",
+        secret=True,
+        commands=UP_SERVE,
+    )
+    ssh_private_key_path: str = setting(
+        "DEVCONTAINER_SSH_PRIVATE_KEY_PATH",
+        "Path to an SSH private key file for ssh URLs.",
+        types.ExistingFile(),
+        "",
+        commands=UP_SERVE,
+    )
+    image_node: str = setting(
+        "DEVCONTAINER_IMAGE_NODE",
+        "Image of the config generated for a repository with package.json and no devcontainer config.",
+        types.Image(),
+        "mcr.microsoft.com/devcontainers/javascript-node:22",
+        commands=UP_SERVE,
+    )
+    image_python: str = setting(
+        "DEVCONTAINER_IMAGE_PYTHON",
+        "Image generated for pyproject.toml or requirements.txt.",
+        types.Image(),
+        "mcr.microsoft.com/devcontainers/python:3",
+        commands=UP_SERVE,
+    )
+    image_go: str = setting(
+        "DEVCONTAINER_IMAGE_GO",
+        "Image generated for go.mod.",
+        types.Image(),
+        "mcr.microsoft.com/devcontainers/go:1",
+        commands=UP_SERVE,
+    )
+    image_rust: str = setting(
+        "DEVCONTAINER_IMAGE_RUST",
+        "Image generated for Cargo.toml.",
+        types.Image(),
+        "mcr.microsoft.com/devcontainers/rust:1",
+        commands=UP_SERVE,
+    )
+    image_ruby: str = setting(
+        "DEVCONTAINER_IMAGE_RUBY",
+        "Image generated for Gemfile.",
+        types.Image(),
+        "mcr.microsoft.com/devcontainers/ruby:3",
+        commands=UP_SERVE,
+    )
+    rebuild: bool = setting(
+        "DEVCONTAINER_REBUILD",
+        "Remove the existing container and build again even if the config did not change (the template's "
+        '"Rebuild devcontainer" start option).',
+        click.BOOL,
+        False,
+        switch=True,
+    )
+    rebuild_full: bool = setting(
+        "DEVCONTAINER_REBUILD_FULL",
+        "Like DEVCONTAINER_REBUILD, and build without the layer cache (--build-no-cache, no --cache-from).",
+        click.BOOL,
+        False,
+        switch=True,
+    )
+    allowed_mounts: tuple[str, ...] = setting(
+        "DEVCONTAINER_ALLOWED_MOUNTS",
+        "Admin policy: host paths a config's bind mounts may come from, besides the workspace folder, separated "
+        "by spaces; * allows any. Anything else is refused (an error and the fallback).",
+        types.PathList(),
+        (),
+        commands=UP_SERVE,
+    )
+    allowed_capabilities: tuple[str, ...] = setting(
+        "DEVCONTAINER_ALLOWED_CAPABILITIES",
+        "Admin policy: Linux capabilities a config may add (capAdd, --cap-add), e.g. SYS_PTRACE; ALL allows any.",
+        types.Capabilities(),
+        (),
+        commands=UP_SERVE,
+    )
+    allowed_privileges: tuple[str, ...] = setting(
+        "DEVCONTAINER_ALLOWED_PRIVILEGES",
+        "Admin policy: what else a config may use, from: privileged (--privileged, the engine's socket), "
+        "security-opt (seccomp, AppArmor, build entitlements), host-namespaces (host network, pid, ipc, uts, "
+        "userns), devices (--device, --gpus), initialize-command (run initializeCommand in the builder, with the "
+        "engine's socket).",
+        types.Choices(PRIVILEGES),
+        (),
+        commands=UP_SERVE,
+    )
+    coder_agent_url: str = setting(
+        "CODER_AGENT_URL",
+        "Coder's access URL, as the template's coder_agent gets it. With CODER_AGENT_TOKEN the build log streams "
+        "to the workspace's build log in Coder.",
+        types.AgentUrl(),
+        "",
+        commands=UP_SERVE,
+    )
+    coder_agent_token: str = setting(
+        "CODER_AGENT_TOKEN",
+        "The workspace agent's token (a UUID). Used for the log API and handed to the agent inside the "
+        "devcontainer; never printed, stored or put in the container's configuration.",
+        types.Uuid(),
+        "",
+        secret=True,
+        commands=UP_SERVE,
+    )
+    coder_init_script: str = setting(
+        "CODER_INIT_SCRIPT",
+        "The agent's init script (coder_agent.init_script). With it, the builder starts Coder's agent inside the "
+        "running devcontainer (or fallback) as its remote user, once.",
+        types.Secret(),
+        "",
+        env_only=True,
+        commands=UP_SERVE,
+    )
+    coder_log_level: str = setting(
+        "DEVCONTAINER_CODER_LOG_LEVEL",
+        "Lowest level streamed to Coder (Coder keeps 1 MiB of log per agent; debug lines would use it up).",
+        types.Level(),
+        "info",
+        commands=UP_SERVE,
+    )
+    log_level: str = setting(
+        "DEVCONTAINER_LOG_LEVEL",
+        "Lowest level printed on the terminal (trace, debug, info, warn, error). build.log keeps everything.",
+        types.Level(),
+        "info",
+        commands=UP_SERVE,
+    )
+    serve_address: tuple[str, int] = setting(
+        "DEVCONTAINER_SERVE_ADDRESS",
+        "Where `serve` listens: host:port. Loopback by default; any other address exposes the status page and "
+        "the rebuild button to whoever can reach it.",
+        types.Address(),
+        ("127.0.0.1", 7480),
+        doc_default="127.0.0.1:7480",
+        commands=("serve",),
+    )
+
+    @property
+    def redactable(self) -> list[str]:
+        """Every secret value the builder knows, for redaction: secret settings and a URL's password."""
+        found = [str(getattr(self, option.name)) for option in OPTIONS if option.secret and getattr(self, option.name)]
+        if self.repository.password:
+            found.append(self.repository.password)
+        return found
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(name=f.name, **f.metadata["option"]) for f in dataclasses.fields(Settings) if "option" in f.metadata
+)
+SECRET_ENV = frozenset(option.env for option in OPTIONS if option.secret)
+
+
+def options_for(command: str) -> list[Option]:
+    return [option for option in OPTIONS if command in option.commands]
+
+
+def _convert(option: Option, raw: str, source: str, problems: list[str]) -> Any:
+    try:
+        return option.type.convert(raw, None, None)
+    except click.BadParameter as err:
+        problems.append(f"{source} {err.message.rstrip('.')}.")
+        return option.default
+
+
+def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Flags over environment over defaults, each value converted by its type; every problem reported at
+    once (InputError, exit 2)."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for option in options_for(command):
+        flag_value = flags.get(option.name)
+        if flag_value not in (None, ()):
+            raw = (
+                " ".join(flag_value)
+                if isinstance(flag_value, tuple)
+                else str(flag_value).lower()
+                if isinstance(flag_value, bool)
+                else str(flag_value)
+            )
+            values[option.name] = _convert(option, raw, f"flag {option.flag}", problems)
+        elif environ.get(option.env, "") != "":
+            values[option.name] = _convert(option, environ[option.env], f"{option.env}", problems)
+        elif option.required:
+            via = f" or pass {option.flag}" if option.flag else ""
+            problems.append(f"{option.env} is not set. {option.help} Set it in the environment{via}.")
+    settings = Settings(**values)
+    if command in UP_SERVE or command == "status":
+        settings, more = _derive(settings, environ)
+        problems += more
+    if problems:
+        raise InputError(problems)
+    return settings
+
+
+def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
+    """Defaults that depend on other settings, and checks across settings."""
+    problems = []
+    changes: dict[str, Any] = {}
+    repository = settings.repository
+    home_based = not os.path.exists(WORKSPACES_ROOT)
+    if repository is not NO_REPOSITORY and not settings.workspace_folder:
+        changes["workspace_folder"] = default_workspace_folder(repository, environ, home_based)
+    if not settings.state_dir:
+        changes["state_dir"] = default_state_dir(repository, environ, home_based)
+    settings = dataclasses.replace(settings, **changes)
+    if settings.ssh_private_key and settings.ssh_private_key_path:
+        problems.append(
+            "both DEVCONTAINER_SSH_PRIVATE_KEY and DEVCONTAINER_SSH_PRIVATE_KEY_PATH are set; keep only one."
+        )
+    if settings.coder_init_script and not (settings.coder_agent_url and settings.coder_agent_token):
+        problems.append(
+            "CODER_INIT_SCRIPT is set but CODER_AGENT_URL or CODER_AGENT_TOKEN is not: the agent needs both to "
+            "connect; the template passes all three."
+        )
+    if bool(settings.coder_agent_url) != bool(settings.coder_agent_token):
+        problems.append(
+            "CODER_AGENT_URL and CODER_AGENT_TOKEN go together: set both (as the Coder template does) or neither "
+            "(standalone)."
+        )
+    folder, state_dir = settings.workspace_folder, settings.state_dir
+    if folder and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/")):
+        problems.append(
+            f"DEVCONTAINER_STATE_DIR ({state_dir}) is inside the workspace folder ({folder}); it would show up in "
+            "the repository and be writable from the devcontainer. Put it beside the workspace folder instead."
+        )
+    if folder in ("/", WORKSPACES_ROOT):
+        problems.append(
+            f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}; the repository needs a folder of its own, for example "
+            f"{WORKSPACES_ROOT}/<repo name>."
+        )
+    if folder:
+        problems += _folder_problem("DEVCONTAINER_WORKSPACE_FOLDER", folder)
+    return settings, problems
+
+
+def _folder_problem(env: str, folder: str) -> list[str]:
+    try:
+        types.Folder().convert(folder, None, None)
+    except click.BadParameter as err:
+        return [f"{env} {err.message}."]
+    return []
+
+
+def _home(environ: Mapping[str, str]) -> str:
+    return environ.get("HOME") or os.path.expanduser("~")
+
+
+def default_workspace_folder(repository: Repository, environ: Mapping[str, str], home_based: bool) -> str:
+    """/workspaces/<repo name>, the path a Coder template mounts its volume at. On a machine without
+    /workspaces at all (someone trying the builder on their own machine), ~/workspaces/<repo name>. A
+    /workspaces that exists but cannot be written stays the default: a volume mounted read-only is an
+    error to report, not a reason to clone somewhere the next restart will not find."""
+    root = os.path.join(_home(environ), "workspaces") if home_based else WORKSPACES_ROOT
+    return os.path.join(root, repository.name)
+
+
+def default_state_dir(repository: Repository, environ: Mapping[str, str], home_based: bool) -> str:
+    """Beside the workspace folders; on a machine without /workspaces, under ~/.local/state."""
+    if not home_based:
+        return os.path.join(WORKSPACES_ROOT, ".devcontainer-builder")
+    base = environ.get("XDG_STATE_HOME") or os.path.join(_home(environ), ".local", "state")
+    name = repository.name if repository is not NO_REPOSITORY else "workspace"
+    return os.path.join(base, "devcontainer-builder", name)

@@ -1,0 +1,321 @@
+"""How each setting's text becomes a value: click parameter types, so the same conversion serves an
+environment variable and a flag, and `--help` shows each one's form.
+
+Every type is bounded: numbers have a range, text a length, paths PATH_MAX. A value out of bounds is
+an input error (exit 2) naming the setting, never an overflow or a silent reinterpretation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import re
+import urllib.parse
+import uuid
+from typing import Any
+
+import click
+
+from devcontainer_builder.workspace import gitref
+
+PATH_MAX = 4096
+NAME_MAX = 255
+TEXT_MAX = 4096
+SECRET_MAX = 64 * 1024  # an SSH key, a token: far below; a pipe's buffer holds this much
+URL_MAX = 2048
+
+
+def reject(value: str, problem: str) -> None:
+    """Raise the error click reports for a bad parameter (load() names the variable or flag)."""
+    raise click.BadParameter(problem, param_hint=repr(value) if len(value) < 80 else None)
+
+
+class Text(click.ParamType[str]):
+    """One line of text, no NUL, bounded."""
+
+    name = "text"
+
+    def __init__(self, max_length: int = TEXT_MAX) -> None:
+        self.max_length = max_length
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if "\x00" in text or "\n" in text or "\r" in text:
+            self.fail("must be a single line of text", param, ctx)
+        if len(text) > self.max_length:
+            self.fail(f"is {len(text)} characters long; at most {self.max_length} are accepted", param, ctx)
+        return text
+
+
+class Secret(Text):
+    """A secret: like text, multi-line allowed (an SSH key), never echoed in a message."""
+
+    name = "secret"
+
+    def __init__(self) -> None:
+        super().__init__(SECRET_MAX)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if "\x00" in text or len(text) > self.max_length:
+            self.fail(f"must be text without NUL bytes, at most {self.max_length} bytes", param, ctx)
+        return text
+
+
+class AbsolutePath(click.ParamType[str]):
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(PATH_MAX).convert(value, param, ctx).strip()
+        if not os.path.isabs(text):
+            self.fail(f"must be an absolute path, got {text!r}", param, ctx)
+        normal = os.path.normpath(text)
+        if len(normal.encode()) >= PATH_MAX:
+            self.fail(f"is longer than PATH_MAX ({PATH_MAX} bytes)", param, ctx)
+        long_parts = [part for part in normal.split("/") if len(part.encode()) > NAME_MAX]
+        if long_parts:
+            self.fail(f"has a path component longer than {NAME_MAX} bytes ({long_parts[0][:40]}...)", param, ctx)
+        return normal
+
+
+class Folder(AbsolutePath):
+    """A folder the builder will create or use: not a file, and no file where a parent should be."""
+
+    name = "folder"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        path = super().convert(value, param, ctx)
+        probe = path
+        while True:
+            if os.path.lexists(probe) and not os.path.isdir(probe):
+                where = "is" if probe == path else f"lies under {probe}, which is"
+                self.fail(f"{path} {where} a file, not a folder", param, ctx)
+            if probe == "/":
+                return path
+            probe = os.path.dirname(probe)
+
+
+class ExistingFile(AbsolutePath):
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        path = super().convert(value, param, ctx)
+        if not os.path.isfile(path):
+            self.fail(f"{path} does not exist or is not a file", param, ctx)
+        if not os.access(path, os.R_OK):
+            self.fail(f"{path} is not readable by the builder (uid {os.getuid()})", param, ctx)
+        return path
+
+
+class ConfigPath(click.ParamType[str]):
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(PATH_MAX).convert(value, param, ctx).strip()
+        if os.path.isabs(text) or text.startswith("~"):
+            self.fail(f"must be a path inside the repository, relative to its root, got {text!r}", param, ctx)
+        normal = os.path.normpath(text)
+        if normal == ".." or normal.startswith("../"):
+            self.fail(f"must stay inside the repository, got {text!r}", param, ctx)
+        if os.path.basename(normal) not in ("devcontainer.json", ".devcontainer.json"):
+            self.fail(
+                "must name a file called devcontainer.json or .devcontainer.json (the devcontainer CLI refuses "
+                f"other names), got {text!r}",
+                param,
+                ctx,
+            )
+        return normal
+
+
+class Image(click.ParamType[str]):
+    name = "image"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(512).convert(value, param, ctx).strip()
+        if not text or text.startswith("-") or any(c.isspace() for c in text):
+            self.fail(f"must be an image reference such as debian:trixie-slim, got {text!r}", param, ctx)
+        return text
+
+
+class Words(click.ParamType[tuple[str, ...]]):
+    """Space-separated words, none of which may look like a flag."""
+
+    name = "words"
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            value = " ".join(value)
+        words = tuple(Text().convert(value, param, ctx).split())
+        if len(words) > self.limit:
+            self.fail(f"has {len(words)} entries; at most {self.limit} are accepted", param, ctx)
+        for word in words:
+            if word.startswith("-"):
+                self.fail(f"{word!r} starts with '-': it would be read as a flag", param, ctx)
+        return words
+
+
+class CacheTo(click.ParamType[str]):
+    name = "ref"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        refs = Words().convert(value, param, ctx)
+        if len(refs) > 1:
+            self.fail("takes one cache destination (the devcontainer CLI accepts a single --cache-to)", param, ctx)
+        return refs[0] if refs else ""
+
+
+class DockerPath(click.ParamType[str]):
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(PATH_MAX).convert(value, param, ctx).strip()
+        if os.path.basename(text) not in ("docker", "podman"):
+            self.fail(f"must be docker or podman (or a path to one of them), got {text!r}", param, ctx)
+        return text
+
+
+class SshKeyBase64(click.ParamType[str]):
+    name = "base64"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Secret().convert(value, param, ctx)
+        try:
+            key = base64.b64decode("".join(text.split()), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            self.fail("must be a base64-encoded private key (for example: base64 -w0 ~/.ssh/id_ed25519)", param, ctx)
+        if "PRIVATE KEY" not in key:
+            self.fail("decodes to something that is not a private key (no 'PRIVATE KEY' header)", param, ctx)
+        return key
+
+
+class Level(click.Choice[str]):
+    def __init__(self) -> None:
+        super().__init__(["trace", "debug", "info", "warn", "error"], case_sensitive=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower()
+        return str(super().convert("warn" if text == "warning" else text, param, ctx))
+
+
+class AgentUrl(click.ParamType[str]):
+    """Coder's access URL: http(s), a host, no user name or password (it would be printed), bounded."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().rstrip("/")
+        if len(text) > URL_MAX:
+            self.fail(f"is {len(text)} characters long; at most {URL_MAX} are accepted", param, ctx)
+        if any(c.isspace() or ord(c) < 32 for c in text):
+            self.fail("must be a URL without spaces or control characters", param, ctx)
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.startswith("-"):
+            self.fail("must be an http(s) URL such as https://coder.example.com", param, ctx)
+        if parts.username or parts.password:
+            self.fail("must not carry a user name or password (the agent authenticates with its token)", param, ctx)
+        try:
+            _ = parts.port
+        except ValueError:
+            self.fail("has an invalid port", param, ctx)
+        return text
+
+
+class Uuid(click.ParamType[str]):
+    name = "uuid"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return str(uuid.UUID(str(value).strip()))
+        except ValueError:
+            self.fail("is not a UUID; Coder's agent tokens are UUIDs (the template's coder_agent token)", param, ctx)
+
+
+class RepositoryUrl(click.ParamType[gitref.Repository]):
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> gitref.Repository:
+        if isinstance(value, gitref.Repository):
+            return value
+        text = str(value)
+        if len(text) > URL_MAX:
+            self.fail(f"is {len(text)} characters long; at most {URL_MAX} are accepted", param, ctx)
+        try:
+            return gitref.parse_repository(text)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+class Branch(click.ParamType[str]):
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return gitref.validate_branch(str(value))
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
+class Address(click.ParamType[tuple[str, int]]):
+    """host:port for the supervisor's API: an IP address (or localhost) and a port."""
+
+    name = "host:port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
+        text = Text(300).convert(value, param, ctx).strip()
+        host, sep, port_text = text.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            self.fail(f"must be host:port with a port from 1 to 65535, got {text!r}", param, ctx)
+        if host != "localhost":
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                self.fail(f"must name an IP address (or localhost), got {host!r}", param, ctx)
+        return host, int(port_text)
+
+
+_CAPABILITY = re.compile(r"^(CAP_)?[A-Z_]{2,32}$")
+
+
+class Capabilities(click.ParamType[tuple[str, ...]]):
+    name = "names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        names = []
+        for word in Words(64).convert(value, param, ctx):
+            upper = word.upper()
+            if not _CAPABILITY.match(upper):
+                self.fail(f"{word!r} is not a capability name such as SYS_PTRACE", param, ctx)
+            names.append(upper.removeprefix("CAP_"))
+        return tuple(names)
+
+
+class PathList(click.ParamType[tuple[str, ...]]):
+    name = "paths"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        words = Words(64).convert(value, param, ctx)
+        if words == ("*",):
+            return words
+        return tuple(AbsolutePath().convert(word, param, ctx) for word in words)
+
+
+class Choices(click.ParamType[tuple[str, ...]]):
+    """Space-separated words, each one of a fixed set."""
+
+    name = "words"
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        self.choices = choices
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        words = Words().convert(value, param, ctx)
+        unknown = [word for word in words if word not in self.choices]
+        if unknown:
+            self.fail(f"{unknown[0]!r} is not one of {', '.join(self.choices)}", param, ctx)
+        return tuple(dict.fromkeys(words))

@@ -1,0 +1,188 @@
+"""Bringing one container of a workspace up with the devcontainer CLI, and what follows in it: the
+builder's setup inside it, stale containers removed, Coder's agent started. Shared by the repository's
+devcontainer and the fallback."""
+
+from __future__ import annotations
+
+import os
+
+from devcontainer_builder.coder import agent
+from devcontainer_builder.engine import containers, control_manifest, decide, devcontainer_cli
+from devcontainer_builder.engine.containers import Spec
+from devcontainer_builder.engine.devcontainer_cli import Outcome
+from devcontainer_builder.engine.engine import Labelled, engine_problem
+from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.state.record import AgentInfo, Event
+from devcontainer_builder.system.proc import Pending
+from devcontainer_builder.up.context import Run
+
+
+def workspace_containers(run: Run) -> list[Labelled]:
+    """The workspace's containers; an engine that does not answer yet is waited for, within bounds."""
+    try:
+        return run.engine.workspace_containers(run.settings.workspace_folder)
+    except BuildFailed:
+        timeout = run.settings.engine_timeout
+        problem = run.engine.wait_until_reachable(
+            timeout,
+            lambda why: run.log.warn(f"the container engine does not answer ({why}); waiting up to {timeout} s for it"),
+        )
+        if problem:
+            raise BuildFailed(
+                engine_problem(run.settings.docker_path, problem)
+                + f" (waited {timeout} s: DEVCONTAINER_ENGINE_TIMEOUT)",
+                step="engine",
+            ) from None
+        run.log.info("the container engine answers")
+        return run.engine.workspace_containers(run.settings.workspace_folder)
+
+
+def _cache_to(run: Run, wanted: str) -> str:
+    """DEVCONTAINER_CACHE_TO when the engine can honour it; else "" (said once, with the reason)."""
+    if not wanted:
+        return ""
+    problem = run.engine.cache_export_problem(wanted)
+    if not problem:
+        return wanted
+    run.log.warn(f"DEVCONTAINER_CACHE_TO ({wanted}) cannot be honoured: {problem}. Building without exporting a cache.")
+    run.event(Event.CACHE_TO_IGNORED, reason=problem)
+    return ""
+
+
+def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cache: bool = False) -> Outcome:
+    """`devcontainer up` for one container of the workspace. The builder's setup inside the container
+    starts as soon as the CLI reports it started, overlapping the CLI's probes and hooks."""
+    settings, log, engine = run.settings, run.log, run.engine
+    cache_to = _cache_to(run, settings.cache_to) if cache and not no_cache else ""
+    lockfile = os.path.join(os.path.dirname(spec.config_path), "devcontainer-lock.json")
+    args = devcontainer_cli.up_args(
+        run.cli,
+        workspace=settings.workspace_folder,
+        docker_path=run.guard.docker_path,
+        id_labels=containers.identity_labels(settings.workspace_folder, spec.role, spec.config_hash),
+        config=spec.config_path,
+        override=spec.override,
+        cache_from=settings.cache_from if cache and not no_cache else (),
+        cache_to=cache_to,
+        remove_existing=remove_existing,
+        build_no_cache=no_cache,
+        # do not add a lockfile the repository does not have; honour one it does have
+        no_lockfile=spec.override or not os.path.exists(lockfile),
+        # the CLI would remap the remote user to the builder's uid: meaningless for root (uid 0 exists),
+        # and it costs an extra image build
+        update_remote_user_uid="never" if os.geteuid() == 0 else "",
+        remote_env=containers.LIFECYCLE_GIT_ENV,
+    )
+    early: list[Pending[tuple[str, str] | None]] = []
+
+    def on_step(step: devcontainer_cli.Step) -> None:
+        run.step(step.name, step.status, step.seconds)
+        if step.name == "start container" and step.status == "succeeded" and not early:
+            early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
+
+    manifest = control_manifest.refresh(log, run.env)  # else a proxy that never answers holds the CLI for ever
+    run.guard.clear()
+    outcome = devcontainer_cli.run_up(
+        args,
+        env=run.guard.env,
+        timeout=settings.build_timeout,
+        log=log,
+        on_step=on_step,
+        shown_as=(run.guard.docker_path, settings.docker_path),
+    )
+    run.configured = early[0].result() if early else None
+    if manifest != "skipped":
+        moved = control_manifest.missing_after_run(run.env) or (
+            "the devcontainer CLI fetched containers.dev's control manifest itself although the builder had just "
+            "refreshed its cache: this CLI version keeps the cache elsewhere, so a proxy that holds containers.dev "
+            "open can hang the build until DEVCONTAINER_BUILD_TIMEOUT. Pin the CLI the builder was tested with."
+            if outcome.fetched_manifest
+            else ""
+        )
+        if moved:
+            log.warn(moved)
+    if outcome.timed_out:
+        raise BuildFailed(
+            f"the build did not finish within {settings.build_timeout} s (DEVCONTAINER_BUILD_TIMEOUT) and was "
+            "stopped; raise the timeout or make the build faster (a layer cache: DEVCONTAINER_CACHE_FROM).",
+            step="build timeout",
+        )
+    if not outcome.ok:
+        refused = run.guard.failure()
+        if refused is not None:
+            raise refused
+        detail = "; ".join(part for part in (outcome.description, outcome.message) if part)
+        step = outcome.failed_step or "build"
+        for record in reversed(run.state.steps):  # its `stop` event made it look successful
+            if record.name == step and record.status == "succeeded":
+                record.status = "failed"
+                run.event(Event.STEP, name=step, status="failed", seconds=record.seconds)
+                break
+        raise BuildFailed(
+            f"devcontainer up failed: {detail or 'no reason given'}. The full output is in {run.dirs.build_log}.",
+            step=step,
+            detail=str(outcome.raw),
+            container_id=outcome.container_id,
+        )
+    return outcome
+
+
+def after_up(run: Run, outcome: Outcome, spec: Spec, *, always_configure: bool) -> None:
+    # Under the workspace lock nothing else creates this workspace's containers, so the list taken
+    # before the build tells which ones are now stale (a fallback, a leftover duplicate) - unless the
+    # last builder was killed mid-run, when what it started may have appeared since: ask again.
+    before = run.containers_before
+    if decide.interrupted(run.previous):
+        before = [container.id for container in run.engine.workspace_containers(run.settings.workspace_folder)]
+    for container in decide.stale(before, outcome.container_id):
+        run.log.info(f"removing container {container[:12]}: it is no longer this workspace's container")
+        run.engine.remove(container)
+        run.event(Event.CONTAINER_REMOVED, container_id=container)
+    new_container = outcome.container_id != run.previous.container_id
+    if new_container or always_configure:
+        folder = outcome.remote_workspace_folder or spec.remote_folder
+        if run.configured != (outcome.container_id, folder):
+            containers.configure(run.engine, run.log, outcome.container_id, folder, spec.banner)
+
+
+def start_agent(run: Run, outcome: Outcome) -> None:
+    """Coder's agent, in the running container, when the template gave its init script. An image the
+    agent cannot be installed in (no curl, wget or busybox) is a failed build: the fallback has them."""
+    settings, log = run.settings, run.log
+    if not settings.coder_init_script:
+        return
+    started = agent.start(
+        run.engine.docker,
+        run.env,
+        container=outcome.container_id,
+        user=outcome.remote_user,
+        init_script=settings.coder_init_script,
+        agent_url=settings.coder_agent_url,
+        agent_token=settings.coder_agent_token,
+    )
+    info = AgentInfo(started.status, started.pid, outcome.remote_user, started.log)
+    run.state.agent = info
+    who = f"as {outcome.remote_user or 'the image user'} in container {outcome.container_id[:12]}"
+    if started.status == "started":
+        log.info(f"Coder agent started (pid {started.pid}) {who}; its output: {started.log}")
+        run.event(Event.AGENT_STARTED, pid=started.pid, user=outcome.remote_user, log=started.log)
+        return
+    if started.status == "running":
+        log.info(f"Coder agent already running (pid {started.pid}) {who}: not starting another")
+        run.event(Event.AGENT_RUNNING, pid=started.pid, user=outcome.remote_user)
+        return
+    if started.status == "no-downloader":
+        raise BuildFailed(
+            "the image has none of curl, wget or busybox, which Coder's agent init script needs to download the "
+            "agent, so the workspace could not be reached from Coder. Add one to the image (for example "
+            "RUN apt-get install -y curl in the Dockerfile, or a feature that installs it).",
+            step="agent",
+        )
+    reason = {
+        "exited": "it exited right after starting",
+        "busy": "another start is under way in the container",
+        "failed": "it could not be started",
+    }.get(started.status, started.status)
+    info.error = log.redact(started.detail)[-4000:]
+    log.error(f"Coder agent not running {who}: {reason}. Its last output:\n{started.detail or '(none)'}")
+    run.event(Event.AGENT_FAILED, status=started.status, reason=reason, log=started.log)

@@ -1,0 +1,403 @@
+"""`devcontainer-builder up`: prepare the repository -> resolve its config -> bring the devcontainer up ->
+start Coder's agent in it; and when any of that fails, recover onto the fallback image.
+
+Everything runs under the workspace lock, so a second `up` for the same workspace waits and then finds
+the first one's container. What a killed builder left running is stopped first. Which container to
+reuse, keep or replace is decided in engine/decide.py; how one container is brought up, in bringup.py;
+the fallback, in recovery.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import traceback
+import uuid
+from collections.abc import Mapping
+
+from devcontainer_builder.engine import containers, decide, guard
+from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, Spec
+from devcontainer_builder.engine.devcontainer_cli import Outcome
+from devcontainer_builder.engine.engine import Engine, Labelled
+from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
+from devcontainer_builder.log import Log
+from devcontainer_builder.settings.options import Settings
+from devcontainer_builder.state.record import Event, Status
+from devcontainer_builder.state.store import StateDir
+from devcontainer_builder.system import environment, reaper
+from devcontainer_builder.system.lock import workspace_lock
+from devcontainer_builder.system.proc import Pending
+from devcontainer_builder.up import bringup, recovery
+from devcontainer_builder.up.context import Run, initial_state
+from devcontainer_builder.workspace import checkout, config, git
+
+
+def preflight(settings: Settings, environ: Mapping[str, str]) -> str:
+    """Tools the builder needs; returns the devcontainer CLI's path."""
+    problems = []
+    path = environ.get("PATH", os.defpath)
+    cli = shutil.which("devcontainer", path=path)
+    if not cli:
+        problems.append(
+            "the devcontainer CLI is not on PATH; install it with `npm install -g @devcontainers/cli@0.89.0` "
+            "(the builder image ships it)."
+        )
+    if not shutil.which("git", path=path):
+        problems.append("git is not installed or not on PATH; install git.")
+    if not shutil.which(settings.docker_path, path=path):
+        problems.append(
+            f"the container engine CLI {settings.docker_path!r} was not found; install it or set "
+            "DEVCONTAINER_DOCKER_PATH."
+        )
+    if settings.repository.kind in ("ssh", "scp") and not shutil.which("ssh", path=path):
+        problems.append(f"{settings.repository} is an ssh URL but ssh is not installed; install openssh-client.")
+    if problems:
+        raise InputError(problems)
+    return cli or ""
+
+
+def open_state_dir(settings: Settings, log: Log) -> StateDir:
+    """The state dir, created. A folder the builder may not write is bad input (exit 2); a full disk is
+    not: the build goes on and says where its state could not be written."""
+
+    def unwritable(path: str, err: OSError) -> None:
+        log.warn(f"cannot write {path} ({err.strerror}); the build goes on, the workspace's state is not recorded")
+
+    dirs = StateDir(settings.state_dir, on_error=unwritable)
+    try:
+        dirs.ensure()
+        # a unique name: two builders starting together must not remove each other's probe
+        with tempfile.NamedTemporaryFile(dir=dirs.path, prefix=".write-test-") as probe:
+            probe.write(b"ok")
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        if err.errno == 28 and os.path.isdir(dirs.path):  # ENOSPC: full, but there
+            unwritable(dirs.path, err)
+            return dirs
+        raise InputError(
+            [
+                f"the state dir {settings.state_dir} cannot be written ({err.strerror}); set DEVCONTAINER_STATE_DIR "
+                "to a folder the builder may write (it keeps state.json, events and build logs there)."
+            ]
+        ) from None
+    return dirs
+
+
+def lock_timeout(settings: Settings) -> float:
+    """Longer than any one build can take: the holder is stuck, not slow, past this."""
+    return float(settings.build_timeout + settings.git_timeout * (settings.git_retries + 3) + 120)
+
+
+def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str = "start") -> int:
+    cli = preflight(settings, environ)
+    dirs = open_state_dir(settings, log)
+    timeout = lock_timeout(settings)
+    with workspace_lock(
+        dirs.lock_file,
+        timeout,
+        lambda holder: log.info(
+            f"another devcontainer-builder (pid {holder}) is working on this workspace; waiting for it "
+            f"(at most {timeout:.0f} s)"
+        ),
+    ):
+        stopped = reaper.stop_dead_runs(settings.workspace_folder)
+        env = environment.for_engine(environ, settings.workspace_folder)
+        engine = Engine(settings.docker_path, env)
+        previous = dirs.read_state()
+        dirs.compact_events()
+        cache_to = settings.cache_to
+        run = Run(
+            settings=settings,
+            environ=environ,
+            log=log,
+            dirs=dirs,
+            engine=engine,
+            cli=cli,
+            env=env,
+            guard=guard.setup(settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True),
+            previous=previous,
+            state=initial_state(settings, previous, dirs, trigger, uuid.uuid4().hex[:12]),
+        )
+        with run.logging():
+            if stopped:
+                log.info(f"stopped {len(stopped)} processes left running by a builder that was killed")
+                run.event(Event.STALE_RUN_STOPPED, processes=len(stopped))
+            return _pipeline(run)
+
+
+def _pipeline(run: Run) -> int:
+    settings, log = run.settings, run.log
+    run.save()
+    run.event(
+        Event.BUILD_STARTED,
+        workspace_folder=settings.workspace_folder,
+        repository=settings.repository.url,
+        trigger=run.state.trigger,
+        build_id=run.state.build_id,
+    )
+    log.info(f"devcontainer-builder up: {settings.repository} -> {settings.workspace_folder}")
+    try:
+        # which containers the workspace has does not depend on git: ask the engine meanwhile
+        existing = Pending(bringup.workspace_containers, run)
+        run.checkout = prepare(run)
+        run.resolved = resolve(run)
+        outcome = bring_up(run, existing.result())
+        bringup.start_agent(run, outcome)
+    except Terminated as err:
+        return _terminated(run, err)
+    except BuildFailed as err:
+        return recover(run, err)
+    except OSError as err:
+        return recover(run, BuildFailed(str(err), step="system"))
+    except Exception as err:  # a bug: recovered from like any failure; the traceback goes to build.log only
+        log.debug(traceback.format_exc())
+        return recover(
+            run, BuildFailed(f"unexpected error ({type(err).__name__}: {err}); this is a bug", step="internal")
+        )
+    return _running(run, outcome)
+
+
+def prepare(run: Run) -> checkout.Checkout:
+    """Clone the repository, or bring it up to date when no local byte is at stake."""
+    settings, log = run.settings, run.log
+    previous_branch = run.previous.requested_branch
+    runner = git.make_git(
+        log,
+        settings.repository,
+        env=environment.for_git(run.environ, settings.workspace_folder),
+        token=settings.gh_token,
+        username=settings.git_username,
+        ssh_key=settings.ssh_private_key or _read_key(settings.ssh_private_key_path),
+        known_hosts=run.dirs.file("ssh_known_hosts"),
+        timeout=settings.git_timeout,
+        retries=settings.git_retries,
+        uid=settings.workspace_uid,
+        gid=settings.workspace_gid,
+    )
+    try:
+        result = checkout.prepare(
+            runner,
+            settings.repository,
+            settings.workspace_folder,
+            branch=settings.branch,
+            branch_changed=previous_branch is None or previous_branch != settings.branch,
+            depth=settings.clone_depth,
+            builders_own=_builders_own,
+            leftovers=(recovery.ERROR_LOG,),
+        )
+    finally:
+        runner.close()
+    if result.moved_as_planned:
+        log.info(result.message)
+    else:
+        log.warn(result.message)
+    kind = (
+        Event.GIT_CLONED
+        if result.action == "cloned"
+        else Event.GIT_UPDATED
+        if result.moved_as_planned
+        else Event.GIT_UPDATE_SKIPPED
+    )
+    run.event(
+        kind,
+        action=result.action,
+        branch=result.branch,
+        commit=result.commit,
+        message=result.message,
+        **({"at_stake": result.at_stake[:50]} if result.at_stake else {}),
+    )
+    return result
+
+
+def _builders_own(path: str) -> bool:
+    """Files the builder wrote into the workspace itself, which an update may replace."""
+    return os.path.basename(path) == recovery.ERROR_LOG or (
+        path.endswith("/.devcontainer/devcontainer.json") and config.is_generated(path)
+    )
+
+
+def _read_key(path: str) -> str:
+    if not path:
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read(64 * 1024)
+
+
+def resolve(run: Run) -> config.ResolvedConfig:
+    """Find or generate the config, and check it against the admin's policy before anything runs."""
+    settings = run.settings
+    try:
+        resolved = config.resolve(
+            settings.workspace_folder,
+            requested=settings.config,
+            repo_name=settings.repository.name,
+            images={key: getattr(settings, f"image_{key}") for key, _, _ in config.PROJECT_TYPES},
+            fallback_image=settings.fallback_image,
+            generated_dir=run.dirs.file("generated"),
+            owner=run.owner,
+        )
+    except OSError as err:
+        raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
+    run.log.info(f"config: {resolved.description}")
+    run.event(Event.CONFIG_RESOLVED, config_kind=resolved.kind, path=resolved.path, config_hash=resolved.config_hash)
+    refused = guard.initialize_command_refusal(resolved.data, settings)
+    if refused is not None:
+        raise refused
+    return resolved
+
+
+def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
+    """Reuse the running container when nothing changed; otherwise `devcontainer up`, replacing what
+    must be replaced."""
+    settings, log, resolved = run.settings, run.log, run.resolved_config()
+    run.containers_before = [container.id for container in existing]
+    rebuild = settings.rebuild or settings.rebuild_full
+    plan = decide.plan_up(existing, run.previous, resolved.config_hash, rebuild=rebuild)
+    if plan.reuse is not None:
+        # `devcontainer up` would only inspect this container: skip its start-up entirely
+        log.info(f"container {plan.reuse.id[:12]} is running with this config already: nothing to rebuild or run")
+        run.event(Event.CONTAINER_REUSED, container_id=plan.reuse.id)
+        return Outcome(
+            "success",
+            container_id=plan.reuse.id,
+            remote_user=run.previous.remote_user,
+            remote_workspace_folder=run.previous.remote_workspace_folder,
+        )
+    for container, why in plan.remove:
+        log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
+        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
+        run.engine.remove(container.id)
+        run.containers_before.remove(container.id)
+    if plan.reason:
+        log.info(f"recreating the devcontainer: {plan.reason}")
+    spec = Spec(
+        role=ROLE_DEVCONTAINER,
+        config_path=resolved.path,
+        override=resolved.override,
+        config_hash=resolved.config_hash,
+        remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
+    )
+    try:
+        outcome = bringup.run_cli(
+            run, spec, cache=True, remove_existing=plan.remove_existing, no_cache=settings.rebuild_full
+        )
+    except BuildFailed as err:
+        if not decide.keep_despite_late_hook(err.step, err.container_id, run.previous):
+            raise
+        outcome = _keep_despite_late_hook(run, err)
+    bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
+    return outcome
+
+
+def _keep_despite_late_hook(run: Run, err: BuildFailed) -> Outcome:
+    message = run.log.redact(err.message)
+    run.log.warn(
+        f"{err.step} failed in container {err.container_id[:12]}, which the last run brought up and which is still "
+        f"running: keeping it rather than replacing it with the fallback. {message}"
+    )
+    run.event(Event.HOOK_FAILED, step=err.step, container_id=err.container_id, message=message)
+    run.hook_failure = err
+    return Outcome(
+        "success",
+        container_id=err.container_id,
+        remote_user=run.previous.remote_user,
+        remote_workspace_folder=run.previous.remote_workspace_folder,
+    )
+
+
+def _running(run: Run, outcome: Outcome) -> int:
+    log, resolved = run.log, run.resolved_config()
+    if recovery.clear_error_log(run.settings.workspace_folder):
+        log.info(f"removed {recovery.ERROR_LOG}: the repository's devcontainer builds again")
+    run.finished(
+        Status.RUNNING,
+        outcome,
+        fallback=False,
+        error=run.error(run.hook_failure) if run.hook_failure else None,
+        fallback_error=None,
+        failed_container_id="",
+        config_hash=resolved.config_hash,
+        config_path=resolved.path,
+        config_kind=resolved.kind,
+        rebuild_suggested=False,
+        changed_files=[],
+        keepalive_failures=0,
+        keepalive_error="",
+    )
+    total = run.seconds()
+    run.event(
+        Event.CONTAINER_RUNNING,
+        container_id=outcome.container_id,
+        remote_user=outcome.remote_user,
+        remote_workspace_folder=outcome.remote_workspace_folder,
+        duration_seconds=total,
+    )
+    log.info(
+        f"workspace running: container {outcome.container_id[:12]}, user {outcome.remote_user}, folder "
+        f"{outcome.remote_workspace_folder} ({total:.1f} s)"
+    )
+    return EXIT_RUNNING
+
+
+def _terminated(run: Run, err: Terminated) -> int:
+    stopped = BuildFailed(f"stopped by {err} before the workspace was running", step="terminated")
+    run.log.error(stopped.message)
+    run.event(Event.BUILD_FAILED, step=stopped.step, message=stopped.message)
+    run.finished(Status.FAILED, None, error=run.error(stopped))
+    return EXIT_NOT_RUNNING
+
+
+def recover(run: Run, failure: BuildFailed) -> int:
+    """The repository's devcontainer did not come up: run the fallback image with the failure in it."""
+    log, settings = run.log, run.settings
+    message = log.redact(failure.message)
+    log.error(message)
+    run.event(Event.BUILD_FAILED, step=failure.step, message=message)
+    image = settings.fallback_image
+    log.warn(
+        f"bringing up the fallback image {image} so the workspace is usable; the failure is described in "
+        f"{recovery.ERROR_LOG} in the workspace folder"
+    )
+    run.event(Event.FALLBACK_STARTED, image=image, failed_step=failure.step)
+    failed_container = {"failed_container_id": failure.container_id}
+    try:
+        outcome, error_log = recovery.bring_up(run, failure)
+    except Terminated as err:
+        run.finished(
+            Status.FAILED,
+            None,
+            error=run.error(failure),
+            fallback_error=run.error(BuildFailed(f"stopped by {err}", step="terminated")),
+            **failed_container,
+        )
+        return EXIT_NOT_RUNNING
+    except (BuildFailed, OSError) as second:
+        second = second if isinstance(second, BuildFailed) else BuildFailed(str(second), step="system")
+        log.error(f"the fallback image could not be brought up either: {log.redact(second.message)}")
+        run.event(Event.FALLBACK_FAILED, image=image, step=second.step, message=log.redact(second.message))
+        run.finished(
+            Status.FAILED, None, error=run.error(failure), fallback_error=run.error(second), **failed_container
+        )
+        return EXIT_NOT_RUNNING
+    run.finished(
+        Status.DEGRADED,
+        outcome,
+        fallback=True,
+        error=run.error(failure, error_log=error_log),
+        fallback_error=None,
+        config_hash=run.resolved.config_hash if run.resolved else "",
+        config_path=run.resolved.path if run.resolved else "",
+        config_kind=run.resolved.kind if run.resolved else "",
+        rebuild_suggested=False,
+        changed_files=[],
+        **failed_container,
+    )
+    run.event(Event.FALLBACK_RUNNING, container_id=outcome.container_id, image=image, error_log=error_log)
+    log.warn(
+        f"workspace running on the fallback image (degraded): container {outcome.container_id[:12]}, user "
+        f"{outcome.remote_user}; see {error_log} inside it. Fix the cause and rebuild (the status page's Rebuild "
+        "button, `devcontainer-builder rebuild`, or a restart of the workspace)."
+    )
+    return EXIT_RUNNING

@@ -1,0 +1,80 @@
+"""Every keep/replace/reuse rule for a workspace's containers, one at a time."""
+
+from __future__ import annotations
+
+from devcontainer_builder.engine import decide
+from devcontainer_builder.engine.engine import Labelled
+from devcontainer_builder.state.record import State
+
+RUNNING = State(status="running", container_id="c1", remote_user="coder", config_hash="h1")
+
+
+def container(
+    id: str = "c1", role: str = "devcontainer", config_hash: str = "h1", state: str = "running", metadata: str = ""
+) -> Labelled:
+    return Labelled(id, role, config_hash, state, metadata)
+
+
+def test_the_running_container_of_the_last_successful_run_is_reused() -> None:
+    plan = decide.plan_up([container()], RUNNING, "h1", rebuild=False)
+    assert plan.reuse == container() and not plan.remove and not plan.remove_existing
+
+
+def test_a_container_with_a_post_attach_command_goes_through_the_cli() -> None:
+    with_attach = container(metadata='[{"postAttachCommand": "echo hi"}]')
+    assert decide.plan_up([with_attach], RUNNING, "h1", rebuild=False).reuse is None
+
+
+def test_a_stopped_container_is_not_reused_without_the_cli() -> None:
+    plan = decide.plan_up([container(state="exited")], RUNNING, "h1", rebuild=False)
+    assert plan.reuse is None and not plan.remove_existing and not plan.remove
+
+
+def test_a_changed_config_removes_the_old_devcontainer_but_not_the_fallback() -> None:
+    old = container(config_hash="h0")
+    fallback = container("f1", role="fallback", config_hash="fb")
+    plan = decide.plan_up([old, fallback], RUNNING, "h1", rebuild=False)
+    assert plan.reuse is None
+    assert [(c.id, why) for c, why in plan.remove] == [("c1", "config changed")]
+
+
+def test_a_rebuild_recreates_even_an_up_to_date_container() -> None:
+    plan = decide.plan_up([container()], RUNNING, "h1", rebuild=True)
+    assert plan.reuse is None and plan.remove_existing
+
+
+def test_an_interrupted_build_is_never_trusted() -> None:
+    """A builder killed during postCreate leaves a running container that never finished its hooks."""
+    killed = State(status="building", container_id="c1", remote_user="coder")
+    plan = decide.plan_up([container()], killed, "h1", rebuild=False)
+    assert plan.reuse is None and plan.remove_existing
+    assert "interrupted" in plan.reason
+    assert decide.interrupted(killed) and not decide.interrupted(RUNNING)
+
+
+def test_a_container_a_failed_hook_left_is_recreated() -> None:
+    failed = State(status="failed", failed_container_id="c1")
+    assert decide.plan_up([container()], failed, "h1", rebuild=False).remove_existing
+    assert not decide.plan_up([container()], State(status="failed"), "h1", rebuild=False).remove_existing
+
+
+def test_two_containers_are_never_reused_without_the_cli() -> None:
+    plan = decide.plan_up([container(), container("c2")], RUNNING, "h1", rebuild=False)
+    assert plan.reuse is None
+
+
+def test_a_late_hook_keeps_the_container_in_use_only() -> None:
+    assert decide.keep_despite_late_hook("postStartCommand", "c1", RUNNING)
+    assert decide.keep_despite_late_hook("postAttachCommand", "c1", RUNNING)
+    assert not decide.keep_despite_late_hook("postCreateCommand", "c1", RUNNING)
+    assert not decide.keep_despite_late_hook("postStartCommand", "c2", RUNNING), "a new container"
+    assert not decide.keep_despite_late_hook("postStartCommand", "c1", State(status="degraded", container_id="c1"))
+
+
+def test_after_a_run_every_other_container_is_stale() -> None:
+    assert decide.stale(["a", "b", "c"], "b") == ["a", "c"]
+
+
+def test_the_fallback_replaces_only_the_repositorys_containers() -> None:
+    fallback = container("f", role="fallback")
+    assert decide.before_fallback([container(), fallback]) == [container()]

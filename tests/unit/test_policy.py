@@ -1,0 +1,174 @@
+"""The admin's policy over docker run and docker build argument lists, as the devcontainer CLI writes them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from devcontainer_builder.engine import policy
+from devcontainer_builder.engine.policy import Policy
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Policy:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "cli").mkdir()
+    return Policy(workspace=str(tmp_path / "ws"), build_dirs=(str(tmp_path / "cli"),))
+
+
+def run_problems(rules: Policy, *args: str) -> list[str]:
+    return [item["reason"] for item in policy.check_run(rules, list(args))]
+
+
+def build_problems(rules: Policy, *args: str) -> list[str]:
+    return [item["reason"] for item in policy.check_build(rules, list(args))]
+
+
+def the_clis_run(rules: Policy, *extra: str) -> list[str]:
+    """A `docker run` as devcontainer CLI 0.89 writes it, with runArgs etc. in the middle."""
+    return [
+        "--sig-proxy=false", "-a", "STDOUT", "-a", "STDERR",
+        "--mount", f"type=bind,source={rules.workspace},target=/workspaces/ws",
+        "-l", "devcontainer.local_folder=/x", *extra,
+        "--entrypoint", "/bin/sh", "vsc-ws-image", "-c", "echo Container started",
+    ]  # fmt: skip
+
+
+def test_what_the_cli_itself_asks_for_is_allowed(rules: Policy) -> None:
+    assert policy.check_run(rules, the_clis_run(rules, "-e", "X=1", "--init", "-u", "root")) == []
+    context = os.path.join(rules.build_dirs[0], "features")
+    assert (
+        policy.check_build(rules, ["-f", f"{context}/Dockerfile", "-t", "vsc-x", "--build-arg", "A=b", context]) == []
+    )
+    assert policy.check_build(rules, ["--load", "-f", f"{rules.workspace}/Dockerfile", rules.workspace]) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--privileged"], "--privileged"),
+        (["--cap-add=SYS_ADMIN"], "capability SYS_ADMIN"),
+        (["--cap-add", "ALL"], "capability ALL"),
+        (["--security-opt", "seccomp=unconfined"], "security option"),
+        (["--pid=host"], "shares a namespace"),
+        (["--network", "host"], "shares a namespace"),
+        (["--ipc", "container:abc"], "shares a namespace"),
+        (["--userns=host"], "shares a namespace"),
+        (["--device", "/dev/kvm"], "host devices"),
+        (["--gpus", "all"], "host devices"),
+        (["-v", "/:/host"], "bind mount of /"),
+        (["--volume=/etc:/etc"], "bind mount of /etc"),
+        (["--mount", "type=bind,source=/var/run/docker.sock,target=/s"], "bind mount of /var/run/docker.sock"),
+        (["--mount", "type=volume,source=v,target=/v,volume-opt=device=/,volume-opt=o=bind"], "driver options"),
+        (["--volumes-from", "other"], "mounts what the builder cannot check"),
+        (["--env-file", "/etc/shadow"], "host file /etc/shadow"),
+        (["--cidfile", "/tmp/x"], "writes a file on the host"),
+        (["--use-api-socket"], "access to the host or the engine"),
+        (["--runtime", "runc"], "reaches outside the container"),
+        (["--cgroup-parent", "/"], "reaches outside the container"),
+        (["--some-new-flag"], "not one the builder knows"),
+    ],
+)
+def test_what_reaches_outside_the_container_is_refused(rules: Policy, args: list[str], fragment: str) -> None:
+    problems = run_problems(rules, *the_clis_run(rules, *args))
+    assert len(problems) == 1 and fragment in problems[0], problems
+
+
+def test_a_link_inside_the_workspace_to_a_host_path_is_followed(rules: Policy) -> None:
+    os.symlink("/etc", os.path.join(rules.workspace, "escape"))
+    problems = run_problems(rules, "-v", f"{rules.workspace}/escape:/x", "img")
+    assert problems and "through a link to /etc" in problems[0]
+
+
+def test_bind_mounts_inside_the_workspace_and_named_volumes_are_allowed(rules: Policy) -> None:
+    os.mkdir(os.path.join(rules.workspace, "data"))
+    assert run_problems(rules, "-v", f"{rules.workspace}/data:/data", "-v", "cache:/cache", "--tmpfs", "/t", "i") == []
+    assert run_problems(rules, "--mount", "type=volume,src=vol1,dst=/vol", "i") == []
+
+
+def test_the_admin_can_allow_each_kind(rules: Policy) -> None:
+    open_rules = Policy(
+        workspace=rules.workspace,
+        mounts=("/var/run/docker.sock",),
+        capabilities=("SYS_PTRACE",),
+        privileges=("security-opt", "host-namespaces", "devices", "privileged"),
+    )
+    args = ["--cap-add=SYS_PTRACE", "--security-opt", "seccomp=unconfined", "--network=host", "--device=/dev/fuse",
+            "--privileged", "-v", "/var/run/docker.sock:/var/run/docker.sock", "img"]  # fmt: skip
+    assert run_problems(open_rules, *args) == []
+    assert run_problems(open_rules, "--cap-add", "NET_ADMIN", "img") != []
+    assert run_problems(Policy(workspace=rules.workspace, mounts=("*",)), "-v", "/:/host", "img") == []
+
+
+def test_harmless_security_options_pass(rules: Policy) -> None:
+    assert run_problems(rules, "--security-opt", "no-new-privileges", "img") == []
+    assert run_problems(rules, "--security-opt", "label=disable", "img") != []
+    podman = Policy(workspace=rules.workspace, engine="podman")
+    assert run_problems(podman, "--security-opt", "label=disable", "--userns=keep-id", "img") == []
+
+
+def test_options_after_the_image_are_the_command_not_options(rules: Policy) -> None:
+    assert run_problems(rules, "img", "--privileged", "-v", "/:/host") == []
+
+
+def test_short_flags_grouped_and_glued(rules: Policy) -> None:
+    assert run_problems(rules, "-it", "-e", "A=1", "img") == []
+    assert run_problems(rules, "-itv/:/host", "img") != []
+    assert run_problems(rules, "-v/etc:/etc", "img") != []
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--network=host", "."], "shares a namespace"),
+        (["--allow", "security.insecure", "."], "entitlement"),
+        (["--secret", "id=s,src=/etc/shadow", "."], "build secret file /etc/shadow"),
+        (["--build-context", "host=/etc", "."], "the build context /etc"),
+        (["--ssh", "default", "."], "reaches outside the build"),
+        (["-o", "type=local,dest=/tmp/out", "."], "writes outside the engine"),
+        (["--push", "."], "writes outside the engine"),
+        (["--cache-to", "type=local,dest=/tmp/c", "."], "cache destination"),
+        (["-f", "/etc/passwd", "."], "the Dockerfile /etc/passwd"),
+        (["/"], "the build context /"),
+    ],
+)
+def test_build_options_that_reach_the_host_are_refused(rules: Policy, args: list[str], fragment: str) -> None:
+    workspace_args = [arg if arg != "." else rules.workspace for arg in args]
+    problems = build_problems(rules, *workspace_args)
+    assert problems and fragment in problems[0], problems
+
+
+def test_the_configured_cache_export_passes(rules: Policy) -> None:
+    with_cache = Policy(workspace=rules.workspace, cache_to="type=registry,ref=r/x:cache")
+    assert build_problems(with_cache, "--cache-to", "type=registry,ref=r/x:cache", rules.workspace) == []
+    assert build_problems(with_cache, "--cache-to", "type=inline", rules.workspace) == []
+
+
+def test_the_subcommand_is_found_however_it_is_spelt(rules: Policy) -> None:
+    for args in (["run", "--privileged", "i"], ["container", "create", "--privileged", "i"]):
+        with pytest.raises(SystemExit) as caught:
+            list(policy.guarded(rules, args))
+        assert caught.value.code == policy.REFUSED_EXIT
+    assert list(policy.guarded(rules, ["ps", "-a"])) == ["ps", "-a"]
+    assert list(policy.guarded(rules, ["exec", "--privileged", "c", "sh"])) == ["exec", "--privileged", "c", "sh"]
+
+
+def test_a_refusal_is_reported_where_the_builder_reads_it(rules: Policy, tmp_path: Path, capsys) -> None:
+    report = tmp_path / "refusals.jsonl"
+    reporting = Policy(workspace=rules.workspace, report=str(report))
+    with pytest.raises(SystemExit):
+        list(policy.guarded(reporting, ["run", "--privileged", "--cap-add", "NET_ADMIN", "img"]))
+    lines = report.read_text().splitlines()
+    assert len(lines) == 2 and '"setting": "DEVCONTAINER_ALLOWED_PRIVILEGES=privileged"' in lines[0]
+    assert "the admin's policy refuses this docker run" in capsys.readouterr().err
+
+
+def test_the_legacy_builder_removes_a_failed_builds_containers(rules: Policy) -> None:
+    legacy = Policy(workspace=rules.workspace, force_rm=True)
+    assert list(policy.guarded(legacy, ["build", "-t", "x", rules.workspace]))[:2] == ["build", "--force-rm"]
+    assert "--force-rm" not in list(policy.guarded(legacy, ["buildx", "build", rules.workspace]))
+
+
+def test_the_policy_travels_as_json(rules: Policy) -> None:
+    assert Policy.from_json(rules.to_json()) == rules
