@@ -8,6 +8,9 @@ PYTEST_ARGS ?=
 RUFF := $(VENV)/bin/ruff --config $(ROOT)/builder/pyproject.toml
 
 IMAGE ?= devcontainer-builder:dev
+# the builder image's base: the provisioned stand-in when there is one (no registry on the test machines)
+BASE_IMAGE ?= $(shell docker image inspect devcontainer-builder-test/debian:trixie-slim >/dev/null 2>&1 \
+	&& echo devcontainer-builder-test/debian:trixie-slim || echo debian:trixie-slim)
 # moon (dev tooling only) is installed by tests/env/provision.sh at this version; it is not in
 # builder/package-lock.json because npm records only this platform's moon binary there (npm/cli#8320)
 export MOON_VERSION := 2.5.5
@@ -47,7 +50,7 @@ format:
 image: env-test
 	rm -rf builder/.build-ca && mkdir -p builder/.build-ca
 	cp /usr/local/share/ca-certificates/*.crt builder/.build-ca/ 2>/dev/null || true
-	docker build -q -t $(IMAGE) --build-arg VERSION=$(VERSION) builder >/dev/null
+	docker build -q -t $(IMAGE) --build-arg VERSION=$(VERSION) --build-arg BASE=$(BASE_IMAGE) builder >/dev/null
 	@docker image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
 
 # Push the image to REGISTRY (host[:port][/path]), tagged with version.txt; log in to it first.

@@ -11,6 +11,13 @@ export PATH="$root/builder/node_modules/.bin:$root/.venv/bin:$PATH"
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.invalid
 export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.invalid
 
+# The examples build on debian:trixie-slim and fall back to codercom/enterprise-base:ubuntu. Where no
+# registry is reachable (the test machines) the provisioned stand-ins are used instead, through these
+# two settings; the examples themselves keep the real names.
+stand_in() { if docker image inspect "$1" >/dev/null 2>&1; then echo "$1"; else echo "$2"; fi; }
+base=${DEMO_BASE_IMAGE:-$(stand_in devcontainer-builder-test/debian:trixie-slim debian:trixie-slim)}
+export DEVCONTAINER_FALLBACK_IMAGE=${DEMO_FALLBACK_IMAGE:-$(stand_in devcontainer-builder-test/enterprise-base:ubuntu codercom/enterprise-base:ubuntu)}
+
 mkdir -p "$demo/repos" "$demo/workspaces" "$demo/state"
 chmod 0755 "$demo"
 
@@ -20,6 +27,9 @@ sync_repo() {
     git init -q --initial-branch=main "$repo"
   fi
   rsync_like "$root/examples/$example" "$repo"
+  grep -rlF --exclude-dir=.git debian:trixie-slim "$repo" | while read -r file; do
+    sed -i "s|debian:trixie-slim|$base|g" "$file"
+  done
   git -C "$repo" add -A
   git -C "$repo" diff --cached --quiet || git -C "$repo" commit -q -m "example $example"
 }

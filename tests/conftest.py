@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +14,21 @@ from support.coder import CoderDouble, make_double
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.services import Registry, SSHServer
+
+ROOT = os.geteuid() == 0
+NEEDS_ROOT = "needs root (make test runs as root on a fresh machine, as CI does)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not ROOT:
+        for item in items:
+            if item.get_closest_marker("needs_root"):
+                item.add_marker(pytest.mark.skip(reason=NEEDS_ROOT))
+
+
+def require_root() -> None:
+    if not ROOT:
+        pytest.skip(NEEDS_ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -92,6 +108,20 @@ def registry(sandbox_root: Path) -> Iterator[Registry]:
 
 @pytest.fixture(scope="session")
 def sshd(sandbox_root: Path) -> Iterator[SSHServer]:
+    require_root()  # sshd logs in as root
     server = SSHServer(sandbox_root / "sshd")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def tiny_disk(sandbox: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a disk that fills up."""
+    require_root()
+    mountpoint = sandbox / "tiny"
+    mountpoint.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mountpoint)], check=True, timeout=30
+    )
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=30)

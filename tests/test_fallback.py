@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from support.builder import SLEEPING_BUILD, Workspace, docker
 from support.coder import CoderDouble
+from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
 from support.repos import git as run_git
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
-IMAGE = "debian:trixie-slim"
-FALLBACK = "codercom/enterprise-base:ubuntu"
+IMAGE = BASE_IMAGE
+FALLBACK = FALLBACK_IMAGE
 ERROR_LOG = ".devcontainer-build-error.log"
 
 
@@ -88,7 +89,7 @@ def test_a_clone_failure_gives_an_empty_workspace_holding_the_error_log(
 
 
 def test_an_invalid_config(remote: Remote, workspace, coder: CoderDouble) -> None:
-    broken(remote, {".devcontainer/devcontainer.json": '{\n  "image": "debian:trixie-slim",\n'})
+    broken(remote, {".devcontainer/devcontainer.json": '{\n  "image": "' + IMAGE + '",\n'})
     ws = workspace(remote.url)
     text = assert_degraded(ws, coder, ws.up(), step="config", evidence="line 2, column")
     assert "truncated" in text

@@ -6,9 +6,10 @@ These run git for real but no container engine; the same behaviour is exercised 
 
 from __future__ import annotations
 
-import base64
 import os
 import stat
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import Log
 from devcontainer_builder.system import environment
 from devcontainer_builder.workspace import checkout, config, git, gitref
+from support.builder import key_material
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.repos import git as run_git
@@ -76,6 +78,7 @@ def test_clone_checks_out_the_remotes_default_branch(make_remote, sandbox: Path)
     assert (checkout.action, checkout.branch, checkout.commit) == ("cloned", "trunk", head)
 
 
+@pytest.mark.needs_root  # only root can give files to another uid
 def test_cloned_files_belong_to_the_workspace_uid(seeded: Remote, sandbox: Path) -> None:
     dest = sandbox / "ws" / "project"
     prepare(seeded.url, dest, sandbox)
@@ -217,12 +220,13 @@ def test_a_private_repository_is_cloned_with_the_token_and_nothing_is_left_behin
     remote.commit({"README.md": "secret project\n"})
     url = git_http.url("private")
     dest = sandbox / "ws" / "private"
+    before = set(Path(tempfile.gettempdir()).glob("devcontainer-builder-git-*"))
     checkout, _ = prepare(url, dest, sandbox, token=git_http.token)
     assert checkout.action == "cloned"
     assert any(authorised for _, _, authorised in git_http.requests)
     assert git_http.token not in (dest / ".git" / "config").read_text()
     assert run_git("config", "--get", "remote.origin.url", cwd=dest) == url
-    leftovers = [p for p in Path("/tmp").glob("devcontainer-builder-git-*")]
+    leftovers = set(Path(tempfile.gettempdir()).glob("devcontainer-builder-git-*")) - before
     assert not leftovers, "the private temp dir with git's HOME must be removed"
 
 
@@ -283,8 +287,7 @@ def test_ssh_clone_with_a_base64_key(sshd: SSHServer, remote: Remote, sandbox: P
     checkout, collect = prepare(url, sandbox / "ws" / "ssh", sandbox, ssh_key=key)
     assert checkout.action == "cloned"
     assert (sandbox / "ws" / "ssh" / "README.md").read_text() == "over ssh\n"
-    assert not [line for line in collect.lines if key.splitlines()[1] in line.text]
-    assert base64.b64encode(key.encode())  # the option form is covered through the CLI in test_up
+    assert not [line for line in collect.lines if key_material(key) in line.text]
 
 
 def test_the_ssh_key_never_touches_the_disk(sshd: SSHServer, sandbox: Path) -> None:
@@ -296,10 +299,181 @@ def test_the_ssh_key_never_touches_the_disk(sshd: SSHServer, sandbox: Path) -> N
         assert memory_file.startswith("/memfd:"), memory_file
         assert stat.S_IMODE(os.fstat(runner.key_fd).st_mode) == 0o600
         assert f"/proc/$PPID/fd/{runner.key_fd}" in runner.network_env["GIT_SSH_COMMAND"]
-        written = [
-            p for p in Path(runner.home).parent.rglob("*") if p.is_file() and key.splitlines()[1] in p.read_text()
-        ]
+        written = [p for p in Path(runner.home).parent.rglob("*") if p.is_file() and key_material(key) in p.read_text()]
         assert written == []
     finally:
         runner.close()
     assert runner.key_fd is None
+
+
+# -- no local byte is ever lost --------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every byte of the working tree and the index, ignored files included."""
+    found = {
+        str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and ".git" not in p.parts
+    }
+    found["<index>"] = run_git("diff", "--cached", "--binary", cwd=folder).encode()
+    return found
+
+
+LOCAL_STATES = {
+    # name: (upstream change to the path the user holds, what the user does locally)
+    "modified": ({"notes.txt": "upstream\n"}, lambda d: (d / "notes.txt").write_text("mine\n")),
+    "staged": (
+        {"notes.txt": "upstream\n"},
+        lambda d: ((d / "notes.txt").write_text("mine, staged\n"), run_git("add", "notes.txt", cwd=d)),
+    ),
+    "untracked": ({"new.txt": "upstream adds it\n"}, lambda d: (d / "new.txt").write_text("mine, untracked\n")),
+    "ignored": ({".env": "SECRET=upstream\n"}, lambda d: (d / ".env").write_text("SECRET=mine\n")),
+    "deleted": ({"notes.txt": "upstream\n"}, lambda d: (d / "notes.txt").unlink()),
+    "renamed": ({"notes.txt": "upstream\n"}, lambda d: run_git("mv", "notes.txt", "moved.txt", cwd=d)),
+    "file-becomes-folder": (
+        {"cache/index.txt": "upstream\n"},
+        lambda d: (d / "cache").write_text("my cache file\n"),
+    ),
+    "folder-becomes-file": (
+        {"build": "upstream file\n"},
+        lambda d: ((d / "build").mkdir(), (d / "build" / "x.o").write_text("mine\n")),
+    ),
+}
+
+
+@pytest.fixture
+def with_gitignore(remote: Remote) -> Remote:
+    remote.commit({"README.md": "v1\n", "notes.txt": "v1\n", ".gitignore": ".env\nbuild/\n"}, "first")
+    return remote
+
+
+@pytest.mark.parametrize("state", sorted(LOCAL_STATES))
+def test_an_incoming_change_to_a_path_the_user_holds_touches_nothing(
+    with_gitignore: Remote, sandbox: Path, state: str
+) -> None:
+    dest = sandbox / "ws" / "project"
+    first, _ = prepare(with_gitignore.url, dest, sandbox)
+    incoming, local_change = LOCAL_STATES[state]
+    local_change(dest)
+    before = snapshot(dest)
+    with_gitignore.commit(incoming, f"upstream touches what the user has ({state})")
+    result, _ = prepare(with_gitignore.url, dest, sandbox, branch_changed=False)
+    assert result.action == "skipped-local-changes", result.message
+    assert result.at_stake, "the message names the paths at stake"
+    assert snapshot(dest) == before, "not one local byte changed"
+    assert run_git("rev-parse", "HEAD", cwd=dest) == first.commit
+
+
+@pytest.mark.parametrize("state", sorted(LOCAL_STATES))
+def test_the_fast_forward_happens_when_the_users_changes_are_elsewhere(
+    with_gitignore: Remote, sandbox: Path, state: str
+) -> None:
+    dest = sandbox / "ws" / "project"
+    prepare(with_gitignore.url, dest, sandbox)
+    _, local_change = LOCAL_STATES[state]
+    local_change(dest)
+    before = {name: data for name, data in snapshot(dest).items() if name != "README.md"}
+    new = with_gitignore.commit({"README.md": "v2 from upstream\n"}, "upstream touches something else")
+    result, _ = prepare(with_gitignore.url, dest, sandbox, branch_changed=False)
+    assert (result.action, result.commit) == ("fast-forwarded", new), result.message
+    assert (dest / "README.md").read_text() == "v2 from upstream\n"
+    assert {name: data for name, data in snapshot(dest).items() if name != "README.md"} == before
+
+
+def test_a_local_commit_on_the_path_is_kept(with_gitignore: Remote, sandbox: Path) -> None:
+    dest = sandbox / "ws" / "project"
+    prepare(with_gitignore.url, dest, sandbox)
+    (dest / "notes.txt").write_text("committed locally\n")
+    run_git("commit", "-qam", "mine", cwd=dest)
+    local = run_git("rev-parse", "HEAD", cwd=dest)
+    before = snapshot(dest)
+    with_gitignore.commit({"notes.txt": "upstream\n"})
+    result, _ = prepare(with_gitignore.url, dest, sandbox, branch_changed=False)
+    assert result.action == "skipped-diverged"
+    assert run_git("rev-parse", "HEAD", cwd=dest) == local and snapshot(dest) == before
+
+
+def test_a_branch_switch_never_replaces_an_ignored_file(with_gitignore: Remote, sandbox: Path) -> None:
+    with_gitignore.commit({".env": "SECRET=feature-branch\n"}, "tracks .env", branch="feature")
+    dest = sandbox / "ws" / "project"
+    prepare(with_gitignore.url, dest, sandbox, branch="main")
+    (dest / ".env").write_text("SECRET=mine\n")
+    result, _ = prepare(with_gitignore.url, dest, sandbox, branch="feature", branch_changed=True)
+    assert result.action == "skipped-local-changes" and result.at_stake == [".env"]
+    assert (dest / ".env").read_text() == "SECRET=mine\n"
+    assert run_git("branch", "--show-current", cwd=dest) == "main"
+
+
+def test_a_branch_switch_carries_unrelated_local_changes_along(with_gitignore: Remote, sandbox: Path) -> None:
+    feature = with_gitignore.commit({"feature.txt": "f\n"}, "feature", branch="feature")
+    dest = sandbox / "ws" / "project"
+    prepare(with_gitignore.url, dest, sandbox, branch="main")
+    (dest / "scratch.txt").write_text("untracked scratch\n")
+    (dest / "README.md").write_text("edited\n")
+    result, _ = prepare(with_gitignore.url, dest, sandbox, branch="feature", branch_changed=True)
+    assert (result.action, result.branch, result.commit) == ("switched", "feature", feature)
+    assert (dest / "scratch.txt").read_text() == "untracked scratch\n"
+    assert (dest / "README.md").read_text() == "edited\n"
+
+
+@pytest.mark.parametrize("operation", ["merge", "rebase"])
+def test_an_operation_in_progress_is_left_alone(with_gitignore: Remote, sandbox: Path, operation: str) -> None:
+    dest = sandbox / "ws" / "project"
+    first, _ = prepare(with_gitignore.url, dest, sandbox)
+    marker = dest / ".git" / ("MERGE_HEAD" if operation == "merge" else "rebase-merge")
+    if operation == "merge":
+        marker.write_text(first.commit + "\n")
+    else:
+        marker.mkdir()
+    with_gitignore.commit({"README.md": "v2\n"})
+    result, _ = prepare(with_gitignore.url, dest, sandbox, branch_changed=False)
+    assert result.action == "in-progress" and operation in result.message
+    assert run_git("rev-parse", "HEAD", cwd=dest) == first.commit
+
+
+def test_the_repositorys_own_config_cannot_make_the_builder_run_code(
+    with_gitignore: Remote, sandbox: Path, git_http: GitHTTPServer
+) -> None:
+    """What a devcontainer's hook can write into .git/config (the folder is bind-mounted) runs nothing in
+    the builder and sees no credentials: fsmonitor, hooks, filters, a credential helper, a proxy."""
+    private = Remote(sandbox, "private")
+    private.commit({"README.md": "v1\n", "data.txt": "v1\n", ".gitattributes": "*.txt filter=evil\n"})
+    dest = sandbox / "ws" / "private"
+    prepare(git_http.url("private"), dest, sandbox, token=git_http.token)
+    trap = sandbox / "trap"
+    steal = f"sh -c 'env >> {trap}; cat'"
+    for key, value in {
+        "core.fsmonitor": f"sh -c 'env >> {trap}; exit 1'",
+        "core.hooksPath": str(dest / ".git" / "evil-hooks"),
+        "filter.evil.smudge": steal,
+        "filter.evil.clean": steal,
+        "filter.evil.required": "true",
+        "credential.helper": f"!sh -c 'env >> {trap}'",
+        "http.proxy": "http://127.0.0.1:9",
+        "core.sshCommand": f"sh -c 'env >> {trap}'",
+    }.items():
+        run_git("config", key, value, cwd=dest)
+    hooks = dest / ".git" / "evil-hooks"
+    hooks.mkdir()
+    for hook in ("post-merge", "post-checkout", "reference-transaction", "pre-auto-gc"):
+        (hooks / hook).write_text(f"#!/bin/sh\nenv >> {trap}\n")
+        (hooks / hook).chmod(0o755)
+    new = private.commit({"data.txt": "v2\n"})
+    result, _ = prepare(git_http.url("private"), dest, sandbox, token=git_http.token, branch_changed=False)
+    assert (result.action, result.commit) == ("fast-forwarded", new), result.message
+    assert (dest / "data.txt").read_text() == "v2\n", "checked out without running the filter"
+    assert not trap.exists(), "nothing of the repository's config ran"
+
+
+def test_the_private_folders_of_killed_builders_are_removed_by_the_next_one(sandbox: Path, seeded: Remote) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    abandoned = Path(tempfile.gettempdir()) / f"devcontainer-builder-git-{dead.pid}-killed"
+    abandoned.mkdir()
+    alive = Path(tempfile.gettempdir()) / f"devcontainer-builder-git-{os.getpid()}-alive"
+    alive.mkdir()
+    try:
+        prepare(seeded.url, sandbox / "ws" / "project", sandbox)
+        assert not abandoned.exists(), "a dead builder's folder is removed"
+        assert alive.exists(), "a live builder's is not"
+    finally:
+        alive.rmdir()

@@ -23,15 +23,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from support.builder import BUILDER, CLI_BIN, base_env, remove_containers_under, remove_labelled  # noqa: E402
+from support.images import BASE_IMAGE, FALLBACK_IMAGE  # noqa: E402
 from support.repos import Remote  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 GOAL = 1.3
-FALLBACK = "codercom/enterprise-base:ubuntu"
+FALLBACK = FALLBACK_IMAGE
 CASES = {
     "invalid config": {".devcontainer/devcontainer.json": '{"image": '},
     "failing postCreate": {
-        ".devcontainer/devcontainer.json": json.dumps({"image": "debian:trixie-slim", "postCreateCommand": "exit 3"})
+        ".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, "postCreateCommand": "exit 3"})
     },
 }
 

@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 from devcontainer_builder.coder.logs import CoderLogSink  # noqa: E402
 from devcontainer_builder.log import Log, Redactor  # noqa: E402
 from support.builder import BUILDER, base_env, remove_containers_under, remove_labelled  # noqa: E402
+from support.images import BASE_IMAGE  # noqa: E402
 from support.repos import Remote  # noqa: E402
 
 LINES = 200_000
@@ -122,7 +123,7 @@ def build_benchmark() -> tuple[float, float]:
             {
                 ".devcontainer/devcontainer.json": json.dumps(
                     {
-                        "image": "debian:trixie-slim",
+                        "image": BASE_IMAGE,
                         "postCreateCommand": "for i in $(seq 200); do echo step $i; done; sleep 2",
                     }
                 )

@@ -25,12 +25,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from support.builder import BUILDER, CLI_BIN, base_env, remove_containers_under, remove_labelled  # noqa: E402
+from support.images import BASE_IMAGE  # noqa: E402
 from support.repos import Remote, git  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 GOAL = 1.15
 CONFIG = {
-    "image": "debian:trixie-slim",
+    "image": BASE_IMAGE,
     "postCreateCommand": "echo created > /tmp/created",
     "postStartCommand": "echo started",
 }

@@ -13,6 +13,11 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/devcontainer-builder
 venv=$root/.venv
 mkdir -p "$cache"
 
+# test-only names (tests/support/images.py): stand-ins must never shadow the registry's real images
+BASE_IMAGE=devcontainer-builder-test/debian:trixie-slim
+FALLBACK_IMAGE=devcontainer-builder-test/enterprise-base:ubuntu
+DIND_IMAGE=devcontainer-builder-test/dind:trixie
+
 say() { printf '==> %s\n' "$*"; }
 
 mirror() {
@@ -96,8 +101,9 @@ install_buildx() {
 }
 
 base_image() {
-  # debian:trixie-slim cannot be pulled here: build it with debootstrap and import it under that name
-  docker image inspect debian:trixie-slim >/dev/null 2>&1 && return 0
+  # debian:trixie-slim cannot be pulled here: build it with debootstrap and import it under a test-only
+  # name (never the real one: on a developer's machine it would shadow the registry's image)
+  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
   local tarball=$cache/debian-trixie-minbase.tar.gz
   if [ ! -s "$tarball" ]; then
     say "debootstrap trixie (about 40 s, once)"
@@ -110,8 +116,8 @@ base_image() {
     mv "$tarball.tmp" "$tarball"
     rm -rf "$dir"
   fi
-  say "importing debian:trixie-slim"
-  gunzip -c "$tarball" | docker import --change 'CMD ["bash"]' - debian:trixie-slim >/dev/null
+  say "importing $BASE_IMAGE"
+  gunzip -c "$tarball" | docker import --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
 }
 
 cached_image() {
@@ -181,8 +187,8 @@ packages=(docker.io debootstrap git ca-certificates openssh-client)
 apt_install "${packages[@]}"
 start_docker
 base_image
-cached_image codercom/enterprise-base:ubuntu "$root/tests/env/images/enterprise-base.Dockerfile"
-[ "$profile" = test ] && cached_image devcontainer-builder-test/dind:trixie "$root/tests/env/images/dind.Dockerfile"
+cached_image "$FALLBACK_IMAGE" "$root/tests/env/images/enterprise-base.Dockerfile"
+[ "$profile" = test ] && cached_image "$DIND_IMAGE" "$root/tests/env/images/dind.Dockerfile"
 devcontainer_cli
 python_env
 if [ "$profile" = test ]; then

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import images
 from support.builder import docker
 from support.coder import CoderDouble, bridge_gateway, init_script, make_double
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
+pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixtures("docker_engine")]
 
-DIND_IMAGE = "devcontainer-builder-test/dind:trixie"
+DIND_IMAGE = images.DIND_IMAGE
 SOCKET_GROUP = "2375"
-BASE_IMAGES = ("debian:trixie-slim", "codercom/enterprise-base:ubuntu")
+BASE_IMAGES = (images.BASE_IMAGE, images.FALLBACK_IMAGE)
 
 
 class Pod:
@@ -170,7 +171,7 @@ def test_the_image_in_a_dind_pod_builds_connects_streams_and_survives_a_restart(
                     "postCreateCommand": "echo created >> /home/coder/created",
                 }
             ),
-            ".devcontainer/Dockerfile": "FROM codercom/enterprise-base:ubuntu\nRUN date +%s%N > /home/coder/built-at\n",
+            ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nRUN date +%s%N > /home/coder/built-at\n",
             ".devcontainer/hello/devcontainer-feature.json": json.dumps({"id": "hello", "version": "1.0.0"}),
             ".devcontainer/hello/install.sh": "#!/bin/sh\necho hello > /usr/local/share/hello\n",
         }
@@ -210,7 +211,6 @@ def test_the_image_in_a_dind_pod_builds_connects_streams_and_survives_a_restart(
 
     code, logs = pod.restart()
     assert code == 0, logs
-    assert "the container engine answers" in logs or "waiting" not in logs
     (again,) = pod.engine(
         "ps", "-q", "--no-trunc", "--filter", "label=devcontainer-builder.workspace=/workspaces/project"
     ).split()

@@ -7,12 +7,16 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
 import testinfra
+from support.images import BASE_IMAGE
+from support.services import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
@@ -99,12 +103,35 @@ def test_version_and_labels(image: str, host) -> None:
     assert f"version {version}" in host.check_output("devcontainer-builder-entrypoint --version")
 
 
-def test_tini_is_pid_one_and_forwards_sigterm(image: str) -> None:
-    entrypoint = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{json .Config.Entrypoint}}", image],
+def test_tini_becomes_pid_one_with_an_environment_free_of_secrets(image: str) -> None:
+    """The entrypoint starts as PID 1, hands the secrets over on a pipe and executes tini without them:
+    PID 1's environment - readable by any process of the same user - holds no secret."""
+    secret = f"ghp_{uuid.uuid4().hex}"
+    # a builder that stays up: files without git to use as they are, and an engine it waits for
+    container = subprocess.run(
+        ["docker", "run", "-d", "-e", f"GH_TOKEN={secret}", "-e", "DEVCONTAINER_REPOSITORY=/nonexistent",
+         "-e", "DEVCONTAINER_WORKSPACE_FOLDER=/usr/local/share/devcontainer-builder",
+         "-e", "DOCKER_HOST=unix:///nonexistent.sock", "-e", "DEVCONTAINER_ENGINE_TIMEOUT=600", image],
         capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    assert json.loads(entrypoint)[0] == "/usr/bin/tini"
+    ).stdout.strip()  # fmt: skip
+    try:
+
+        def pid_one() -> str:
+            return subprocess.run(["docker", "exec", container, "cat", "/proc/1/cmdline"], capture_output=True,
+                                  text=True, timeout=60, check=False).stdout  # fmt: skip
+
+        wait_for(lambda: pid_one().startswith("/usr/bin/tini"), 60, "tini as PID 1")
+        # `docker exec` gives the process it starts the container's configured environment (an admin's
+        # tool: kubectl exec does the same); env -i makes the probe itself clean, so what it finds is
+        # what tini, the builder and their children hold
+        environments = subprocess.run(
+            ["docker", "exec", container, "env", "-i", "/bin/sh", "-c", "cat /proc/[0-9]*/environ; true"],
+            capture_output=True, text=True, timeout=60, check=False,
+        ).stdout  # fmt: skip
+        assert "DEVCONTAINER_REPOSITORY=/nonexistent" in environments, "the environments were read"
+        assert secret not in environments
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60, check=False)
 
 
 def debian_files(container: str) -> set[str]:
@@ -149,3 +176,30 @@ def test_no_secret_is_baked_into_any_layer(image: str, idle_container: str) -> N
                              check=True, timeout=60).stdout  # fmt: skip
     assert not SECRET_TEXT.search(history.encode())
     assert "TOKEN=" not in history and "PASSWORD=" not in history
+
+
+def test_a_fresh_clone_builds_with_a_plain_docker_build(tmp_path: Path) -> None:
+    """`docker build builder` as anyone's CI runs it: no `make`, no placeholder folder. Only the base image is
+    named (no registry on these machines) and, on a network that intercepts TLS, its CA is put where the
+    Dockerfile takes extra CAs from - never into the image (test_no_secret_or_key_material_in_any_layer)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    assert not (clone / "builder" / ".build-ca").exists()
+    base = ["--build-arg", f"BASE={BASE_IMAGE}"]
+    # without any CA folder at all, the stage that would use it builds
+    subprocess.run(["docker", "build", "-q", *base, "--target", "toolchain", str(clone / "builder")],
+                   capture_output=True, text=True, timeout=1800, check=True)  # fmt: skip
+    host_cas = list(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+    if host_cas:  # this network intercepts TLS: its CA, where the README says to put it
+        (clone / "builder" / ".build-ca").mkdir()
+        for ca in host_cas:
+            shutil.copy(ca, clone / "builder" / ".build-ca" / ca.name)
+    built = subprocess.run(["docker", "build", "-q", *base, "-t", "dcb-plain-build:test", str(clone / "builder")],
+                           capture_output=True, text=True, timeout=1800, check=False)  # fmt: skip
+    try:
+        assert built.returncode == 0, built.stderr[-3000:]
+        version = subprocess.run(["docker", "run", "--rm", "dcb-plain-build:test", "--version"],
+                                 capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
+        assert "devcontainer-builder" in version
+    finally:
+        subprocess.run(["docker", "rmi", "-f", "dcb-plain-build:test"], capture_output=True, timeout=120, check=False)

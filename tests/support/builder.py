@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.images import BASE_IMAGE, FALLBACK_IMAGE
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILDER = str(ROOT / ".venv" / "bin" / "devcontainer-builder")
 CLI_BIN = str(ROOT / "builder" / "node_modules" / ".bin")
@@ -26,6 +28,7 @@ def base_env() -> dict[str, str]:
         if not k.startswith(("DEVCONTAINER_", "CODER_", "GIT_")) and k not in ("GH_TOKEN", "GITHUB_TOKEN")
     }
     env["PATH"] = f"{CLI_BIN}:{ROOT / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["DEVCONTAINER_FALLBACK_IMAGE"] = FALLBACK_IMAGE  # the stand-in: no registry here
     return env
 
 
@@ -95,7 +98,8 @@ class Workspace:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / "state" / self.name
+        given = self.env.get("DEVCONTAINER_STATE_DIR")
+        return Path(given) if given else self.root / "state" / self.name
 
     def builder_env(self, **overrides: str) -> dict[str, str]:
         env = dict(self.env)
@@ -175,7 +179,7 @@ class Workspace:
 # A Dockerfile build that reaches its RUN step, says so, and then takes five minutes.
 SLEEPING_BUILD = {
     ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
-    ".devcontainer/Dockerfile": "FROM debian:trixie-slim\nRUN echo build-started && sleep 300\n",
+    ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo build-started && sleep 300\n",
 }
 
 
@@ -210,6 +214,29 @@ def tree_contains(path: Path, needle: str) -> list[str]:
             except OSError:
                 continue
     return hits
+
+
+def key_material(key: str) -> str:
+    """A line of an OpenSSH private key that only this key has (its first lines are a fixed header)."""
+    lines = key.strip().splitlines()
+    return lines[len(lines) // 2]
+
+
+def forget_build_cache(token: str, docker_config: str) -> int:
+    """Remove the BuildKit cache records of the steps whose text holds token - only those: a test must not
+    empty a developer's whole build cache. Returns how many were removed."""
+    env = dict(os.environ, DOCKER_CONFIG=docker_config)
+    listing = subprocess.run(["docker", "buildx", "du", "--verbose"], capture_output=True, text=True, env=env,
+                             timeout=120, check=True).stdout  # fmt: skip
+    ids = []
+    for record in listing.split("\n\n"):
+        fields = dict(line.split(":", 1) for line in record.splitlines() if ":" in line)
+        if token in fields.get("Description", ""):
+            ids.append(fields["ID"].strip())
+    for record_id in ids:
+        subprocess.run(["docker", "buildx", "prune", "-f", "--filter", f"id={record_id}"], capture_output=True,
+                       env=env, timeout=120, check=True)  # fmt: skip
+    return len(ids)
 
 
 def which_docker_config_with_buildx() -> str:

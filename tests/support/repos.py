@@ -75,6 +75,9 @@ class Remote:
             if name.endswith(".sh"):
                 target.chmod(0o755)
         git("add", "-A", cwd=self.scratch)
+        written = [name for name, content in files.items() if content is not None]
+        if written:  # also what the repository's .gitignore lists: upstream may start tracking it (git add -f)
+            git("add", "-f", "--", *written, cwd=self.scratch)
         git("commit", "-q", "--allow-empty", "-m", message, cwd=self.scratch)
         git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=self.scratch)
         return git("rev-parse", "HEAD", cwd=self.scratch)

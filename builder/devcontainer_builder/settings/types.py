@@ -68,12 +68,12 @@ class AbsolutePath(click.ParamType[str]):
     name = "path"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if len(str(value).encode()) >= PATH_MAX:
+            self.fail(f"is longer than PATH_MAX ({PATH_MAX} bytes)", param, ctx)
         text = Text(PATH_MAX).convert(value, param, ctx).strip()
         if not os.path.isabs(text):
             self.fail(f"must be an absolute path, got {text!r}", param, ctx)
         normal = os.path.normpath(text)
-        if len(normal.encode()) >= PATH_MAX:
-            self.fail(f"is longer than PATH_MAX ({PATH_MAX} bytes)", param, ctx)
         long_parts = [part for part in normal.split("/") if len(part.encode()) > NAME_MAX]
         if long_parts:
             self.fail(f"has a path component longer than {NAME_MAX} bytes ({long_parts[0][:40]}...)", param, ctx)

@@ -118,6 +118,7 @@ def load(path: str, workspace: str) -> dict[str, Any]:
         )
     if dockerfile:
         dockerfile_path = os.path.join(os.path.dirname(path), dockerfile)
+        confine.require_inside(workspace, dockerfile_path, "the Dockerfile")
         if not os.path.isfile(dockerfile_path):
             raise BuildFailed(
                 f"{shown} builds from {dockerfile}, which does not exist (looked for "

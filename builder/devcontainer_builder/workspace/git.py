@@ -192,7 +192,8 @@ def make_git(
     with the builder's global config, no system config, and the credentials for network runs only."""
     drop = os.geteuid() == 0 and uid not in (None, 0)
     owner = files.Owner(uid, gid) if drop and uid is not None and gid is not None else None
-    temp = tempfile.mkdtemp(prefix="devcontainer-builder-git-")
+    remove_abandoned()
+    temp = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
     try:
         files.chown(temp, owner)
         home = os.path.join(temp, "home")
@@ -264,6 +265,23 @@ def make_git(
         key_fd=key_fd,
         _temp=temp,
     )
+
+
+TEMP_PREFIX = "devcontainer-builder-git-"
+
+
+def remove_abandoned() -> None:
+    """The private folders of builders that were killed before they could remove theirs (each is named
+    after its builder's pid). They hold no secret - keys live in memory - but they are litter."""
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        pid = name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
+        if name.startswith(TEMP_PREFIX) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def _key_in_memory(key: str, owner: files.Owner | None) -> int:

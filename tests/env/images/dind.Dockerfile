@@ -1,7 +1,7 @@
 # A Docker engine in a container, as the Kubernetes template's DinD sidecar runs one: trixie's Docker
 # 26 with the containerd image store (so buildx can export a registry cache). The socket goes to a
 # shared volume, owned by a group the builder container joins.
-FROM debian:trixie-slim
+FROM devcontainer-builder-test/debian:trixie-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates docker.io iptables procps tini \

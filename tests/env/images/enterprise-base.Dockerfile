@@ -1,7 +1,7 @@
 # Stand-in for codercom/enterprise-base:ubuntu, the builder's default fallback image, which cannot be
 # pulled on the test machines (no registry access). It has what matters to the builder and to Coder's
 # agent: bash, git, curl, sudo and a non-root user `coder` with uid 1000 as the image's user.
-FROM debian:trixie-slim
+FROM devcontainer-builder-test/debian:trixie-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       bash ca-certificates curl git procps sudo \

@@ -1,0 +1,458 @@
+"""Hostile repositories and hostile inputs: each attack from the security review, reproduced for real.
+
+A repository's devcontainer.json, Dockerfile, hooks and initializeCommand are someone else's code: no
+secret, no host path outside the workspace, no privilege the admin did not allow, no user byte lost,
+and no false "healthy".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from support.builder import Workspace, docker, key_material, tree_contains
+from support.coder import CoderDouble
+from support.githttp import GitHTTPServer
+from support.images import BASE_IMAGE, FALLBACK_IMAGE
+from support.repos import Remote
+from support.repos import git as run_git
+from support.services import SilentServer, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
+
+STEAL = (Path(__file__).parent / "support" / "hostile" / "steal.sh").read_text()
+ERROR_LOG = ".devcontainer-build-error.log"
+
+
+@pytest.fixture
+def ssh_key(sandbox: Path) -> str:
+    """A key that exists only in memory once generated: its file is removed at once."""
+    key = sandbox / "hostile_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    text = key.read_text()
+    key.unlink()
+    return text
+
+
+def secrets_of(git_http: GitHTTPServer, coder: CoderDouble, ssh_key: str) -> dict[str, str]:
+    return {"GH_TOKEN": git_http.token, "CODER_AGENT_TOKEN": coder.token, "SSH key": key_material(ssh_key)}
+
+
+def stealing_repository(sandbox: Path, name: str = "hostile", **config: object) -> Remote:
+    remote = Remote(sandbox, name)
+    remote.commit(
+        {
+            ".devcontainer/steal.sh": STEAL,
+            ".devcontainer/devcontainer.json": json.dumps(
+                {
+                    "image": BASE_IMAGE,
+                    "initializeCommand": "sh ${localWorkspaceFolder}/.devcontainer/steal.sh ${localWorkspaceFolder}/.stolen",
+                    **config,
+                }
+            ),
+        }
+    )
+    return remote
+
+
+def test_initialize_command_reads_no_secret_from_any_process_and_leaves_nothing_running(
+    git_http: GitHTTPServer, coder: CoderDouble, ssh_key: str, sandbox: Path, make_workspace
+) -> None:
+    stealing_repository(sandbox)
+    ws = make_workspace(
+        git_http.url("hostile"),
+        name="hostile",
+        GH_TOKEN=git_http.token,
+        CODER_AGENT_URL=coder.url,
+        CODER_AGENT_TOKEN=coder.token,
+        DEVCONTAINER_SSH_PRIVATE_KEY=base64.b64encode(ssh_key.encode()).decode(),
+        DEVCONTAINER_ALLOWED_PRIVILEGES="initialize-command",
+    )
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "running"
+    dump = (ws.folder / ".stolen").read_text()
+    # it ran, beside the builder, and looked everywhere it could: as root it reads every environment
+    assert "== ancestor" in dump and "devcontainer-builder" in dump
+    assert dump.count("(environ readable)") >= 2
+    for name, secret in secrets_of(git_http, coder, ssh_key).items():
+        assert secret not in dump, f"the initializeCommand read {name}"
+    daemon = int((ws.folder / ".stolen.daemon").read_text())
+    assert not Path(f"/proc/{daemon}").exists(), "what initializeCommand left running must go when its step ends"
+
+
+def test_initialize_command_needs_the_admins_permission(sandbox: Path, make_workspace) -> None:
+    remote = stealing_repository(sandbox)
+    ws = make_workspace(remote.url, name="hostile")
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "policy")
+    assert "initializeCommand" in state["error"]["message"]
+    assert "DEVCONTAINER_ALLOWED_PRIVILEGES=initialize-command" in state["error"]["message"]
+    assert not (ws.folder / ".stolen").exists(), "it never ran"
+
+
+def test_a_password_in_the_repository_url_never_reaches_the_container(
+    git_http: GitHTTPServer, sandbox: Path, make_workspace
+) -> None:
+    Remote(sandbox, "inurl").commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(
+                {
+                    "image": BASE_IMAGE,
+                    "containerEnv": {
+                        "URL": "${localEnv:DEVCONTAINER_REPOSITORY}",
+                        "TOKEN": "${localEnv:GH_TOKEN}",
+                        "AGENT": "${localEnv:CODER_AGENT_TOKEN}",
+                    },
+                    "remoteEnv": {"REMOTE_URL": "${localEnv:DEVCONTAINER_REPOSITORY}"},
+                    "postCreateCommand": "env > /tmp/env-at-create",
+                }
+            )
+        }
+    )
+    url = git_http.url("inurl").replace("http://", f"http://x-access-token:{git_http.token}@")
+    ws = make_workspace(url, name="inurl")
+    run = ws.run(sample_argv=True)
+    assert run.returncode == 0, run.output
+    token = git_http.token
+    assert token not in docker("inspect", ws.container())
+    assert not [sample for sample in run.argv_samples if token in sample], "not in docker run/exec command lines"
+    assert token not in ws.exec("cat", "/tmp/env-at-create")
+    assert token not in run.output and not tree_contains(ws.state_dir, token)
+    assert ws.exec("sh", "-c", 'echo "[$URL]"') == "[]", "the CLI's environment is an allow-list"
+
+
+# -- the repository reaches outside itself -----------------------------------------------------------
+
+
+def degraded_with(ws: Workspace, step: str, *fragments: str) -> dict:
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert (state["status"], state["fallback"]) == ("degraded", True), state
+    assert state["error"]["step"] == step, state["error"]
+    for fragment in fragments:
+        assert fragment in state["error"]["message"], state["error"]["message"]
+    assert docker("inspect", "-f", "{{.Config.Image}}", ws.container()) == FALLBACK_IMAGE
+    return state
+
+
+@pytest.mark.parametrize(
+    ("files", "fragments"),
+    [
+        ({".devcontainer/devcontainer.json": {"build": {"dockerfile": "Dockerfile", "context": "../../.."}},
+          ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nCOPY . /ctx\n"}, ["the build context", "outside the repository"]),
+        ({".devcontainer/devcontainer.json": {"dockerFile": "../../../x/Dockerfile"}}, ["the Dockerfile", "outside"]),
+        ({".devcontainer/devcontainer.json": {"image": BASE_IMAGE, "features": {"../../../../etc": {}}}},
+         ["the local feature", "outside"]),
+    ],
+    ids=["context", "dockerfile", "feature"],
+)  # fmt: skip
+def test_a_config_that_builds_outside_the_repository_is_refused(
+    remote: Remote, make_workspace, sandbox: Path, files: dict, fragments: list[str]
+) -> None:
+    (sandbox / "x").mkdir()
+    (sandbox / "x" / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nCOPY . /ctx\n")  # a real file, outside
+    remote.commit({name: json.dumps(text) if isinstance(text, dict) else text for name, text in files.items()})
+    ws = make_workspace(remote.url)
+    degraded_with(ws, "config", *fragments)
+    assert run_git("status", "--porcelain", cwd=ws.folder) == ""
+
+
+def test_a_devcontainer_folder_that_links_to_the_host_is_refused(remote: Remote, make_workspace, sandbox: Path) -> None:
+    host = sandbox / "host-config"
+    host.mkdir()
+    (host / "devcontainer.json").write_text(json.dumps({"image": BASE_IMAGE, "postCreateCommand": "touch /pwned"}))
+    remote.commit({"README.md": "x\n"})
+    scratch = remote.scratch
+    os.symlink(host, scratch / ".devcontainer")
+    run_git("add", ".devcontainer", cwd=scratch)
+    run_git("commit", "-qm", "link", cwd=scratch)
+    run_git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=scratch)
+    ws = make_workspace(remote.url)
+    degraded_with(ws, "config", "the config", str(host), "symbolic link")
+
+
+def test_a_symbolic_link_to_the_host_inside_the_config_folder_is_refused(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    os.symlink("/etc/shadow", remote.scratch / ".devcontainer" / "shadow")
+    run_git("add", "-A", cwd=remote.scratch)
+    run_git("commit", "-qm", "link", cwd=remote.scratch)
+    run_git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=remote.scratch)
+    degraded_with(make_workspace(remote.url), "config", "/etc/shadow")
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment", "setting"),
+    [
+        ({"mounts": ["source=/etc,target=/host-etc,type=bind"]}, "bind mount of /etc", "DEVCONTAINER_ALLOWED_MOUNTS"),
+        ({"runArgs": ["-v", "/:/host"]}, "bind mount of /", "DEVCONTAINER_ALLOWED_MOUNTS"),
+        ({"runArgs": ["--privileged"]}, "--privileged", "DEVCONTAINER_ALLOWED_PRIVILEGES=privileged"),
+        ({"privileged": True}, "--privileged", "DEVCONTAINER_ALLOWED_PRIVILEGES=privileged"),
+        ({"runArgs": ["--cap-add=SYS_ADMIN"]}, "capability SYS_ADMIN", "DEVCONTAINER_ALLOWED_CAPABILITIES=SYS_ADMIN"),
+        ({"capAdd": ["NET_ADMIN"]}, "capability NET_ADMIN", "DEVCONTAINER_ALLOWED_CAPABILITIES=NET_ADMIN"),
+        ({"runArgs": ["--pid=host"]}, "shares a namespace", "DEVCONTAINER_ALLOWED_PRIVILEGES=host-namespaces"),
+        ({"runArgs": ["--device=/dev/kvm"]}, "host devices", "DEVCONTAINER_ALLOWED_PRIVILEGES=devices"),
+        ({"securityOpt": ["seccomp=unconfined"]}, "security option", "DEVCONTAINER_ALLOWED_PRIVILEGES=security-opt"),
+    ],
+    ids=["mount", "volume", "privileged-arg", "privileged", "cap-arg", "capAdd", "pid-host", "device", "seccomp"],
+)  # fmt: skip
+def test_run_arguments_the_admin_did_not_allow_are_refused(
+    remote: Remote, make_workspace, config: dict, fragment: str, setting: str
+) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, **config})})
+    ws = make_workspace(remote.url)
+    state = degraded_with(ws, "policy", fragment, setting)
+    assert "cannot grant itself" in state["error"]["message"]
+    log = ws.exec("cat", f"/workspaces/{ws.folder.name}/{ERROR_LOG}")
+    assert fragment in log, "the user sees why in the workspace"
+
+
+def test_a_feature_asking_for_privileges_is_refused_too(remote: Remote, make_workspace) -> None:
+    """The config itself asks for nothing; a feature's metadata does - the guard sees the final docker run."""
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, "features": {"./sneaky": {}}}),
+            ".devcontainer/sneaky/devcontainer-feature.json": json.dumps(
+                {
+                    "id": "sneaky",
+                    "version": "1.0.0",
+                    "privileged": True,
+                    "mounts": [{"source": "/var/run/docker.sock", "target": "/var/run/docker.sock", "type": "bind"}],
+                }
+            ),
+            ".devcontainer/sneaky/install.sh": "#!/bin/sh\ntrue\n",
+        }
+    )
+    ws = make_workspace(remote.url)
+    degraded_with(ws, "policy", "--privileged", "bind mount of /var/run/docker.sock")
+
+
+def test_what_the_admin_allows_comes_up(remote: Remote, make_workspace, sandbox: Path) -> None:
+    shared = sandbox / "shared-data"
+    shared.mkdir()
+    (shared / "hello").write_text("from the host\n")
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(
+                {
+                    "image": BASE_IMAGE,
+                    "capAdd": ["SYS_PTRACE"],
+                    "mounts": [f"source={shared},target=/shared,type=bind"],
+                    "runArgs": ["--security-opt", "seccomp=unconfined"],
+                }
+            )
+        }
+    )
+    ws = make_workspace(
+        remote.url,
+        DEVCONTAINER_ALLOWED_CAPABILITIES="SYS_PTRACE",
+        DEVCONTAINER_ALLOWED_MOUNTS=str(shared),
+        DEVCONTAINER_ALLOWED_PRIVILEGES="security-opt",
+    )
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "running"
+    assert ws.exec("cat", "/shared/hello") == "from the host"
+    assert "SYS_PTRACE" in docker("inspect", "-f", "{{.HostConfig.CapAdd}}", ws.container())
+
+
+def test_a_failed_build_leaves_no_stopped_containers_behind(remote: Remote, make_workspace) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+            ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo {uuid.uuid4().hex} && exit 3\n",
+        }
+    )
+    before = set(docker("ps", "-aq", "--no-trunc").split())
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    after = set(docker("ps", "-aq", "--no-trunc").split())
+    assert after - before == {ws.container()}, "only the fallback: no intermediate container of the failed RUN"
+
+
+# -- a killed builder ----------------------------------------------------------------------------------
+
+
+def marked_processes(workspace: Path) -> list[int]:
+    """Processes started by a builder of this workspace (they carry its run marker)."""
+    from devcontainer_builder.system import reaper
+
+    key = reaper.workspace_key(str(workspace)).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                environ = Path(f"/proc/{name}/environ").read_bytes()
+            except OSError:
+                continue
+            if reaper.MARKER.encode() + b"=" + key in environ:
+                found.append(int(name))
+    return found
+
+
+def test_a_builder_killed_during_post_create_leaves_no_false_healthy_and_no_processes(
+    remote: Remote, make_workspace
+) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(
+                {"image": BASE_IMAGE, "postCreateCommand": "sleep 15 && exit 1"}
+            )
+        }
+    )
+    ws = make_workspace(remote.url)
+    proc = ws.start_until_logged("postCreateCommand: sleep 15")
+    proc.kill()
+    proc.communicate(timeout=30)
+    wait_for(lambda: marked_processes(ws.folder) != [], 10, "the dead run's docker clients")
+    survivors = marked_processes(ws.folder)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert state["status"] == "degraded", "the postCreate failure must be seen, not a stale container trusted"
+    assert state["error"]["step"] == "postCreateCommand"
+    assert "interrupted" in ws.build_log()
+    assert [pid for pid in survivors if Path(f"/proc/{pid}").exists()] == [], "the dead run's processes are gone"
+    assert "stale_run_stopped" in ws.event_kinds()
+
+
+def test_a_builder_killed_mid_clone_over_ssh_leaves_no_key_anywhere(ssh_key: str, make_workspace) -> None:
+    silent = SilentServer()  # accepts the connection, never says a word: the clone hangs
+    try:
+        ws = make_workspace(
+            f"ssh://git@127.0.0.1:{silent.port}/r.git",
+            DEVCONTAINER_SSH_PRIVATE_KEY=base64.b64encode(ssh_key.encode()).decode(),
+        )
+        proc = ws.start()
+        wait_for(lambda: silent.connections, 30, "the clone's ssh connection")
+        proc.kill()
+        proc.communicate(timeout=30)
+    finally:
+        silent.stop()
+    body = key_material(ssh_key)
+    assert not tree_contains(Path(tempfile.gettempdir()), body), "the key is never written to disk"
+    assert not tree_contains(ws.state_dir, body)
+
+
+def test_sigterm_during_an_initialize_command_daemon_kills_it(sandbox: Path, make_workspace) -> None:
+    remote = stealing_repository(sandbox, "slow", postCreateCommand="sleep 60")
+    ws = make_workspace(remote.url, name="slow", DEVCONTAINER_ALLOWED_PRIVILEGES="initialize-command")
+    proc = ws.start_until_logged("postCreateCommand: sleep 60")
+    daemon = int((ws.folder / ".stolen.daemon").read_text())
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert not Path(f"/proc/{daemon}").exists()
+
+
+# -- a disk that fills up -----------------------------------------------------------------------------
+
+
+def test_a_disk_that_fills_during_the_build_does_not_turn_a_running_workspace_into_a_failure(
+    remote: Remote, make_workspace, tiny_disk: Path
+) -> None:
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+            # unique, so that no layer cache can skip the step
+            ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo build-started {uuid.uuid4()} && sleep 3\n",
+        }
+    )
+    state_dir = tiny_disk / "state"
+    ws = make_workspace(remote.url, DEVCONTAINER_STATE_DIR=str(state_dir))
+    proc = ws.start_until_logged("build-started")
+    fill = ["dd", "if=/dev/zero", f"of={tiny_disk / 'filler'}", "bs=64k"]
+    subprocess.run(fill, capture_output=True, timeout=30, check=False)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + stderr
+    assert "No space left on device" in stderr and str(state_dir) in stderr
+    assert "Traceback" not in stdout + stderr
+    assert docker("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
+    state = json.loads((state_dir / "state.json").read_text())
+    assert state["status"] == "building", "the last good state stays; it is never half-written"
+
+
+# -- bounded input -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DEVCONTAINER_BUILD_TIMEOUT": "9" * 25}, "DEVCONTAINER_BUILD_TIMEOUT"),
+        ({"DEVCONTAINER_WORKSPACE_UID": "4294967295"}, "DEVCONTAINER_WORKSPACE_UID"),
+        ({"DEVCONTAINER_CLONE_DEPTH": "99999999999"}, "DEVCONTAINER_CLONE_DEPTH"),
+        ({"DEVCONTAINER_GIT_RETRIES": "1000000"}, "DEVCONTAINER_GIT_RETRIES"),
+        ({"DEVCONTAINER_WORKSPACE_FOLDER": "/" + "a" * 5000}, "longer than PATH_MAX"),
+        ({"DEVCONTAINER_WORKSPACE_FOLDER": "/x/" + "b" * 300}, "longer than 255"),
+        ({"CODER_AGENT_URL": "https://user:hunter22@coder.example", "CODER_AGENT_TOKEN": str(uuid.uuid4())},
+         "CODER_AGENT_URL"),
+        ({"CODER_AGENT_URL": "https://coder.example/a b", "CODER_AGENT_TOKEN": str(uuid.uuid4())}, "CODER_AGENT_URL"),
+        ({"CODER_AGENT_URL": "https://c.example/" + "x" * 3000, "CODER_AGENT_TOKEN": str(uuid.uuid4())},
+         "CODER_AGENT_URL"),
+        ({"DEVCONTAINER_BRANCH": "HEAD"}, "DEVCONTAINER_BRANCH"),
+        ({"DEVCONTAINER_BRANCH": "b" * 100_000}, "DEVCONTAINER_BRANCH"),
+        ({"DEVCONTAINER_SERVE_ADDRESS": "0.0.0.0:99999"}, None),
+    ],
+    ids=["timeout-overflow", "uid-minus-one", "depth-overflow", "retries", "path-max", "name-max", "url-password",
+         "url-space", "url-length", "branch-head", "branch-100k", "serve-address-unused-by-up"],
+)  # fmt: skip
+def test_unbounded_input_exits_2_naming_it(remote: Remote, make_workspace, env: dict, named: str | None) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    if named is None:  # a setting of another command: `up` ignores it
+        assert ws.up(**env).returncode == 0
+        return
+    run = ws.up(**env)
+    assert run.returncode == 2, run.output[-2000:]
+    assert named in run.stderr and "Traceback" not in run.output
+    assert "hunter22" not in run.output
+    assert not ws.folder.exists() and not ws.state_dir.exists()
+
+
+def test_a_workspace_folder_that_is_a_file_or_under_one_exits_2(remote: Remote, make_workspace, sandbox: Path) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    (sandbox / "a-file").write_text("x")
+    ws = make_workspace(remote.url)
+    for folder in (sandbox / "a-file", sandbox / "a-file" / "project"):
+        run = ws.up(DEVCONTAINER_WORKSPACE_FOLDER=str(folder))
+        assert run.returncode == 2, run.output
+        message = " ".join(run.stderr.split())
+        assert "is a file, not a folder" in message and "DEVCONTAINER_WORKSPACE_FOLDER" in message
+    assert (sandbox / "a-file").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("[" * 200_000 + "]" * 200_000, "nesting deeper than"),
+     ('{"image": "x", "pad": "' + "x" * (50 * 1024 * 1024) + '"}', "larger than 1024 KiB")],
+    ids=["deep", "huge"],
+)  # fmt: skip
+def test_a_hostile_config_file_is_a_clear_error_and_the_fallback(
+    remote: Remote, make_workspace, text, fragment
+) -> None:
+    remote.commit({".devcontainer/devcontainer.json": text})
+    ws = make_workspace(remote.url)
+    state = degraded_with(ws, "config", fragment)
+    assert "this is a bug" not in state["error"]["message"]
+
+
+def test_a_change_past_the_two_thousandth_file_still_rebuilds(remote: Remote, make_workspace) -> None:
+    files = {f".devcontainer/data/{index:05d}.txt": f"{index}\n" for index in range(2500)}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE}), **files})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    first = ws.container()
+    remote.commit({".devcontainer/data/02499.txt": "changed\n"})
+    assert ws.up().returncode == 0
+    assert ws.container() != first, "a change to the last file is a changed config"
+    assert "config_changed" in ws.event_kinds()
