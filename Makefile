@@ -18,7 +18,7 @@ VERSION := $(shell cat builder/version.txt)
 
 REGISTRY ?=
 
-.PHONY: demo test lint format unit bench readme env-demo env-test image push registry-set
+.PHONY: demo test lint format unit bench docs env-demo env-test image push registry-set
 
 env-demo:
 	bash tests/env/provision.sh demo
@@ -39,7 +39,8 @@ unit: env-test
 lint:
 	$(RUFF) check builder tests
 	$(RUFF) format --check builder tests
-	shellcheck tests/env/*.sh examples/*.sh .ci/run
+	cd builder && $(VENV)/bin/mypy
+	shellcheck tests/env/*.sh examples/*.sh .ci/run builder/devcontainer_builder/engine/docker-guard tests/support/hostile/*.sh
 
 format:
 	$(RUFF) check --fix builder tests
@@ -66,5 +67,5 @@ bench: env-test
 	  $(VENV)/bin/python tests/bench/bench_$$bench.py || status=1; echo; \
 	done; exit $$status
 
-readme:
-	cd tests && $(VENV)/bin/python -m support.settings_table ../README.md
+docs:
+	cd tests && $(VENV)/bin/python -m support.settings_table ../docs/configuration.md

@@ -20,8 +20,6 @@ from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, Terminat
 from devcontainer_builder.log import Log, Redactor, Sink, TerminalSink
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.settings import secrets
-from devcontainer_builder.state import report as status_report
-from devcontainer_builder.state.store import StateDir
 
 
 def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -153,6 +151,9 @@ def status(as_json: bool, **flags: Any) -> None:
 
     Exit code 0 when the workspace is running (healthy or degraded), 1 otherwise.
     """
+    from devcontainer_builder.state import report as status_report  # noqa: PLC0415 - only `status` needs it
+    from devcontainer_builder.state.store import StateDir  # noqa: PLC0415
+
     settings = load_settings("status", flags)
     report = status_report.collect(StateDir(settings.state_dir))
     click.echo(status_report.as_json(report) if as_json else status_report.render(report), nl=False)

@@ -183,7 +183,7 @@ python_install() {
 }
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)
-[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat)
+[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv)
 apt_install "${packages[@]}"
 start_docker
 base_image
@@ -191,6 +191,16 @@ cached_image "$FALLBACK_IMAGE" "$root/tests/env/images/enterprise-base.Dockerfil
 [ "$profile" = test ] && cached_image "$DIND_IMAGE" "$root/tests/env/images/dind.Dockerfile"
 devcontainer_cli
 python_env
+if [ "$profile" = test ]; then
+  # an ordinary user for the tests that run the builder as someone who is not root (the README's quick
+  # start): in the engine socket's group, with a home of its own
+  if ! id dcb-user >/dev/null 2>&1; then
+    say "user dcb-user"
+    useradd --create-home --shell /bin/bash dcb-user
+  fi
+  socket_group=$(stat -c %G /var/run/docker.sock)
+  id -nG dcb-user | tr ' ' '\n' | grep -qx "$socket_group" || usermod -aG "$socket_group" dcb-user
+fi
 if [ "$profile" = test ]; then
   install_buildx
   install_goss

@@ -1,5 +1,5 @@
-"""The README's settings table, generated from the options table (`make readme`; checked by
-tests/unit/test_options.py). Development tooling: the builder itself never renders its README."""
+"""The settings table of docs/configuration.md, generated from the options table (`make docs`; checked by
+tests/unit/test_options.py). Development tooling: the builder itself never renders documentation."""
 
 from __future__ import annotations
 

@@ -176,3 +176,31 @@ def test_an_unwritable_cache_leaves_the_cli_to_itself(monkeypatch, tmp_path, log
         assert control_manifest.refresh(log[0], {"TMPDIR": str(blocker)}) == "skipped"
     finally:
         server.stop()
+
+
+def test_a_cache_file_that_is_not_where_the_builder_puts_it_after_a_cli_run_is_said_loudly(tmp_path) -> None:
+    env = {"TMPDIR": str(tmp_path)}
+    message = control_manifest.missing_after_run(env)
+    assert "keeps it elsewhere" in message and str(tmp_path) in message and "DEVCONTAINER_BUILD_TIMEOUT" in message
+    path = control_manifest.cache_path(env)
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as handle:
+        handle.write("{}")
+    assert control_manifest.missing_after_run(env) == ""
+
+
+def test_the_cli_fetching_the_manifest_itself_is_noticed() -> None:
+    from devcontainer_builder.engine import devcontainer_cli
+
+    parser = devcontainer_cli.ProgressParser(Log(), lambda step: None)
+    parser.feed('{"type": "text", "level": 5, "timestamp": 1, "text": "Failed to fetch control manifest: x"}')
+    assert parser.fetched_manifest
+
+
+def test_the_pinned_cli_keeps_its_cache_where_the_builder_refreshes_it() -> None:
+    """Read in the pinned CLI's own code: the file name, the folder and the five-minute age the builder
+    relies on. A CLI upgrade that changes them fails here before it hangs a build."""
+    bundle = Path(__file__).resolve().parents[2] / "builder/node_modules/@devcontainers/cli/dist/spec-node"
+    code = (bundle / "devContainersSpecCLI.js").read_text(errors="replace")
+    assert f'"{control_manifest.FILE_NAME}"' in code
+    assert "devcontainercli-${await" in code and "300*1e3" in code

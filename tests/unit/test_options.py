@@ -11,7 +11,7 @@ from devcontainer_builder.errors import InputError
 from devcontainer_builder.settings import options as opts
 from support.settings_table import markdown_table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def load(**env: str) -> opts.Settings:
@@ -157,8 +157,8 @@ def test_every_non_secret_option_of_up_is_a_flag() -> None:
     assert flags == expected
 
 
-def test_readme_table_is_the_generated_one() -> None:
-    text = README.read_text()
+def test_the_documented_table_is_the_generated_one() -> None:
+    text = REFERENCE.read_text()
     start = text.index("<!-- options:start -->\n") + len("<!-- options:start -->\n")
     end = text.index("<!-- options:end -->")
-    assert text[start:end] == markdown_table(), "README's table is stale: run `make readme`"
+    assert text[start:end] == markdown_table(), "docs/configuration.md's table is stale: run `make docs`"

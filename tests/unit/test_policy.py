@@ -170,5 +170,10 @@ def test_the_legacy_builder_removes_a_failed_builds_containers(rules: Policy) ->
     assert "--force-rm" not in list(policy.guarded(legacy, ["buildx", "build", rules.workspace]))
 
 
-def test_the_policy_travels_as_json(rules: Policy) -> None:
-    assert Policy.from_json(rules.to_json()) == rules
+def test_the_policy_travels_in_one_environment_variable(rules: Policy) -> None:
+    full = Policy(workspace=rules.workspace, mounts=("/a", "/b"), capabilities=("SYS_PTRACE",), force_rm=True,
+                  privileges=("devices",), cache_to="type=registry,ref=r/x", report="/tmp/r", engine="podman")  # fmt: skip
+    assert Policy.from_text(full.to_text()) == full
+    assert Policy.from_text(rules.to_text()) == rules
+    with pytest.raises(ValueError, match="unknown policy line"):
+        Policy.from_text("workspace=/w\nsomething=else")

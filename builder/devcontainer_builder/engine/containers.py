@@ -52,6 +52,7 @@ class Spec:
     config_hash: str
     remote_folder: str  # where the CLI will mount the workspace, unless the config says otherwise
     banner: str = ""  # a profile script to install (the fallback's), or nothing
+    runs_host_code: bool = False  # an initializeCommand: the repository's code runs beside the builder
 
 
 def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, str]:

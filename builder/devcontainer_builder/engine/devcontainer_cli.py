@@ -263,11 +263,13 @@ def run_up(
     log: Log,
     on_step: Callable[[Step], None],
     shown_as: tuple[str, str] = ("", ""),
+    contain: bool = True,
 ) -> Outcome:
+    """`contain`: the config has an initializeCommand, which the CLI runs beside the builder; whatever it
+    leaves running is stopped when the CLI ends."""
     parser = ProgressParser(log, on_step, shown_as)
     log.debug("running " + " ".join(args))
-    # contained: the CLI runs the repository's initializeCommand, whose leftovers go when it ends
-    result = proc.run(args, timeout=timeout, env=env, on_stderr=parser.feed, capture_stderr=False, contain=True)
+    result = proc.run(args, timeout=timeout, env=env, on_stderr=parser.feed, capture_stderr=False, contain=contain)
     stdout = result.stdout.replace(shown_as[0], shown_as[1]) if shown_as[0] else result.stdout
     outcome = parse_outcome(stdout, result.returncode, result.timed_out)
     outcome.fetched_manifest = parser.fetched_manifest

@@ -90,7 +90,7 @@ def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: 
         force_rm=force_rm,
     )
     guarded = dict(env)
-    guarded[policy.POLICY_VAR] = rules.to_json()
+    guarded[policy.POLICY_VAR] = rules.to_text()
     guarded[PYTHON_VAR] = sys.executable
     guarded[ENGINE_VAR] = engine
     return Guard(SHIM, guarded, report)

@@ -10,17 +10,17 @@ read or written, build entitlements - and otherwise executes the real engine CLI
 arguments. A refusal writes one JSON line to the report file (the builder turns it into a clear error
 and the fallback) and exits 125, docker's own code for a refused request.
 
-It runs as `python -I -S policy.py ...` for each such call, so it imports nothing but the standard
-library and reads its policy from one environment variable (POLICY_VAR, JSON).
+It runs as `python -I -S policy.py ...` for each such call (a build runs it two or three times), so it
+imports nothing but os and sys - no dataclasses, no json, each worth a dozen milliseconds - and reads its
+policy from one environment variable (POLICY_VAR: one `name=value` line per field, lists separated by
+FIELD_SEPARATOR).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 POLICY_VAR = "DEVCONTAINER_BUILDER_POLICY"
 REFUSED_EXIT = 125
@@ -85,37 +85,81 @@ REACH_OUT = {
 HOST_MODES = ("host",)
 
 
-@dataclass(frozen=True)
+FIELD_SEPARATOR = "\x1f"
+LISTS = ("mounts", "capabilities", "privileges", "build_dirs")
+
+
 class Policy:
-    workspace: str  # bind mounts and host files must be inside it (its real path)
-    mounts: tuple[str, ...] = ()  # more host paths bind mounts may come from; ("*",) for any
-    capabilities: tuple[str, ...] = ()  # ("ALL",) for any
-    privileges: tuple[str, ...] = ()  # privileged, security-opt, host-namespaces, devices
-    build_dirs: tuple[str, ...] = ()  # where the CLI writes its own build contexts (features)
-    cache_to: str = ""  # the one --cache-to the builder itself passes
-    engine: str = "docker"  # docker or podman: podman's CLI adds options of its own
-    docker: str = "docker"  # the real engine CLI
-    report: str = ""  # refusals are appended here, one JSON line each
-    force_rm: bool = False  # the legacy builder: remove intermediate containers of a failed build
+    """What the admin allows, for one workspace."""
+
+    __slots__ = ("build_dirs", "cache_to", "capabilities", "docker", "engine", "force_rm", "mounts",
+                 "privileges", "report", "workspace")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        workspace: str,  # bind mounts and host files must be inside it (its real path)
+        mounts: tuple[str, ...] = (),  # more host paths bind mounts may come from; ("*",) for any
+        capabilities: tuple[str, ...] = (),  # ("ALL",) for any
+        privileges: tuple[str, ...] = (),  # privileged, security-opt, host-namespaces, devices
+        build_dirs: tuple[str, ...] = (),  # where the CLI writes its own build contexts (features)
+        cache_to: str = "",  # the one --cache-to the builder itself passes
+        engine: str = "docker",  # docker or podman: podman's CLI adds options of its own
+        docker: str = "docker",  # the real engine CLI
+        report: str = "",  # refusals are appended here, one JSON line each
+        force_rm: bool = False,  # the legacy builder: remove intermediate containers of a failed build
+    ) -> None:
+        self.workspace = workspace
+        self.mounts = tuple(mounts)
+        self.capabilities = tuple(capabilities)
+        self.privileges = tuple(privileges)
+        self.build_dirs = tuple(build_dirs)
+        self.cache_to = cache_to
+        self.engine = engine
+        self.docker = docker
+        self.report = report
+        self.force_rm = force_rm
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Policy) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, name) for name in self.__slots__))
+
+    def to_text(self) -> str:
+        lines = []
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if name in LISTS:
+                text = FIELD_SEPARATOR.join(value)
+            else:
+                text = ("1" if value else "") if isinstance(value, bool) else value
+            if "\n" in text:
+                raise ValueError(f"a policy's {name} cannot hold a newline")
+            lines.append(f"{name}={text}")
+        return "\n".join(lines)
 
     @staticmethod
-    def from_json(text: str) -> Policy:
-        data = json.loads(text)
-        for key in ("mounts", "capabilities", "privileges", "build_dirs"):
-            data[key] = tuple(data.get(key, ()))
-        return Policy(**data)
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+    def from_text(text: str) -> Policy:
+        values: dict[str, object] = {}
+        for line in text.splitlines():
+            name, sep, value = line.partition("=")
+            if not sep or name not in Policy.__slots__:
+                raise ValueError(f"unknown policy line {line!r}")
+            values[name] = tuple(v for v in value.split(FIELD_SEPARATOR) if v) if name in LISTS else value
+        values["force_rm"] = values.get("force_rm") == "1"
+        if not values.get("workspace"):
+            raise ValueError("the policy names no workspace")
+        return Policy(**values)  # type: ignore[arg-type]
 
     def allows(self, privilege: str) -> bool:
         return privilege in self.privileges
 
 
-@dataclass
 class Refusals:
-    policy: Policy
-    found: list[dict[str, str]] = field(default_factory=list)
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.found: list[dict[str, str]] = []
 
     def add(self, option: str, value: str, reason: str, setting: str) -> None:
         self.found.append({"option": option, "value": value, "reason": reason, "setting": setting})
@@ -342,6 +386,8 @@ def _refuse(policy: Policy, command: str, found: list[dict[str, str]]) -> None:
         + "; ".join(f"{item['reason']} ({item['option']})" for item in found)
     ]
     if policy.report:
+        import json  # noqa: PLC0415 - only a refusal pays for it
+
         try:
             with open(policy.report, "a", encoding="utf-8") as handle:
                 for item in found:
@@ -370,7 +416,7 @@ def guarded(policy: Policy, args: list[str]) -> Iterator[str]:
 
 def main(argv: list[str]) -> None:
     try:
-        policy = Policy.from_json(os.environ[POLICY_VAR])
+        policy = Policy.from_text(os.environ[POLICY_VAR])
     except (KeyError, ValueError, TypeError) as err:
         sys.stderr.write(f"devcontainer-builder docker-guard: no usable policy ({err}); refusing to run docker\n")
         sys.exit(REFUSED_EXIT)

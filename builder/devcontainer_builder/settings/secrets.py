@@ -14,7 +14,6 @@ another process of the same user can no longer read /proc/<pid>/mem or environ, 
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import urllib.parse
@@ -103,6 +102,8 @@ def clean_environment(environ: Mapping[str, str], secrets: Mapping[str, str]) ->
 
 
 def _prctl(option: int, value: int) -> bool:
+    import ctypes  # noqa: PLC0415 - once per process
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(option, value, 0, 0, 0)) == 0

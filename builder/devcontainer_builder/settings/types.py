@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import re
 import urllib.parse
-import uuid
 from typing import Any
 
 import click
@@ -229,6 +227,8 @@ class Uuid(click.ParamType[str]):
     name = "uuid"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        import uuid  # noqa: PLC0415 - it imports platform: only when Coder is configured
+
         try:
             return str(uuid.UUID(str(value).strip()))
         except ValueError:
@@ -272,6 +272,8 @@ class Address(click.ParamType[tuple[str, int]]):
         if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             self.fail(f"must be host:port with a port from 1 to 65535, got {text!r}", param, ctx)
         if host != "localhost":
+            import ipaddress  # noqa: PLC0415 - only `serve` reads an address
+
             try:
                 ipaddress.ip_address(host)
             except ValueError:

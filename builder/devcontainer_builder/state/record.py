@@ -9,21 +9,24 @@ writing goes through `to_json()`, so the file always has every field.
 from __future__ import annotations
 
 import dataclasses
-import enum
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 
-class Status(enum.StrEnum):
+class Status:
+    """The values of state.json's `status` (plain constants: an Enum costs import time on every run)."""
+
     BUILDING = "building"
     RUNNING = "running"
     DEGRADED = "degraded"  # running on the fallback image
     FAILED = "failed"  # not running at all
 
 
-class Event(enum.StrEnum):
+class Event:
+    """The `kind` of each line of events.jsonl."""
+
     BUILD_STARTED = "build_started"
     STALE_RUN_STOPPED = "stale_run_stopped"
     GIT_CLONED = "git_cloned"

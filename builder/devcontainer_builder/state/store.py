@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from devcontainer_builder.state.record import Event, State
+from devcontainer_builder.state.record import State
 from devcontainer_builder.system import clock, files
 
 EVENTS_KEEP = 2000  # lines kept when events.jsonl is compacted
@@ -115,7 +115,7 @@ class StateDir:
             return state
 
     # -- events.jsonl -------------------------------------------------------------------------------
-    def record_event(self, kind: Event, /, **fields: Any) -> dict[str, Any]:
+    def record_event(self, kind: str, /, **fields: Any) -> dict[str, Any]:
         if "kind" in fields or "time" in fields:
             raise ValueError("an event's fields cannot be called kind or time")
         event = {"time": clock.iso(), "kind": str(kind), **fields}

@@ -89,6 +89,7 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
         log=log,
         on_step=on_step,
         shown_as=(run.guard.docker_path, settings.docker_path),
+        contain=spec.runs_host_code,
     )
     run.configured = early[0].result() if early else None
     if manifest != "skipped":

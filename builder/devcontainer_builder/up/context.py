@@ -53,7 +53,7 @@ class Run:
             raise BuildFailed("no config was resolved before the build (this is a bug)", step="internal")
         return self.resolved
 
-    def event(self, kind: Event, /, **fields: Any) -> None:
+    def event(self, kind: str, /, **fields: Any) -> None:
         self.dirs.record_event(kind, **fields)
 
     def save(self, **changes: Any) -> None:
@@ -74,7 +74,7 @@ class Run:
     def seconds(self) -> float:
         return round(time.monotonic() - self.started, 3)
 
-    def finished(self, status: Status, outcome: Outcome | None, **changes: Any) -> None:
+    def finished(self, status: str, outcome: Outcome | None, **changes: Any) -> None:
         """The final state of this run."""
         if outcome is not None:
             changes.update(

@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import traceback
-import uuid
 from collections.abc import Mapping
 
 from devcontainer_builder.engine import containers, decide, guard
@@ -118,7 +117,7 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             env=env,
             guard=guard.setup(settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True),
             previous=previous,
-            state=initial_state(settings, previous, dirs, trigger, uuid.uuid4().hex[:12]),
+            state=initial_state(settings, previous, dirs, trigger, os.urandom(6).hex()),
         )
         with run.logging():
             if stopped:
@@ -278,6 +277,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         override=resolved.override,
         config_hash=resolved.config_hash,
         remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
+        runs_host_code=bool(resolved.data.get("initializeCommand")),
     )
     try:
         outcome = bringup.run_cli(

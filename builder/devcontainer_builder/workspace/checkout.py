@@ -153,6 +153,16 @@ def head(git: Git, path: str) -> tuple[str, str]:
     return (branch.stdout.strip() if branch.ok else ""), ""
 
 
+def origin_refs(git: Git, path: str) -> dict[str, str]:
+    """branch -> commit of every refs/remotes/origin/<branch>."""
+    result = git.local(["for-each-ref", "--format=%(objectname) %(refname)", "refs/remotes/origin/"], cwd=path)
+    refs = {}
+    for line in result.stdout.splitlines() if result.ok else []:
+        sha, _, name = line.partition(" ")
+        refs[name.removeprefix("refs/remotes/origin/")] = sha
+    return refs
+
+
 def _rev(git: Git, path: str, ref: str) -> str:
     result = git.local(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=path)
     return result.stdout.strip() if result.ok else ""
@@ -165,6 +175,7 @@ def local_paths(git: Git, path: str) -> list[str]:
         ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored=matching", "--no-renames",
          "--ignore-submodules=all"],
         cwd=path,
+        touches_tree=True,
     )  # fmt: skip
     if not result.ok:
         raise BuildFailed(f"git status failed in {path}: {last_line(result.stderr)}", step="git")
@@ -245,12 +256,11 @@ def default_branch(git: Git, repository: Repository) -> str:
 # -- fetch ------------------------------------------------------------------------------------------
 
 
-def fetch(git: Git, repository: Repository, path: str, target: str, *, depth: int, haves: list[str]) -> str:
-    """Bring origin/<target> up to date in the workspace; returns its commit. The network fetch runs in a
-    FetchDir (the builder's own configuration, credentials available); the workspace then fetches from
-    it locally, without credentials. Raises BuildFailed (step git-fetch) with the reason."""
+def fetch(git: Git, repository: Repository, path: str, target: str, *, depth: int, haves: list[str], known: str) -> str:
+    """Bring origin/<target> (now at `known`, or "") up to date in the workspace; returns its commit. The
+    network fetch runs in a FetchDir (the builder's own configuration, credentials available); the
+    workspace then fetches from it locally, without credentials. Raises BuildFailed (step git-fetch)."""
     upstream_ref = f"refs/remotes/origin/{target}"
-    known = _rev(git, path, upstream_ref)
     fetch_dir = FetchDir.make(git, os.path.join(path, ".git"), [sha for sha in (*haves, known) if sha])
     try:
         args = [f"--git-dir={fetch_dir.git_dir}", "fetch", "--no-tags", "--no-recurse-submodules"]
@@ -266,7 +276,7 @@ def fetch(git: Git, repository: Repository, path: str, target: str, *, depth: in
             else:
                 reason = "timed out" if result.timed_out else last_line(result.stderr)
             raise BuildFailed(reason, step="git-fetch", detail=result.stderr)
-        fetched = git.bare(["rev-parse", "--verify", "--quiet", upstream_ref], git_dir=fetch_dir.git_dir).stdout.strip()
+        fetched = fetch_dir.ref(git, upstream_ref)
         if fetched and fetched != known:
             local = ["fetch", "--no-tags", "--no-recurse-submodules", "--update-shallow", "--no-write-fetch-head"]
             result = git.local([*local, "--", fetch_dir.git_dir, f"+{upstream_ref}:{upstream_ref}"], cwd=path)
@@ -303,9 +313,12 @@ def update(
     """Bring an existing clone up to date when no local byte is at stake; otherwise leave it exactly as
     it is and say why. `builders_own(absolute path)` tells files the builder wrote itself (a generated
     config, the error log), which an update may replace."""
-    origin_query = proc.Pending(git.local, ["config", "--get", "remote.origin.url"], cwd=path)
+    # three queries side by side: the repository's config (its origin, and filter drivers to neutralise
+    # before any other git run there), HEAD, and what it knows of origin's branches
+    config_query = proc.Pending(git.read_config, path, "remote.origin.url")
+    remotes_query = proc.Pending(origin_refs, git, path)
     current, commit = head(git, path)
-    origin = origin_query.result().stdout.strip()
+    origin = config_query.result().get("remote.origin.url", "")
     if not same_remote(origin, repository.url):
         return Checkout(
             path,
@@ -324,8 +337,9 @@ def update(
     if not target:
         return Checkout(path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating")
     local_query = proc.Pending(local_paths, git, path)  # reads the tree while the network is waited for
+    known = remotes_query.result().get(target, "")
     try:
-        upstream = fetch(git, repository, path, target, depth=depth, haves=[commit] if commit else [])
+        upstream = fetch(git, repository, path, target, depth=depth, haves=[commit] if commit else [], known=known)
     except BuildFailed as err:
         local_query.done(LOCAL_TIMEOUT_GRACE)
         return Checkout(
@@ -413,7 +427,7 @@ def _move(git: Git, here: Position, new: str, action: str) -> Checkout:
             args = ["switch", "--no-guess", "-C", target, "--track", f"origin/{target}"]
     else:
         args = ["merge", "--ff-only", "--no-stat", "--no-edit", new]
-    result = git.local(args, cwd=path)
+    result = git.local(args, cwd=path, touches_tree=True)
     if not result.ok:
         return Checkout(
             path,

@@ -64,6 +64,7 @@ NEUTRAL = (
     "core.sshCommand=",
     "diff.external=",
     "core.pager=cat",
+    "core.alternateRefsCommand=true",
 )
 
 
@@ -107,29 +108,44 @@ class Git:
         self.log.debug("git " + " ".join(args), source="git")
         return proc.run(["git", *args], timeout=timeout, env=env, cwd=cwd, user=self.uid, group=self.gid, pass_fds=fds)
 
-    def local(self, args: Sequence[str], *, cwd: str, timeout: float = LOCAL_TIMEOUT) -> proc.Result:
-        """git in the workspace `cwd`: no credentials, nothing of its configuration runs a command."""
-        overrides = [*NEUTRAL, f"core.hooksPath={self.hooks}", *self._neutral_filters(cwd)]
+    def local(
+        self, args: Sequence[str], *, cwd: str, timeout: float = LOCAL_TIMEOUT, touches_tree: bool = False
+    ) -> proc.Result:
+        """git in the workspace `cwd`: no credentials, nothing of its configuration runs a command. A command
+        that reads or writes the working tree (status, merge, switch) could run filter drivers: those get
+        every configured driver emptied too."""
+        filters = self._neutral_filters(cwd) if touches_tree else []
+        overrides = [*NEUTRAL, f"core.hooksPath={self.hooks}", *filters]
         flags = [arg for item in overrides for arg in ("-c", item)]
         return self._run([*flags, *args], cwd=cwd, timeout=timeout, env=self.env)
 
     def _neutral_filters(self, cwd: str) -> list[str]:
         """Filter drivers configured in the repository (smudge/clean/process commands), each emptied: an
-        empty command is no filter at all."""
+        empty command is no filter at all. Read once per repository (read_config)."""
         if cwd not in self._filters:
-            listed = self._run(
-                ["config", "--name-only", "--get-regexp", r"^filter\..*\.(smudge|clean|process|required)$"],
-                cwd=cwd,
-                timeout=LOCAL_TIMEOUT,
-                env=self.env,
-            )
-            names = {line.rsplit(".", 1)[0] for line in listed.stdout.split()} if listed.ok else set()
-            self._filters[cwd] = [
-                f"{name}.{key}={'false' if key == 'required' else ''}"
-                for name in sorted(names)
-                for key in ("smudge", "clean", "process", "required")
-            ]
+            self.read_config(cwd)
         return self._filters[cwd]
+
+    def read_config(self, cwd: str, *extra: str) -> dict[str, str]:
+        """The repository's configuration values of the keys in `extra` (e.g. remote.origin.url), read in
+        the same git run that finds its filter drivers - reading configuration runs nothing."""
+        keys = "|".join(key.replace(".", "\\.") for key in extra)
+        pattern = r"^(filter\..*\.(smudge|clean|process|required)" + (f"|{keys}" if keys else "") + ")$"
+        listed = self._run(["config", "-z", "--get-regexp", pattern], cwd=cwd, timeout=LOCAL_TIMEOUT, env=self.env)
+        values: dict[str, str] = {}
+        names: set[str] = set()
+        for entry in listed.stdout.split("\0") if listed.ok else []:
+            key, _, value = entry.partition("\n")
+            if key.startswith("filter."):
+                names.add(key.rsplit(".", 1)[0])
+            elif key:
+                values.setdefault(key, value)
+        self._filters[cwd] = [
+            f"{name}.{key}={'false' if key == 'required' else ''}"
+            for name in sorted(names)
+            for key in ("smudge", "clean", "process", "required")
+        ]
+        return values
 
     def network(self, args: Sequence[str], *, cwd: str | None, what: str) -> proc.Result:
         """A network operation, with credentials, in a folder whose config the builder wrote. Bounded by
@@ -316,10 +332,14 @@ class FetchDir:
 
     @staticmethod
     def make(git: Git, workspace_git_dir: str, haves: Sequence[str]) -> FetchDir:
+        """Laid out by hand (what `git init --bare` writes, and the config): no process to start."""
         path = git.private_dir("fetch-")
-        result = git.bare(["init", "-q", "--bare", "."], git_dir=path)
-        if not result.ok:
-            raise OSError(f"git init of a fetch directory failed: {last_line(result.stderr)}")
+        for folder in ("objects/info", "objects/pack", "refs/heads", "refs/tags"):
+            files.make_dirs(os.path.join(path, folder), git.owner)
+        files.write_atomic(os.path.join(path, "HEAD"), "ref: refs/heads/main\n", owner=git.owner, sync=False)
+        # the alternate's refs would be listed by running git in the workspace: the haves below suffice
+        config = "[core]\n\trepositoryformatversion = 0\n\tbare = true\n\talternateRefsCommand = true\n"
+        files.write_atomic(os.path.join(path, "config"), config, owner=git.owner, sync=False)
         alternates = os.path.join(os.path.realpath(workspace_git_dir), "objects") + "\n"
         files.write_atomic(os.path.join(path, "objects", "info", "alternates"), alternates, owner=git.owner, sync=False)
         shallow = os.path.join(workspace_git_dir, "shallow")
@@ -328,8 +348,11 @@ class FetchDir:
             files.write_atomic(os.path.join(path, "shallow"), text, owner=git.owner, sync=False)
         refs = "".join(f"{sha} refs/haves/{index}\n" for index, sha in enumerate(dict.fromkeys(haves)))
         files.write_atomic(os.path.join(path, "packed-refs"), refs, owner=git.owner, sync=False)
-        # the alternate's refs would be listed by running git in the workspace: the haves above suffice
-        result = git.bare(["config", "core.alternateRefsCommand", "true"], git_dir=path)
-        if not result.ok:
-            raise OSError(f"configuring a fetch directory failed: {last_line(result.stderr)}")
         return FetchDir(path)
+
+    def ref(self, git: Git, name: str) -> str:
+        """A ref the fetch wrote: its loose file, else git's answer."""
+        text = files.read_text(os.path.join(self.git_dir, name), 100)
+        if text and len(text.strip()) == 40:
+            return text.strip()
+        return git.bare(["rev-parse", "--verify", "--quiet", name], git_dir=self.git_dir).stdout.strip()
