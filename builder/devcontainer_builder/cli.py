@@ -1,4 +1,5 @@
-"""The command line: `up`, `status` and `options`, with flags generated from the options table.
+"""The command line: `up`, `serve`, `rebuild`, `status` and `options`, with flags generated from the options
+table.
 
 Run through launch.py, which has already moved every secret off the process environment.
 """
@@ -93,15 +94,22 @@ def up(**flags: Any) -> None:
          for longer than a build may take (see the message and build.log)
       2  invalid input: a message names every problem and how to fix it
     """
-    from devcontainer_builder.up import pipeline  # noqa: PLC0415 - only `up` needs the pipeline
+    from devcontainer_builder.supervisor.builds import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
 
     settings = load_settings("up", flags)
+    # set by the supervisor for the builds it starts (a rebuild, keep-alive): not settings
+    trigger = os.environ.pop(TRIGGER_VAR, "") or "start"
+    build_id = os.environ.pop(BUILD_ID_VAR, "")
+    sys.exit(run_up(settings, trigger, build_id))
+
+
+def run_up(settings: opts.Settings, trigger: str, build_id: str) -> int:
+    from devcontainer_builder.up import pipeline  # noqa: PLC0415 - only `up` and `rebuild` need the pipeline
+
     signal.signal(signal.SIGTERM, _terminate)
-    log = Log(Redactor(settings.redactable))
-    log.add_sink(TerminalSink(settings.log_level))
-    coder = coder_sink(settings, log)
+    log, coder = start_log(settings)
     try:
-        code = pipeline.up(settings, os.environ, log)
+        code = pipeline.up(settings, os.environ, log, trigger=trigger, build_id=build_id)
     except BuilderError as err:
         fail(log.redact(err.message), err.exit_code)
     except Terminated as err:
@@ -114,10 +122,31 @@ def up(**flags: Any) -> None:
         log.debug(traceback.format_exc())
         fail(f"unexpected error ({type(err).__name__}: {log.redact(str(err))}); this is a bug.", EXIT_NOT_RUNNING)
     finally:
-        if coder is not None:
-            log.remove_sink(coder)  # flushes the tail to Coder within its grace period
-        log.close()
-    sys.exit(code)
+        stop_log(log, coder)
+    return code
+
+
+def start_log(settings: opts.Settings) -> tuple[Log, Sink | None]:
+    """The terminal, and Coder's build log when the template configured it."""
+    log = Log(Redactor(settings.redactable))
+    log.add_sink(TerminalSink(settings.log_level))
+    return log, coder_sink(settings, log)
+
+
+def stop_log(log: Log, coder: Sink | None) -> None:
+    if coder is not None:
+        log.remove_sink(coder)  # flushes the tail to Coder within its grace period
+    log.close()
+
+
+def as_environment(command: str, flags: dict[str, Any]) -> dict[str, str]:
+    """The flags given, as the environment variables they stand for (for a child that reads those)."""
+    env = {}
+    for option in opts.options_for(command):
+        value = flags.get(option.name)
+        if value not in (None, ()):
+            env[option.env] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
 
 
 def coder_sink(settings: opts.Settings, log: Log) -> Sink | None:
@@ -144,9 +173,81 @@ def coder_sink(settings: opts.Settings, log: Log) -> Sink | None:
 
 
 @main.command()
+@option_flags("serve")
+def serve(**flags: Any) -> None:
+    """The supervisor: status page and JSON API, rebuilds, rebuild suggestions, keep-alive.
+
+    Runs until SIGTERM (the pod's main container, or a service on a VM or Docker host), after `up`
+    brought the workspace up. It listens on DEVCONTAINER_SERVE_ADDRESS (loopback by default) and
+    writes serve.json into the state dir so `devcontainer-builder rebuild` finds it. It never builds
+    on its own: rebuilds are asked for (the page's buttons, POST /api/rebuild, `rebuild`), and
+    keep-alive brings a stopped container or a dead agent back.
+
+    \b
+    Exit codes:
+      0  stopped by SIGTERM (the devcontainer keeps running)
+      2  invalid input, or the address cannot be listened on
+    """
+    from devcontainer_builder.supervisor import serve as supervisor  # noqa: PLC0415 - only `serve` needs it
+
+    settings = load_settings("serve", flags)
+    log, coder = start_log(settings)
+    # what each build's `up` reads; whether it rebuilds is the build's own (a rebuild, or keep-alive)
+    children = {**os.environ, **as_environment("serve", flags)}
+    for name in ("DEVCONTAINER_REBUILD", "DEVCONTAINER_REBUILD_FULL"):
+        children.pop(name, None)
+    try:
+        code = supervisor.serve(settings, os.environ, children, log, _version())
+    except BuilderError as err:
+        fail(log.redact(err.message), err.exit_code)
+    finally:
+        stop_log(log, coder)
+    sys.exit(code)
+
+
+@main.command()
+@option_flags("rebuild")
+@click.option("--full", is_flag=True, help="Build without the layer cache (--build-no-cache, no --cache-from).")
+@click.option("--no-wait", is_flag=True, help="Return once the supervisor has started the build.")
+def rebuild(full: bool, no_wait: bool, **flags: Any) -> None:
+    """Rebuild the devcontainer from the repository's config, replacing the container.
+
+    Asks the running supervisor (found through serve.json in the state dir) and follows the build's
+    log until it ends; a build already running is followed instead of starting another. With no
+    supervisor running, rebuilds in this process. The workspace folder and the user's files are
+    never touched; a failure brings up the fallback image, as `up` does.
+
+    \b
+    Exit codes: as `up` (0 running, 1 not running, 2 invalid input).
+    """
+    import dataclasses  # noqa: PLC0415
+
+    from devcontainer_builder.state.store import StateDir  # noqa: PLC0415
+    from devcontainer_builder.supervisor import client  # noqa: PLC0415
+
+    settings = load_settings("rebuild", flags)
+    base = client.find(StateDir(settings.state_dir))
+    if base is not None:
+        sys.exit(client.rebuild(base, full=full, wait=not no_wait, say=click.echo))
+    click.echo("no supervisor is running for this workspace: rebuilding in this process")
+    in_process = dataclasses.replace(settings, rebuild=True, rebuild_full=full)
+    sys.exit(run_up(in_process, "full-rebuild" if full else "rebuild", ""))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("devcontainer-builder")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@main.command()
 @option_flags("status")
 @click.option("--json", "as_json", is_flag=True, help="Print state.json and recent events as one JSON document.")
-def status(as_json: bool, **flags: Any) -> None:
+@click.option("--short", is_flag=True, help="One line, for Coder's agent metadata (no engine call).")
+def status(as_json: bool, short: bool, **flags: Any) -> None:
     """Show the workspace's state: status, container, config, last error and recent events.
 
     Exit code 0 when the workspace is running (healthy or degraded), 1 otherwise.
@@ -155,8 +256,11 @@ def status(as_json: bool, **flags: Any) -> None:
     from devcontainer_builder.state.store import StateDir  # noqa: PLC0415
 
     settings = load_settings("status", flags)
-    report = status_report.collect(StateDir(settings.state_dir))
-    click.echo(status_report.as_json(report) if as_json else status_report.render(report), nl=False)
+    report = status_report.collect(StateDir(settings.state_dir), events=0 if short else status_report.EVENTS_SHOWN)
+    if short:
+        click.echo(status_report.short(report))
+    else:
+        click.echo(status_report.as_json(report) if as_json else status_report.render(report), nl=False)
     sys.exit(0 if report.state.status in ("running", "degraded") else 1)
 
 

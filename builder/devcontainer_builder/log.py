@@ -110,6 +110,12 @@ class TerminalSink:
         pass
 
 
+def listing(items: list[str], limit: int = 8) -> str:
+    """The first `limit` items and how many more, for a log line that names paths."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
 def format_line(line: Line) -> str:
     """A line as build.log shows it: time, level, source, text."""
     return f"{clock.iso(line.time)} {line.level:<5} [{line.source}] {line.text}"

@@ -183,7 +183,7 @@ python_install() {
 }
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)
-[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv)
+[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium)
 apt_install "${packages[@]}"
 start_docker
 base_image

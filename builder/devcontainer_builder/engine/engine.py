@@ -115,6 +115,21 @@ class Engine:
             stdin_data=stdin,
         )
 
+    def container_status(self, container: str) -> str:
+        """running, exited, created, ... ; "" when there is no such container; raises BuildFailed when
+        the engine does not answer."""
+        result = self._run(["inspect", "--type", "container", "--format", "{{.State.Status}}", container])
+        if result.ok:
+            return result.stdout.strip()
+        if "no such" in result.stderr.lower() or "not found" in result.stderr.lower():
+            return ""
+        raise BuildFailed(engine_problem(self.docker, last_line(result.stderr)), step="engine", detail=result.stderr)
+
+    def events_argv(self, container: str) -> list[str]:
+        """An endless stream of the container's lifecycle events, one action a line."""
+        return [self.docker, "events", "--filter", "type=container", "--filter", f"container={container}",
+                "--format", "{{.Action}}"]  # fmt: skip
+
     def start(self, container: str, timeout: float = 120.0) -> proc.Result:
         return self._run(["start", container], timeout=timeout)
 

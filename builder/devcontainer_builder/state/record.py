@@ -77,6 +77,16 @@ class AgentInfo:
 
 
 @dataclass
+class Requested:
+    """A build the supervisor has started and whose `up` may not have written its state yet."""
+
+    build_id: str
+    trigger: str  # rebuild, full-rebuild, keepalive
+    at: str
+    supervisor_pid: int
+
+
+@dataclass
 class StepRecord:
     name: str
     status: str  # succeeded or failed
@@ -91,7 +101,9 @@ class State:
     config_hash: str = ""
     rebuild_suggested: bool = False
     changed_files: list[str] = field(default_factory=list)  # what differs from the container's config
-    suggestion_ignored: str = ""  # the config hash whose rebuild suggestion the user dismissed
+    suggestion_hash: str = ""  # the inputs' digest the suggestion is about
+    suggestion_ignored: str = ""  # the inputs' digest whose rebuild suggestion the user dismissed
+    requested: Requested | None = None  # owned by the supervisor
     error: ErrorInfo | None = None
     fallback_error: ErrorInfo | None = None
     failed_container_id: str = ""  # a container a failed lifecycle command left (recreate it)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fcntl
 import json
 import os
@@ -98,6 +99,49 @@ def render(report: Report) -> str:
             summary = extra.get("message") or ", ".join(f"{k}={v}" for k, v in list(extra.items())[:3])
             lines.append(f"  {event.get('time', '')}  {event.get('kind', '')}  {summary}")
     return "\n".join(lines) + "\n"
+
+
+def _seconds_since(stamp: str) -> int | None:
+    try:
+        started = datetime.datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+    return max(0, int(datetime.datetime.now(datetime.UTC).timestamp() - started))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def short(report: Report) -> str:
+    """One line for Coder's agent metadata: `running`, `degraded: postCreateCommand failed`, `building 45 s`,
+    `rebuild suggested` - from the state dir alone, without asking the engine."""
+    state = report.state
+    if not report.exists:
+        return "no build yet"
+    requested = state.requested is not None and _alive(state.requested.supervisor_pid)
+    if requested or (state.status == Status.BUILDING and not report.stale):
+        started = state.requested.at if requested and state.requested else state.started_at
+        seconds = _seconds_since(started)
+        return "building" + (f" {seconds} s" if seconds is not None else "")
+    if report.stale:
+        return "interrupted: restart the workspace to build again"
+    step = state.error.step if state.error else ""
+    if state.status == Status.RUNNING:
+        line = f"running ({step} failed)" if step else "running"
+    elif state.status == Status.DEGRADED:
+        line = f"degraded: {step} failed" if step else "degraded"
+    elif state.status == Status.FAILED:
+        line = f"failed: {state.keepalive_error}" if state.keepalive_error else f"failed: {step or 'unknown'}"
+    else:
+        line = state.status
+    return line + (", rebuild suggested" if state.rebuild_suggested else "")
 
 
 def as_json(report: Report) -> str:

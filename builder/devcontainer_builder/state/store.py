@@ -64,6 +64,26 @@ class StateDir:
     def serve_file(self) -> str:
         return os.path.join(self.path, "serve.json")
 
+    @property
+    def inputs_file(self) -> str:
+        """What the last build took (files and digests): the baseline for rebuild suggestions."""
+        return os.path.join(self.path, "inputs.json")
+
+    def read_json(self, path: str) -> object:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def write_json(self, path: str, data: object) -> bool:
+        try:
+            files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n", sync=False)
+        except OSError as err:
+            self._failed(path, err)
+            return False
+        return True
+
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)
 

@@ -285,3 +285,62 @@ class Pending(Generic[T]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]  # target() set it, as no error was raised
+
+
+class Child:
+    """A long-running child (a rebuild's `up`, an event stream), in a session of its own and known to
+    the reaper (live()) until it has been waited for."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        pass_fds: Sequence[int] = (),
+        stdout: int | IO[bytes] | None = None,
+        stderr: int | IO[bytes] | None = None,
+    ) -> None:
+        self.argv = [str(a) for a in argv]
+        self.popen = subprocess.Popen(
+            _death_signal_wrapper() + self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=dict(env),
+            start_new_session=True,
+            pass_fds=tuple(pass_fds),
+        )
+        self.pid = self.popen.pid
+        with _live_lock:
+            _live.add(self.pid)
+
+    def _forget(self) -> None:
+        with _live_lock:
+            _live.discard(self.pid)
+
+    def poll(self) -> int | None:
+        code = self.popen.poll()
+        if code is not None:
+            self._forget()
+        return code
+
+    def wait(self, timeout: float) -> int | None:
+        """Its exit code once it has exited, waiting at most `timeout` seconds; None while it runs."""
+        if wait(self.popen, timeout):
+            self._forget()
+            return self.popen.returncode
+        return None
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, grace: float) -> int | None:
+        """SIGTERM its process group, SIGKILL what is left after `grace` seconds; its exit code."""
+        self.signal(signal.SIGTERM)
+        code = self.wait(grace)
+        if code is None:
+            self.signal(signal.SIGKILL)
+            code = self.wait(KILL_GRACE_SECONDS)
+        self.signal(signal.SIGKILL)  # the leader is gone: what else of its group is left goes too
+        return code

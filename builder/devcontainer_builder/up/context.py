@@ -57,11 +57,15 @@ class Run:
         self.dirs.record_event(kind, **fields)
 
     def save(self, **changes: Any) -> None:
-        """Apply changes to the state and write it; what the supervisor owns (a dismissed suggestion)
-        is kept as the file has it."""
+        """Apply changes to the state and write it; what the supervisor owns (a dismissed suggestion, the
+        build it requested) is kept as the file has it."""
         self.state = dataclasses.replace(self.state, **changes)
         mine = self.state
-        self.dirs.update_state(lambda current: dataclasses.replace(mine, suggestion_ignored=current.suggestion_ignored))
+        self.dirs.update_state(
+            lambda current: dataclasses.replace(
+                mine, suggestion_ignored=current.suggestion_ignored, requested=current.requested
+            )
+        )
 
     def error(self, err: BuildFailed, **extra: str) -> ErrorInfo:
         detail = self.log.redact(err.detail)[-4000:] if err.detail else ""

@@ -29,7 +29,7 @@ from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
 from devcontainer_builder.up import bringup, recovery
 from devcontainer_builder.up.context import Run, initial_state
-from devcontainer_builder.workspace import checkout, config, git
+from devcontainer_builder.workspace import checkout, config, fingerprint, git
 
 
 def preflight(settings: Settings, environ: Mapping[str, str]) -> str:
@@ -89,7 +89,7 @@ def lock_timeout(settings: Settings) -> float:
     return float(settings.build_timeout + settings.git_timeout * (settings.git_retries + 3) + 120)
 
 
-def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str = "start") -> int:
+def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str = "start", build_id: str = "") -> int:
     cli = preflight(settings, environ)
     dirs = open_state_dir(settings, log)
     timeout = lock_timeout(settings)
@@ -117,7 +117,7 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             env=env,
             guard=guard.setup(settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True),
             previous=previous,
-            state=initial_state(settings, previous, dirs, trigger, os.urandom(6).hex()),
+            state=initial_state(settings, previous, dirs, trigger, build_id or os.urandom(6).hex()),
         )
         with run.logging():
             if stopped:
@@ -271,6 +271,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         run.containers_before.remove(container.id)
     if plan.reason:
         log.info(f"recreating the devcontainer: {plan.reason}")
+    record_inputs(run, resolved.path)
     spec = Spec(
         role=ROLE_DEVCONTAINER,
         config_path=resolved.path,
@@ -289,6 +290,23 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
     return outcome
+
+
+def record_inputs(run: Run, config_path: str) -> None:
+    """What this build takes - the baseline the supervisor's rebuild suggestions compare against."""
+    inputs = fingerprint.build_inputs(run.settings.workspace_folder, config_path)
+    run.dirs.write_json(run.dirs.inputs_file, {"config_path": config_path, **inputs.to_json()})
+
+
+def _failed_config(run: Run) -> str:
+    """The config the failed build would have used, if one was found."""
+    if run.resolved is not None:
+        return run.resolved.path
+    try:
+        found = config.find(run.settings.workspace_folder, run.settings.config)
+    except (BuildFailed, OSError):
+        return ""
+    return found[0] if found else ""
 
 
 def _keep_despite_late_hook(run: Run, err: BuildFailed) -> Outcome:
@@ -362,6 +380,12 @@ def recover(run: Run, failure: BuildFailed) -> int:
     )
     run.event(Event.FALLBACK_STARTED, image=image, failed_step=failure.step)
     failed_container = {"failed_container_id": failure.container_id}
+    config_path = _failed_config(run) if failure.step not in ("terminated", "engine", "clone") else ""
+    if config_path:  # fixing it is what a rebuild is for: the supervisor suggests one once it changes
+        try:
+            record_inputs(run, config_path)
+        except (BuildFailed, OSError) as err:
+            log.debug(f"could not record the failed config's inputs: {err}")
     try:
         outcome, error_log = recovery.bring_up(run, failure)
     except Terminated as err:

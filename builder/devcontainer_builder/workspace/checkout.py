@@ -19,6 +19,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.log import listing
 from devcontainer_builder.system import proc
 from devcontainer_builder.system.proc import last_line
 from devcontainer_builder.workspace.git import AUTH_ERRORS, NETWORK_ERRORS, FetchDir, Git, matches
@@ -34,7 +35,6 @@ IN_PROGRESS = {
     "BISECT_LOG": "bisect",
     "sequencer": "cherry-pick or revert sequence",
 }
-SHOWN = 8
 
 
 @dataclass
@@ -49,10 +49,6 @@ class Checkout:
     @property
     def moved_as_planned(self) -> bool:
         return self.action in MOVED
-
-
-def _shown(paths: list[str]) -> str:
-    return ", ".join(paths[:SHOWN]) + (f" and {len(paths) - SHOWN} more" if len(paths) > SHOWN else "")
 
 
 # -- clone ------------------------------------------------------------------------------------------
@@ -368,7 +364,7 @@ def update(
             "skipped-local-changes",
             current,
             commit,
-            f"not touching the working tree: the {what} would overwrite local files ({_shown(stake)}). Commit, "
+            f"not touching the working tree: the {what} would overwrite local files ({listing(stake)}). Commit, "
             "move or stash them and restart the workspace to update.",
             at_stake=stake,
         )

@@ -14,10 +14,11 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from devcontainer_builder.errors import BuildFailed
-from devcontainer_builder.workspace import layout
+from devcontainer_builder.workspace import confine, layout
 
 SKIP = {"devcontainer-lock.json"}
 MAX_FILES = 50_000
@@ -79,3 +80,108 @@ def digest(paths: Iterable[str], root: str) -> str:
 
 def config_hash(workspace: str, config_path: str, data: dict[str, Any]) -> str:
     return digest(identity_files(config_path, data), workspace)
+
+
+# -- everything a build takes, for rebuild suggestions ---------------------------------------------
+
+
+@dataclass
+class Inputs:
+    """The files a build of the config takes, with their digests: the config, its folder, its Dockerfile,
+    its local features, and what the Dockerfile's COPY/ADD take from the build context."""
+
+    files: dict[str, str]  # path relative to the workspace -> content digest
+    folders: list[str]  # absolute folders whose entries matter (new files in them count)
+    truncated: bool = False  # the build context holds more files than are followed one by one
+
+    @property
+    def digest(self) -> str:
+        total = hashlib.sha256()
+        for name in sorted(self.files):
+            total.update(f"{name}\0{self.files[name]}\0".encode("utf-8", "surrogateescape"))
+        return total.hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": self.files, "folders": self.folders, "truncated": self.truncated}
+
+    @staticmethod
+    def from_json(data: object) -> Inputs | None:
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            return None
+        files = {str(k): str(v) for k, v in data["files"].items()}
+        folders = [str(f) for f in data.get("folders", []) if isinstance(f, str)]
+        return Inputs(files, folders, bool(data.get("truncated")))
+
+
+def changed_files(baseline: Inputs, current: Inputs) -> list[str]:
+    """Paths added, removed or changed since the baseline."""
+    names = set(baseline.files) | set(current.files)
+    return sorted(name for name in names if baseline.files.get(name) != current.files.get(name))
+
+
+class Digests:
+    """Content digests of files, recomputed only when a file's size, time or inode changed."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[tuple[int, int, int], str]] = {}
+
+    def of(self, path: str) -> str:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return "missing"
+        if not stat.S_ISREG(info.st_mode):
+            return "not a regular file"
+        key = (info.st_size, info.st_mtime_ns, info.st_ino)
+        known = self._known.get(path)
+        if known and known[0] == key:
+            return known[1]
+        content = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    content.update(chunk)
+        except OSError:
+            return "unreadable"
+        digest = content.hexdigest()[:16]
+        self._known[path] = (key, digest)
+        return digest
+
+
+def build_inputs(workspace: str, config_path: str, digests: Digests | None = None) -> Inputs:
+    """What a build of config_path takes, read from the files as they are now. A config that does not
+    parse still counts as itself and its folder: fixing it is a change worth a rebuild."""
+    from devcontainer_builder.workspace import dockerfile, jsonc  # noqa: PLC0415 - keeps `up`'s start-up lean
+
+    digests = digests or Digests()
+    try:
+        data = jsonc.loads(jsonc.read(config_path))
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    try:
+        paths = identity_files(config_path, data)
+    except BuildFailed:
+        paths = [config_path]
+    folders = {os.path.dirname(config_path)}
+    folders.update(os.path.dirname(path) for path in paths)
+    truncated = False
+    source = layout.dockerfile_of(config_path, data)
+    if source and confine.inside(workspace, source):
+        context = layout.context_of(config_path, data)
+        if confine.inside(workspace, context):
+            taken = dockerfile.sources(source, context)
+            truncated = taken.truncated
+            paths = sorted(set(paths) | set(taken.files))
+            folders.update(os.path.dirname(path) for path in taken.files)
+            folders.add(context)
+    files = {os.path.relpath(path, workspace): digests.of(path) for path in paths}
+    return Inputs(files, sorted(folders), truncated)
+
+
+def dockerfile_limit() -> int:
+    """How many build-context files are followed one by one (past it, a periodic check finds changes)."""
+    from devcontainer_builder.workspace import dockerfile  # noqa: PLC0415
+
+    return dockerfile.MAX_FILES

@@ -1,0 +1,258 @@
+"""The supervisor's HTTP side: a small JSON API and the status page, with starlette.
+
+Every input is checked before anything happens: unknown paths 404, other methods 405, state-changing
+requests only with `Content-Type: application/json` (a plain HTML form from another site cannot send
+that), bodies of at most MAX_BODY bytes, known fields of the right type only - each refusal a JSON
+4xx saying why. Nothing in a response is a secret or the environment: the state (which never holds a
+secret), the suggestion, the repository's branch and counts, the build log's lines (redacted when they
+were written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from devcontainer_builder.supervisor.status import Supervisor
+
+MAX_BODY = 1024
+STREAM_POLL = 0.25  # how often an open log stream looks for new lines and a changed state
+HEARTBEAT = 15.0
+LINE_CHUNK = 256 * 1024
+_CURSOR = re.compile(r"^\d{1,20}:\d{1,20}$")
+_BUILD_ID = re.compile(r"^[0-9a-f]{12}$")
+PAGE_TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+              "style.css": "text/css; charset=utf-8"}  # fmt: skip
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'"
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def problem(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=SECURITY_HEADERS)
+
+
+def ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status, headers=SECURITY_HEADERS)
+
+
+async def json_body(request: Request, fields: dict[str, type]) -> dict[str, Any]:
+    """The request's JSON object, checked: content type, size, syntax, known fields, their types."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise Refused(415, "send the body as Content-Type: application/json")
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise Refused(413, f"the body may be at most {MAX_BODY} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise Refused(413, f"the body may be at most {MAX_BODY} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Refused(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Refused(400, "the body must be a JSON object")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise Refused(400, f"unknown field(s): {', '.join(unknown)[:200]}; allowed: {', '.join(fields) or 'none'}")
+    for name, kind in fields.items():
+        if name in data and type(data[name]) is not kind:  # bool is not int, 1 is not True
+            raise Refused(400, f"{name} must be a JSON {kind.__name__ if kind is not bool else 'boolean'}")
+    return data
+
+
+def refusing(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Refused as refused:
+            return problem(refused.status, refused.message)
+
+    return wrapped
+
+
+def create_app(sup: Supervisor) -> Starlette:
+    page = {name: resources.files("devcontainer_builder.supervisor").joinpath("page", name).read_bytes()
+            for name in PAGE_TYPES}  # fmt: skip
+
+    async def index(request: Request) -> Response:
+        return _page(page, "index.html")
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in PAGE_TYPES or name == "index.html":
+            return problem(404, "no such file")
+        return _page(page, name)
+
+    async def healthz(request: Request) -> Response:
+        return ok({"ok": True})
+
+    async def status(request: Request) -> Response:
+        return ok(await asyncio.to_thread(sup.status))
+
+    @refusing
+    async def events(request: Request) -> Response:
+        after = request.query_params.get("after")
+        limit_text = request.query_params.get("limit", "100")
+        if set(request.query_params) - {"after", "limit"}:
+            raise Refused(400, "unknown query parameter; allowed: after, limit")
+        if after is not None and not _CURSOR.match(after):
+            raise Refused(400, "after must be the cursor a previous answer gave")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+            raise Refused(400, "limit must be a number from 1 to 1000")
+        found, cursor = await asyncio.to_thread(sup.dirs.events_after, after, int(limit_text))
+        return ok({"events": found, "cursor": cursor})
+
+    @refusing
+    async def rebuild(request: Request) -> Response:
+        body = await json_body(request, {"full": bool})
+        accepted, build = await asyncio.to_thread(sup.request_rebuild, bool(body.get("full", False)))
+        if not accepted:
+            return ok({"error": "a build is already running; follow it instead", "build": build}, 409)
+        return ok({"build": build}, 202)
+
+    @refusing
+    async def ignore(request: Request) -> Response:
+        body = await json_body(request, {"digest": str})
+        done, detail = await asyncio.to_thread(sup.suggestions.ignore, str(body.get("digest", "")))
+        if not done:
+            raise Refused(409, detail)
+        return ok({"ignored": detail})
+
+    @refusing
+    async def log(request: Request) -> Response:
+        params = request.query_params
+        if set(params) - {"build", "follow", "from"}:
+            raise Refused(400, "unknown query parameter; allowed: build, follow, from")
+        build = params.get("build", "")
+        if build and not _BUILD_ID.match(build):
+            raise Refused(400, "build must be a build id")
+        follow = params.get("follow", "1")
+        if follow not in ("0", "1"):
+            raise Refused(400, "follow must be 0 or 1")
+        start = params.get("from") or request.headers.get("last-event-id") or ""
+        if start and not _CURSOR.match(start):
+            raise Refused(400, "from must be a cursor (inode:offset)")
+        return StreamingResponse(
+            _stream(sup, build, follow == "1", start),
+            media_type="text/event-stream",
+            headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
+        )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = {404: "no such endpoint", 405: "method not allowed here"}.get(status, "request refused")
+        return problem(status, message)
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/api/status", status, methods=["GET"]),
+        Route("/api/events", events, methods=["GET"]),
+        Route("/api/log", log, methods=["GET"]),
+        Route("/api/rebuild", rebuild, methods=["POST"]),
+        Route("/api/suggestion/ignore", ignore, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+
+
+def _page(page: dict[str, bytes], name: str) -> Response:
+    headers = dict(SECURITY_HEADERS, **({"Content-Security-Policy": PAGE_CSP} if name == "index.html" else {}))
+    return Response(page[name], media_type=PAGE_TYPES[name], headers=headers)
+
+
+def _sse(event: str, data: str, event_id: str = "") -> bytes:
+    lines = [f"id: {event_id}"] if event_id else []
+    lines.append(f"event: {event}")
+    lines += [f"data: {part}" for part in data.split("\n")]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _stream(sup: Supervisor, build: str, follow: bool, start: str) -> AsyncIterator[bytes]:
+    """The build log as Server-Sent Events: `line` (each line, its id the cursor to resume from), `reset`
+    (a new build started a new log), `status` (whenever the state changes), `end` (the followed build is
+    over, with its exit code). Ends on supervisor shutdown too."""
+    path = sup.dirs.build_log
+    inode, offset = (int(part) for part in start.split(":")) if start else (0, 0)
+    last_status = ""
+    last_beat = asyncio.get_running_loop().time()
+    waited_for_build = not build
+    while not sup.stop.is_set():
+        info: os.stat_result | None = None
+        if not waited_for_build:  # until the build has rotated the log, the old one is not its log
+            waited_for_build = await asyncio.to_thread(sup.build_started, build)
+        summary = json.dumps(await asyncio.to_thread(sup.status_summary), sort_keys=True)
+        if summary != last_status:
+            last_status = summary
+            yield _sse("status", summary)
+        if waited_for_build:
+            try:
+                info = os.stat(path)
+            except OSError:
+                info = None
+            if info is not None:
+                if info.st_ino != inode:
+                    if inode:
+                        yield _sse("reset", json.dumps({"reason": "a new build log"}))
+                    inode, offset = info.st_ino, 0
+                if info.st_size > offset:
+                    data = await asyncio.to_thread(_read, path, offset)
+                    complete = data[: data.rfind(b"\n") + 1]
+                    position = offset
+                    for raw in complete.splitlines(keepends=True):
+                        position += len(raw)
+                        text = raw.decode("utf-8", "replace").rstrip("\n")
+                        if _shown(text):
+                            yield _sse("line", text, f"{inode}:{position}")
+                    offset += len(complete)
+        ended = sup.build_ended(build) if build else None
+        if ended is not None and (info is None or info.st_size <= offset):
+            yield _sse("end", json.dumps(ended))
+            return
+        if not follow and not build and sup.builds.current is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if now - last_beat >= HEARTBEAT:
+            last_beat = now
+            yield b": keep-alive\n\n"
+        await asyncio.sleep(STREAM_POLL)
+
+
+def _shown(line: str) -> bool:
+    """The page and the API show what the terminal shows (info and above): build.log keeps the debug and
+    trace lines, where the devcontainer CLI writes probes of the container's environment."""
+    level = line.split(" ", 2)[1] if line.count(" ") >= 2 else ""
+    return level not in ("debug", "trace")
+
+
+def _read(path: str, offset: int) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read(LINE_CHUNK)

@@ -1,0 +1,95 @@
+"""`devcontainer-builder rebuild`: ask the running supervisor (found through serve.json) for a rebuild
+and follow its log to the end; the exit code is the build's, as `up`'s would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from devcontainer_builder.errors import EXIT_NOT_RUNNING
+from devcontainer_builder.state.store import StateDir
+
+REQUEST_TIMEOUT = 10.0
+FOLLOW_TIMEOUT = 30.0  # silence on the stream longer than this (it beats every 15 s) means it broke
+
+
+def find(dirs: StateDir) -> str | None:
+    """The running supervisor's base URL, or None when there is none (no serve.json, or its process gone)."""
+    data = dirs.read_json(dirs.serve_file)
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("pid"), int):
+        return None
+    if not data["url"].startswith("http://") or any(char.isspace() for char in data["url"]):
+        return None  # only the supervisor's own loopback-style http URL is ever followed
+    try:
+        os.kill(data["pid"], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return str(data["url"])
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(  # noqa: S310 - an http:// URL (find() checks)
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:  # noqa: S310 - our own http URL
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+def events(url: str) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs of a Server-Sent Events stream."""
+    with urllib.request.urlopen(url, timeout=FOLLOW_TIMEOUT) as response:  # noqa: S310 - our own http URL
+        event, data = "message", list[str]()
+        for raw in response:
+            line = raw.decode("utf-8", "replace").rstrip("\n").rstrip("\r")
+            if not line:
+                if data:
+                    yield event, "\n".join(data)
+                event, data = "message", []
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+
+
+def rebuild(base: str, *, full: bool, wait: bool, say: Callable[[str], None]) -> int:
+    """Through the supervisor at `base`: the build's exit code (0 running, 1 not), or 1 when the
+    supervisor cannot be reached."""
+    try:
+        status, answer = _post(base + "api/rebuild", {"full": full})
+    except (OSError, ValueError) as err:
+        say(f"devcontainer-builder: the supervisor at {base} did not answer ({err}).")
+        return EXIT_NOT_RUNNING
+    build = answer.get("build")
+    build_id = str(build.get("id", "")) if isinstance(build, dict) else ""
+    if status == 409:
+        say(f"a build is already running ({build_id}): following it instead of starting another")
+    elif status != 202:
+        say(f"devcontainer-builder: the supervisor refused the rebuild ({status}: {answer.get('error', '')}).")
+        return EXIT_NOT_RUNNING
+    else:
+        say(f"rebuild {build_id} started{' without the layer cache' if full else ''}")
+    if not wait:
+        return 0
+    try:
+        for event, data in events(f"{base}api/log?build={build_id}"):
+            if event == "line":
+                say(data.split("] ", 1)[1] if "] " in data else data)
+            elif event == "end":
+                ended = json.loads(data)
+                code = ended.get("exit_code")
+                say(f"build {build_id} ended: {ended.get('status')} (exit code {code})")
+                return int(code) if isinstance(code, int) else EXIT_NOT_RUNNING
+    except (OSError, ValueError) as err:
+        say(f"devcontainer-builder: lost the build's log ({err}); `devcontainer-builder status` shows how it ends.")
+        return EXIT_NOT_RUNNING
+    say("devcontainer-builder: the supervisor stopped before the build ended.")
+    return EXIT_NOT_RUNNING

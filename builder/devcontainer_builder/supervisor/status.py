@@ -1,0 +1,154 @@
+"""What the supervisor knows and answers with: the state, the build running, the suggestion, the
+repository's branch and local changes, the head of a failed build's error log."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from devcontainer_builder.log import Log
+from devcontainer_builder.settings.options import Settings
+from devcontainer_builder.state.record import State, Status
+from devcontainer_builder.state.report import build_in_progress
+from devcontainer_builder.state.store import StateDir
+from devcontainer_builder.supervisor.builds import Builds
+from devcontainer_builder.supervisor.suggestions import Suggestions
+from devcontainer_builder.system import environment, files
+from devcontainer_builder.up.recovery import ERROR_LOG
+from devcontainer_builder.workspace import checkout, git
+
+REPOSITORY_TTL = 5.0
+ERROR_HEAD_MAX = 4096
+
+
+@dataclass
+class RepositoryInfo:
+    """The workspace's branch, commit and counts of local changes, refreshed in the background: a
+    request never waits for git."""
+
+    settings: Settings
+    environ: dict[str, str]
+    log: Log
+    value: dict[str, Any] = field(default_factory=dict)
+    checked: float = 0.0
+    _busy: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self) -> dict[str, Any]:
+        if time.monotonic() - self.checked > REPOSITORY_TTL and self._busy.acquire(blocking=False):
+            threading.Thread(target=self._refresh, daemon=True).start()
+        return dict(self.value)
+
+    def _refresh(self) -> None:
+        try:
+            folder = self.settings.workspace_folder
+            if not os.path.isdir(os.path.join(folder, ".git")):
+                self.value = {}
+                return
+            runner = git.make_git(
+                self.log, self.settings.repository, env=environment.for_git(self.environ, folder), token="",
+                username="", ssh_key="", known_hosts="", timeout=30, retries=1,
+                uid=self.settings.workspace_uid, gid=self.settings.workspace_gid,
+            )  # fmt: skip
+            try:
+                branch, commit = checkout.head(runner, folder)
+                listed = runner.local(
+                    ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=all"],
+                    cwd=folder, touches_tree=True,
+                )  # fmt: skip
+            finally:
+                runner.close()
+            entries = [entry for entry in listed.stdout.split("\0") if len(entry) > 3] if listed.ok else []
+            untracked = sum(entry.startswith("??") for entry in entries)
+            self.value = {"branch": branch, "commit": commit, "modified": len(entries) - untracked,
+                          "untracked": untracked}  # fmt: skip
+        except Exception as err:  # a broken repository must not break the status page
+            self.value = {"error": f"{type(err).__name__}: {err}"}
+        finally:
+            self.checked = time.monotonic()
+            self._busy.release()
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    dirs: StateDir
+    builds: Builds
+    suggestions: Suggestions
+    log: Log
+    repository: RepositoryInfo
+    stop: threading.Event
+    version: str
+    address: str
+
+    def request_rebuild(self, full: bool) -> tuple[bool, dict[str, Any]]:
+        accepted, build = self.builds.request("full-rebuild" if full else "rebuild")
+        if accepted:
+            self.log.info(f"rebuild requested{' without the layer cache' if full else ''} (build {build.id})")
+        return accepted, build.to_json()
+
+    def build_started(self, build_id: str) -> bool:
+        """The build has begun writing its own state and log (or is already over)."""
+        if self.builds.last is not None and self.builds.last.id == build_id:
+            return True
+        return self.dirs.read_state().build_id == build_id
+
+    def build_ended(self, build_id: str) -> dict[str, Any] | None:
+        last = self.builds.last
+        if last is None or last.id != build_id or self.builds.current is not None:
+            return None
+        return {"build": build_id, "exit_code": last.exit_code, "status": self.dirs.read_state().status}
+
+    def effective_status(self, state: State) -> str:
+        if self.builds.current is not None or state.requested is not None:
+            return Status.BUILDING
+        if state.status == Status.BUILDING and not build_in_progress(self.dirs):
+            return "interrupted"
+        return state.status or "none"
+
+    def status_summary(self) -> dict[str, Any]:
+        """What the page needs to redraw itself (small: sent on every change)."""
+        state = self.dirs.read_state()
+        current = self.builds.current
+        return {
+            "status": self.effective_status(state),
+            "fallback": state.fallback,
+            "error": _error(state),
+            "rebuild_suggested": state.rebuild_suggested,
+            "changed_files": state.changed_files,
+            "suggestion_hash": state.suggestion_hash,
+            "build": current.to_json() if current else None,
+            "last_build": self.builds.last.to_json() if self.builds.last else None,
+            "keepalive_error": state.keepalive_error,
+            "updated_at": state.updated_at,
+        }
+
+    def status(self) -> dict[str, Any]:
+        state = self.dirs.read_state()
+        summary = self.status_summary()
+        return {
+            **summary,
+            "state": state.to_json(),
+            "repository": {"url": self.settings.repository.url, **self.repository.get()},
+            "error_log_head": self._error_log_head() if state.fallback else None,
+            "suggestion_note": self.suggestions.note,
+            "suggestion_checked_at": self.suggestions.checked_at,
+            "serve": {"pid": os.getpid(), "version": self.version, "address": self.address},
+        }
+
+    def _error_log_head(self) -> str:
+        text = files.read_text(os.path.join(self.settings.workspace_folder, ERROR_LOG), ERROR_HEAD_MAX) or ""
+        head = []
+        for line in text.splitlines():
+            if line.startswith("----"):
+                break
+            head.append(line)
+        return "\n".join(head)
+
+
+def _error(state: State) -> dict[str, Any] | None:
+    if state.error is None:
+        return None
+    return {"step": state.error.step, "message": state.error.message}

@@ -1,0 +1,452 @@
+"""`devcontainer-builder serve`: rebuilds on demand, rebuild suggestions, keep-alive, a strict API, SIGTERM.
+
+All against the real engine and CLI; timings are never asserted here (`make bench` measures them), waits
+are polls against generous deadlines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.builder import Workspace, docker
+from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.images import BASE_IMAGE, FALLBACK_IMAGE
+from support.repos import Remote
+from support.repos import git as run_git
+from support.services import wait_for
+from support.supervisor import Supervisor
+
+pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
+ERROR_LOG = ".devcontainer-build-error.log"
+
+
+@pytest.fixture
+def supervise() -> Iterator:
+    started: list[Supervisor] = []
+
+    def start(ws: Workspace, **env: str) -> Supervisor:
+        sup = Supervisor(ws, **env)
+        started.append(sup)
+        return sup
+
+    yield start
+    for sup in started:
+        sup.stop()
+
+
+def running_ws(remote: Remote, make_workspace, files: dict[str, str], **env: str) -> Workspace:
+    remote.commit(files)
+    ws = make_workspace(remote.url, **env)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    return ws
+
+
+def test_a_user_fixes_a_broken_config_in_the_workspace_and_rebuilds(remote: Remote, make_workspace, supervise) -> None:
+    remote.commit({".devcontainer/devcontainer.json": '{"image": ', "README.md": "project\n"})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    assert ws.state()["status"] == "degraded"
+    sup = supervise(ws)
+    assert sup.status()["status"] == "degraded"
+    (ws.folder / "notes.txt").write_text("my notes\n")  # the user's own work meanwhile
+    fixed = json.dumps({"image": BASE_IMAGE, "postCreateCommand": "touch /tmp/fixed"})
+    (ws.folder / ".devcontainer" / "devcontainer.json").write_text(fixed)  # uncommitted
+    answer = sup.post("/api/rebuild", {"full": False})
+    assert answer.status == 202, answer
+    build = answer.body["build"]["id"]
+    final = sup.wait_build_end()
+    assert final["status"] == "running" and final["fallback"] is False, final
+    assert final["last_build"]["id"] == build and final["last_build"]["exit_code"] == 0
+    container = ws.container()  # exactly one
+    assert docker("inspect", "-f", "{{.Config.Image}}", container) == BASE_IMAGE
+    ws.exec("test", "-f", "/tmp/fixed")
+    assert (ws.folder / "notes.txt").read_text() == "my notes\n"
+    assert json.loads((ws.folder / ".devcontainer" / "devcontainer.json").read_text())["postCreateCommand"]
+    assert not (ws.folder / ERROR_LOG).exists()
+    kinds = ws.event_kinds()
+    assert kinds.index("rebuild_requested") < kinds.index("container_running", kinds.index("rebuild_requested"))
+    # the user's edit and file, and nothing else (the error log is gone, the builder added nothing)
+    assert run_git("status", "--porcelain", cwd=ws.folder) == "M .devcontainer/devcontainer.json\n?? notes.txt"
+
+
+def test_ten_concurrent_rebuild_requests_make_one_rebuild(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps(
+        {"image": BASE_IMAGE, "postCreateCommand": "echo created >> /tmp/created"})})  # fmt: skip
+    sup = supervise(ws)
+    answers = []
+    barrier = threading.Barrier(10)
+
+    def ask() -> None:
+        barrier.wait()
+        answers.append(sup.post("/api/rebuild", {}))
+
+    threads = [threading.Thread(target=ask) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses == [202] + [409] * 9, statuses
+    accepted = next(answer for answer in answers if answer.status == 202).body["build"]["id"]
+    assert {answer.body["build"]["id"] for answer in answers} == {accepted}, "every 409 names the running build"
+    final = sup.wait_build_end()
+    assert final["status"] == "running"
+    assert len(ws.containers()) == 1
+    assert ws.event_kinds().count("rebuild_requested") == 1
+    assert ws.exec("cat", "/tmp/created") == "created", "the new container ran its create hook once"
+
+
+def test_a_full_rebuild_skips_the_layer_cache(remote: Remote, make_workspace, supervise) -> None:
+    token = uuid.uuid4().hex
+    ws = running_ws(remote, make_workspace, {
+        ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+        ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo {token} && date +%s%N > /built-at\n",
+    })  # fmt: skip
+    first = ws.exec("cat", "/built-at")
+    sup = supervise(ws)
+    assert sup.post("/api/rebuild", {"full": False}).status == 202
+    sup.wait_build_end()
+    assert ws.exec("cat", "/built-at") == first, "a plain rebuild reuses the layers"
+    assert sup.post("/api/rebuild", {"full": True}).status == 202
+    final = sup.wait_build_end()
+    assert final["status"] == "running"
+    assert ws.exec("cat", "/built-at") != first, "a full rebuild builds every layer again"
+    assert "--build-no-cache" in ws.build_log()  # and no --cache-from: test_rebuild_full_on_start_...
+
+
+# -- rebuild suggestions -------------------------------------------------------------------------------
+
+
+SUGGESTING = {
+    ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile", "context": ".."}}),
+    ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nCOPY requirements.txt /tmp/requirements.txt\n",
+    "requirements.txt": "click==8\n",
+    "README.md": "the project\n",
+}
+
+
+def checked_after(sup: Supervisor, moment: float) -> bool:
+    return sup.status()["suggestion_checked_at"] > moment
+
+
+@pytest.mark.parametrize(
+    ("path", "suggested"),
+    [(".devcontainer/Dockerfile", True), ("requirements.txt", True), ("README.md", False)],
+    ids=["dockerfile", "copied-file", "unrelated-file"],
+)
+def test_edits_that_change_the_build_suggest_a_rebuild_and_others_do_not(
+    remote: Remote, make_workspace, supervise, path: str, suggested: bool
+) -> None:
+    ws = running_ws(remote, make_workspace, SUGGESTING)
+    sup = supervise(ws)
+    wait_for(lambda: checked_after(sup, 0), 30, "the first comparison")
+    container = ws.container()
+    edited = time.time()
+    with open(ws.folder / path, "a") as handle:
+        handle.write("# an edit\n")
+    if suggested:
+        wait_for(lambda: sup.status()["rebuild_suggested"], 30, "the suggestion")
+        status = sup.status()
+        assert status["changed_files"] == [path]
+        assert ws.state()["rebuild_suggested"] is True and ws.state()["changed_files"] == [path]
+        assert ws.event_kinds().count("rebuild_suggested") == 1
+    else:
+        wait_for(lambda: checked_after(sup, edited), 30, "a comparison after the edit")
+        assert sup.status()["rebuild_suggested"] is False
+    assert ws.containers() == [container], "nothing rebuilds by itself"
+
+
+def test_ignore_clears_the_suggestion_and_a_further_edit_raises_it_again(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    ws = running_ws(remote, make_workspace, SUGGESTING)
+    sup = supervise(ws)
+    with open(ws.folder / "requirements.txt", "a") as handle:
+        handle.write("requests==2\n")
+    wait_for(lambda: sup.status()["rebuild_suggested"], 30, "the suggestion")
+    digest = sup.status()["suggestion_hash"]
+    assert sup.post("/api/suggestion/ignore", {"digest": "0" * 16}).status == 409, "not the suggestion shown"
+    answer = sup.post("/api/suggestion/ignore", {"digest": digest})
+    assert answer.status == 200, answer
+    assert sup.status()["rebuild_suggested"] is False
+    edited = time.time()
+    (ws.folder / "README.md").write_text("unrelated\n")
+    wait_for(lambda: checked_after(sup, edited), 30, "a comparison after the unrelated edit")
+    assert sup.status()["rebuild_suggested"] is False, "dismissed for that change"
+    with open(ws.folder / "requirements.txt", "a") as handle:
+        handle.write("pytest==9\n")
+    wait_for(lambda: sup.status()["rebuild_suggested"], 30, "the suggestion again")
+    assert "suggestion_ignored" in ws.event_kinds()
+    assert sup.post("/api/rebuild", {}).status == 202
+    final = sup.wait_build_end()
+    assert final["status"] == "running" and final["rebuild_suggested"] is False, "the rebuild took the change"
+
+
+# -- keep-alive ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bridged_coder() -> Iterator[CoderDouble]:
+    server = make_double(host=bridge_gateway())  # the agent calls in from a container
+    yield server
+    server.stop()
+
+
+def agent_env(coder: CoderDouble) -> dict[str, str]:
+    url = f"http://{bridge_gateway()}:{coder.port}"
+    return {"CODER_AGENT_URL": url, "CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(url)}
+
+
+def agent_pids(ws: Workspace) -> list[str]:
+    out = ws.exec("sh", "-c", "for p in /proc/[0-9]*; do tr '\\000' ' ' < $p/cmdline; echo \" ${p#/proc/}\"; done",
+                  user="root", check=False)  # fmt: skip
+    return [line.rsplit(" ", 1)[1] for line in out.splitlines() if "coder agent" in line]
+
+
+@pytest.mark.parametrize("how", ["stop", "kill", "remove"])
+def test_a_container_that_stopped_died_or_was_removed_comes_back_with_its_agent(
+    remote: Remote, make_workspace, supervise, bridged_coder: CoderDouble, how: str
+) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps(
+        {"image": FALLBACK_IMAGE, "postStartCommand": "echo started >> /tmp/starts"})}, **agent_env(bridged_coder))  # fmt: skip
+    wait_for(lambda: len(bridged_coder.connections) == 1, 60, "the agent connecting")
+    sup = supervise(ws)
+    container = ws.container()
+    if how == "stop":
+        docker("stop", "-t", "1", container)
+    elif how == "kill":
+        docker("kill", container)
+    else:
+        docker("rm", "-f", container)
+    wait_for(lambda: len(bridged_coder.connections) == 2, 120, "the agent connecting again")
+    final = sup.wait_build_end()
+    assert final["status"] == "running"
+    (back,) = ws.containers()
+    if how == "remove":
+        assert back != container
+    else:
+        assert back == container, "the same container, started again"
+        assert ws.exec("cat", "/tmp/starts").splitlines() == ["started", "started"], "postStart ran again"
+    assert "container_restarted" in ws.event_kinds()
+    assert len(agent_pids(ws)) == 1
+
+
+def test_an_agent_that_died_is_started_again(remote: Remote, make_workspace, supervise, bridged_coder) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK_IMAGE})},
+                    **agent_env(bridged_coder))  # fmt: skip
+    (first,) = wait_for_list(lambda: bridged_coder.connections, 1)
+    supervise(ws)
+    ws.exec("kill", "-9", str(first["pid"]), user="root")
+    wait_for(lambda: len(bridged_coder.connections) == 2, 120, "the agent started again")
+    assert bridged_coder.connections[1]["hostname"] == first["hostname"]
+    # recorded once the agent has stayed up its first half second - it may have connected before that
+    wait_for(lambda: "agent_restarted" in ws.event_kinds(), 30, "the agent_restarted event")
+    assert len(agent_pids(ws)) == 1
+
+
+def wait_for_list(get, count: int, timeout: float = 60) -> list:
+    wait_for(lambda: len(get()) >= count, timeout, f"{count} items")
+    return list(get())[:count]
+
+
+# -- SIGTERM ------------------------------------------------------------------------------------------
+
+
+def test_sigterm_when_idle_ends_serve_and_leaves_the_devcontainer(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    assert (ws.state_dir / "serve.json").exists()
+    served = json.loads((ws.state_dir / "serve.json").read_text())
+    assert served["pid"] == sup.proc.pid and served["url"] == sup.url
+    code, _ = sup.stop()
+    assert code == 0
+    assert docker("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
+    assert not (ws.state_dir / "serve.json").exists()
+    assert ws.event_kinds()[-1] == "serve_stopped"
+
+
+def test_sigterm_during_a_rebuild_stops_it_as_sigterm_stops_up(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    remote_files = {".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+                    ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo build-started && sleep 300\n"}  # fmt: skip
+    remote.commit(remote_files)
+    assert sup.post("/api/rebuild", {}).status == 202
+    wait_for(lambda: "build-started" in ws.build_log(), 120, "the rebuild's RUN step")
+    code, _ = sup.stop(timeout=60)
+    assert code == 0
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("failed", "terminated")
+    wait_for(lambda: not [p for p in os.listdir("/proc") if p.isdigit() and _is_build_of(p, ws.folder)], 30,
+             "the rebuild's processes ending")  # fmt: skip
+
+
+def _is_build_of(pid: str, folder: Path) -> bool:
+    try:
+        return str(folder) in Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return False
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def test_rebuild_asks_the_supervisor_and_follows_to_the_exit_code(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    supervise(ws)
+    first = ws.container()
+    run = ws.run(command="rebuild")
+    assert run.returncode == 0, run.output
+    assert "rebuild" in run.stdout and "workspace running" in run.stdout and "exit code 0" in run.stdout
+    assert ws.container() != first
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, "postCreateCommand": "exit 3"})})
+    run = ws.run(command="rebuild")
+    assert run.returncode == 0 and "degraded" in run.stdout, "a failed build still runs, degraded: exit 0 as up"
+    no_wait = ws.run("--no-wait", command="rebuild")
+    assert no_wait.returncode == 0 and "started" in no_wait.stdout
+
+
+def test_rebuild_without_a_supervisor_rebuilds_in_process(remote: Remote, make_workspace) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    first = ws.container()
+    run = ws.run("--full", command="rebuild")
+    assert run.returncode == 0, run.output
+    assert "no supervisor is running" in run.stdout
+    assert ws.container() != first
+    assert ws.state()["trigger"] == "full-rebuild"
+
+
+def test_status_short_is_one_line_for_coders_metadata(remote: Remote, make_workspace, supervise) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, "postCreateCommand": "exit 3"})})
+    ws = make_workspace(remote.url)
+    assert ws.run("--short", command="status").stdout.strip() == "no build yet"
+    ws.up()
+    assert ws.run("--short", command="status").stdout.strip() == "degraded: postCreateCommand failed"
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws.up()
+    assert ws.run("--short", command="status").stdout.strip() == "running"
+    with open(ws.folder / ".devcontainer" / "devcontainer.json", "a") as handle:
+        handle.write("\n// edited\n")
+    sup = supervise(ws)
+    wait_for(lambda: sup.status()["rebuild_suggested"], 30, "the suggestion")
+    assert ws.run("--short", command="status").stdout.strip() == "running, rebuild suggested"
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+                   ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo build-started && sleep 300\n"})  # fmt: skip
+    assert sup.post("/api/rebuild", {}).status == 202
+    wait_for(lambda: ws.run("--short", command="status").stdout.startswith("building "), 30, "building N s")
+
+
+def test_rebuild_full_on_start_builds_without_the_cache(remote: Remote, make_workspace) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    first = ws.container()
+    run = ws.up(DEVCONTAINER_REBUILD_FULL="true", DEVCONTAINER_CACHE_FROM="type=registry,ref=127.0.0.1:9/x:y")
+    assert run.returncode == 0, run.output
+    assert ws.container() != first
+    assert "--cache-from" not in ws.build_log() and "--build-no-cache" in ws.build_log()
+
+
+# -- the API refuses what it does not expect ---------------------------------------------------------
+
+
+JSON = {"Content-Type": "application/json"}
+BAD_REQUESTS = [
+    ("POST", "/api/rebuild", "full=true", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ("POST", "/api/rebuild", "{}", {"Content-Type": "text/plain"}, 415),
+    ("POST", "/api/rebuild", "{}", {}, 415),
+    ("POST", "/api/rebuild", '{"full": "yes"}', JSON, 400),
+    ("POST", "/api/rebuild", '{"full": 1}', JSON, 400),
+    ("POST", "/api/rebuild", '{"full": null}', JSON, 400),
+    ("POST", "/api/rebuild", '{"full": false, "repository": "https://evil.example/x.git"}', JSON, 400),
+    ("POST", "/api/rebuild", '{"config": "../../etc/passwd"}', JSON, 400),
+    ("POST", "/api/rebuild", '{"flags": ["--privileged"]}', JSON, 400),
+    ("POST", "/api/rebuild", "[true]", JSON, 400),
+    ("POST", "/api/rebuild", '"full"', JSON, 400),
+    ("POST", "/api/rebuild", "{not json", JSON, 400),
+    ("POST", "/api/rebuild", b"\xff\xfe{}", JSON, 400),
+    ("POST", "/api/rebuild", '{"full": false, "x": "' + "a" * 5000 + '"}', JSON, 413),
+    ("POST", "/api/suggestion/ignore", '{"digest": 7}', JSON, 400),
+    ("POST", "/api/suggestion/ignore", '{"everything": true}', JSON, 400),
+    ("POST", "/api/suggestion/ignore", "{}", {"Content-Type": "multipart/form-data; boundary=x"}, 415),
+    ("GET", "/api/rebuild", None, {}, 405),
+    ("PUT", "/api/rebuild", "{}", JSON, 405),
+    ("DELETE", "/api/status", None, {}, 405),
+    ("PATCH", "/api/suggestion/ignore", "{}", JSON, 405),
+    ("GET", "/api/nothing", None, {}, 404),
+    ("GET", "/../../etc/passwd", None, {}, 404),
+    ("GET", "/static/../serve.json", None, {}, 404),
+    ("GET", "/static/secret.txt", None, {}, 404),
+    ("GET", "/api/events?after=../../x", None, {}, 400),
+    ("GET", "/api/events?limit=1000000", None, {}, 400),
+    ("GET", "/api/events?limit=-1", None, {}, 400),
+    ("GET", "/api/events?cmd=rm", None, {}, 400),
+    ("GET", "/api/log?build=%3Brm%20-rf%20%2F", None, {}, 400),
+    ("GET", "/api/log?follow=yes", None, {}, 400),
+    ("GET", "/api/log?from=../x", None, {}, 400),
+]
+
+
+def test_bad_requests_are_refused_with_a_clear_json_4xx_and_change_nothing(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    container = ws.container()
+    events_before = len(ws.events())
+    state_before = (ws.state_dir / "state.json").read_bytes()
+    for method, path, body, headers, expected in BAD_REQUESTS:
+        answer = sup.request(method, path, body, headers)
+        assert answer.status == expected, (method, path, body, answer)
+        assert answer.body.get("error"), (method, path, answer)
+        assert answer.headers["content-type"].startswith("application/json")
+    assert len(BAD_REQUESTS) >= 20
+    assert ws.containers() == [container]
+    assert len(ws.events()) == events_before
+    assert (ws.state_dir / "state.json").read_bytes() == state_before
+    assert sup.status()["build"] is None
+
+
+def test_no_secret_in_any_answer_or_page(git_http, sandbox: Path, make_workspace, supervise, coder) -> None:
+    Remote(sandbox, "private").commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    env = {"GH_TOKEN": git_http.token, "CODER_AGENT_URL": coder.url, "CODER_AGENT_TOKEN": coder.token}
+    ws = make_workspace(git_http.url("private"), name="private", **env)
+    assert ws.up().returncode == 0
+    sup = supervise(ws)
+    bodies = [sup.request("GET", path) for path in ("/", "/static/app.js", "/api/status", "/api/events?limit=1000")]
+    bodies.append(sup.request("GET", "/api/log?follow=0"))
+    text = json.dumps([answer.body for answer in bodies])
+    for secret in (git_http.token, coder.token):
+        assert secret not in text
+    assert "PATH=" not in text and "HOME=" not in text, "no environment dump"
+    assert "Content-Security-Policy" in {key.title() for key in bodies[0].headers}
+
+
+def test_a_bad_address_is_bad_input(remote: Remote, make_workspace) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    for address, fragment in (("0.0.0.0:99999", "port from 1 to 65535"), ("evil.example:80", "IP address"),
+                              ("127.0.0.1", "host:port")):  # fmt: skip
+        run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=address, timeout=60)
+        assert run.returncode == 2, run.output
+        assert "DEVCONTAINER_SERVE_ADDRESS" in run.stderr and fragment in " ".join(run.stderr.split())
+    with __import__("socket").socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{taken.getsockname()[1]}", timeout=60)
+    assert run.returncode == 2 and "cannot listen" in run.stderr
+
+
+def test_serve_without_a_build_shows_none_and_builds_nothing(remote: Remote, make_workspace, supervise) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    ws.state_dir.mkdir(parents=True)
+    sup = supervise(ws)
+    assert sup.status()["status"] == "none"
+    assert ws.containers() == [] and not ws.folder.exists()
