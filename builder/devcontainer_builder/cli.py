@@ -94,7 +94,7 @@ def up(**flags: Any) -> None:
          for longer than a build may take (see the message and build.log)
       2  invalid input: a message names every problem and how to fix it
     """
-    from devcontainer_builder.supervisor.builds import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
+    from devcontainer_builder.up import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
 
     settings = load_settings("up", flags)
     # set by the supervisor for the builds it starts (a rebuild, keep-alive): not settings

@@ -20,6 +20,10 @@ builder() {
   docker run --rm "$@"
 }
 
+fetch() {
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+}
+
 @test "no arguments and no environment: exit 2 naming DEVCONTAINER_REPOSITORY and the fix" {
   run builder "$IMAGE"
   [ "$status" -eq 2 ]
@@ -136,4 +140,25 @@ builder() {
   [[ "$logs" == *"stopped by SIGTERM"* ]]
   grep -q '"status": "failed"' "$STATE/state.json"
   grep -q '"step": "terminated"' "$STATE/state.json"
+}
+
+@test "serve in the image: page and API on the address given, short status, docker stop ends it within 5 s with exit 0" {
+  printf '{"status": "degraded", "fallback": true, "error": {"step": "build", "message": "apt failed"}}\n' >"$STATE/state.json"
+  container=$(docker run -d -v "$STATE:/state" -e DEVCONTAINER_STATE_DIR=/state \
+    -e DEVCONTAINER_REPOSITORY=https://example.com/app.git -e DEVCONTAINER_BUILDER_MODE=serve \
+    -e DEVCONTAINER_SERVE_ADDRESS=0.0.0.0:7480 "$IMAGE")
+  address=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$container")
+  for _ in $(seq 1 50); do fetch "http://$address:7480/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+  status_json=$(fetch "http://$address:7480/api/status")
+  page=$(fetch "http://$address:7480/")
+  short=$(docker exec "$container" devcontainer-builder status --short --state-dir /state)
+  # the 5 s grace is the contract: a serve still running after it is SIGKILLed (exit 137)
+  docker stop -t 5 "$container" >/dev/null
+  code=$(docker inspect -f '{{.State.ExitCode}}' "$container")
+  docker rm -f "$container" >/dev/null
+  [ "$(printf '%s' "$status_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = degraded ]
+  [[ "$page" == *'src="static/app.js"'* ]]
+  [ "$short" = "degraded: build failed" ]
+  [ "$code" -eq 0 ]
+  [ ! -e "$STATE/serve.json" ]
 }

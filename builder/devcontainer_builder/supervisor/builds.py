@@ -17,9 +17,8 @@ from devcontainer_builder.settings import secrets
 from devcontainer_builder.state.record import ErrorInfo, Event, Requested, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import clock, proc, reaper
+from devcontainer_builder.up import BUILD_ID_VAR, TRIGGER_VAR
 
-BUILD_ID_VAR = "DEVCONTAINER_BUILDER_BUILD_ID"
-TRIGGER_VAR = "DEVCONTAINER_BUILDER_TRIGGER"
 TRIGGERS = ("rebuild", "full-rebuild", "keepalive")
 
 

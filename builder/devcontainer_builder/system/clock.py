@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import time
 
-_second_cache: list[object] = [None, ""]  # (whole second, its formatted prefix): strftime once a second
-
-
-def _prefix(second: int) -> str:
-    if _second_cache[0] != second:
-        _second_cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return str(_second_cache[1])
+_cache: list[object] = [None, ""]  # (whole second, its formatted prefix): strftime once a second
 
 
 def iso(moment: float | None = None, digits: int = 3) -> str:
     """`moment` (epoch seconds, default now) as 2026-01-02T03:04:05.678Z; `digits` of fraction (3 or 6).
 
-    The whole-second prefix is cached: the Coder log sender formats one stamp per line it sends."""
+    Hot: the Coder log sender formats one stamp per line it sends and build.log one per line it writes,
+    so the whole-second prefix is cached and each precision has its own literal format."""
     if moment is None:
         moment = time.time()
-    scale = 10**digits
-    fraction = int(moment * scale) % scale
-    return f"{_prefix(int(moment))}.{fraction:0{digits}d}Z"
+    second = int(moment)
+    if _cache[0] != second:
+        _cache[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    if digits == 6:
+        return f"{_cache[1]}.{int(moment * 1_000_000) % 1_000_000:06d}Z"
+    return f"{_cache[1]}.{int(moment * 1000) % 1000:03d}Z"

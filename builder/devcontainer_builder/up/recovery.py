@@ -53,7 +53,8 @@ def banner(failure: Failure, remote_error_log: str) -> list[str]:
         *textwrap.wrap(f"Why: {why}", 96, subsequent_indent="     "),
         f"Details: {remote_error_log}",
         "To rebuild: fix the cause (usually .devcontainer/devcontainer.json, its Dockerfile or a lifecycle",
-        "command), commit it or keep it in this folder, then restart the workspace.",
+        "command), commit it or keep it in this folder, then rebuild: the Rebuild button on the workspace's",
+        "devcontainer status page, or restart the workspace with the 'Rebuild devcontainer' option.",
     ]
     rule = "=" * 100
     return [rule, *lines, rule]
