@@ -436,7 +436,9 @@ def test_the_repositorys_own_config_cannot_make_the_builder_run_code(
     """What a devcontainer's hook can write into .git/config (the folder is bind-mounted) runs nothing in
     the builder and sees no credentials: fsmonitor, hooks, filters, a credential helper, a proxy."""
     private = Remote(sandbox, "private")
-    private.commit({"README.md": "v1\n", "data.txt": "v1\n", ".gitattributes": "*.txt filter=evil\n"})
+    # a driver whose name holds "=": `-c filter.x=y.smudge=` would not override it
+    private.commit({"README.md": "v1\n", "data.txt": "v1\n", "other.cfg": "v1\n",
+                    ".gitattributes": "*.txt filter=evil\n*.cfg filter=x=y\n"})  # fmt: skip
     dest = sandbox / "ws" / "private"
     prepare(git_http.url("private"), dest, sandbox, token=git_http.token)
     trap = sandbox / "trap"
@@ -447,6 +449,8 @@ def test_the_repositorys_own_config_cannot_make_the_builder_run_code(
         "filter.evil.smudge": steal,
         "filter.evil.clean": steal,
         "filter.evil.required": "true",
+        "filter.x=y.smudge": steal,
+        "filter.x=y.clean": steal,
         "credential.helper": f"!sh -c 'env >> {trap}'",
         "http.proxy": "http://127.0.0.1:9",
         "core.sshCommand": f"sh -c 'env >> {trap}'",
@@ -457,11 +461,37 @@ def test_the_repositorys_own_config_cannot_make_the_builder_run_code(
     for hook in ("post-merge", "post-checkout", "reference-transaction", "pre-auto-gc"):
         (hooks / hook).write_text(f"#!/bin/sh\nenv >> {trap}\n")
         (hooks / hook).chmod(0o755)
-    new = private.commit({"data.txt": "v2\n"})
+    new = private.commit({"data.txt": "v2\n", "other.cfg": "v2\n"})
     result, _ = prepare(git_http.url("private"), dest, sandbox, token=git_http.token, branch_changed=False)
     assert (result.action, result.commit) == ("fast-forwarded", new), result.message
     assert (dest / "data.txt").read_text() == "v2\n", "checked out without running the filter"
+    assert (dest / "other.cfg").read_text() == "v2\n"
     assert not trap.exists(), "nothing of the repository's config ran"
+
+
+def test_a_worktree_or_gitfile_in_the_workspace_cannot_send_an_update_outside_it(seeded: Remote, sandbox: Path) -> None:
+    """A hook in the devcontainer can point the workspace's git at a host folder: `core.worktree` in
+    .git/config, or .git replaced by a gitfile. The builder's fast-forward never writes there."""
+    dest = sandbox / "ws" / "project"
+    prepare(seeded.url, dest, sandbox)
+    victim = sandbox / "victim-home"
+    victim.mkdir()
+    (victim / ".bashrc").write_text("the user's own\n")
+    run_git("config", "core.worktree", str(victim), cwd=dest)
+    new = seeded.commit({".bashrc": "echo PWNED\n", "added.txt": "upstream\n"})
+    result, _ = prepare(seeded.url, dest, sandbox, branch_changed=False)
+    assert (result.action, result.commit) == ("fast-forwarded", new), result.message
+    assert (dest / "added.txt").read_text() == "upstream\n", "the update lands in the workspace"
+    assert sorted(p.name for p in victim.iterdir()) == [".bashrc"]
+    assert (victim / ".bashrc").read_text() == "the user's own\n"
+
+    elsewhere = sandbox / "elsewhere.git"
+    (dest / ".git").rename(elsewhere)
+    (dest / ".git").write_text(f"gitdir: {elsewhere}\n")
+    seeded.commit({"later.txt": "upstream\n"})
+    prepare(seeded.url, dest, sandbox, branch_changed=False)
+    assert not (dest / "later.txt").exists(), "no git run on a gitfile that points elsewhere"
+    assert run_git("rev-parse", "HEAD", cwd=dest) == new
 
 
 def test_the_private_folders_of_killed_builders_are_removed_by_the_next_one(sandbox: Path, seeded: Remote) -> None:

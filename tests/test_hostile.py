@@ -168,6 +168,26 @@ def test_a_config_that_builds_outside_the_repository_is_refused(
     assert run_git("status", "--porcelain", cwd=ws.folder) == ""
 
 
+def test_a_compose_config_is_refused_before_any_compose_runs(remote: Remote, make_workspace) -> None:
+    """Compose files escape the admin's policy (privileged services, `/:/host`, host namespaces): until
+    they are checked, a compose config gets the fallback, and no service of it is started."""
+    compose = (
+        f"services:\n  app:\n    image: {BASE_IMAGE}\n    privileged: true\n    pid: host\n"
+        "    volumes: ['/:/host', '..:/workspaces/ws']\n    command: sleep infinity\n"
+    )
+    remote.commit({
+        ".devcontainer/devcontainer.json": json.dumps(
+            {"dockerComposeFile": "compose.yml", "service": "app", "workspaceFolder": "/workspaces/ws"}
+        ),
+        ".devcontainer/compose.yml": compose,
+    })  # fmt: skip
+    ws = make_workspace(remote.url)
+    degraded_with(ws, "config", "Docker Compose", "not checked against the admin's policy")
+    hosts = docker("ps", "-a", "--filter", f"label=com.docker.compose.project.working_dir={ws.folder}/.devcontainer",
+                   "-q", check=False)  # fmt: skip
+    assert hosts == "", "no compose service was started"
+
+
 def test_a_devcontainer_folder_that_links_to_the_host_is_refused(remote: Remote, make_workspace, sandbox: Path) -> None:
     host = sandbox / "host-config"
     host.mkdir()

@@ -139,6 +139,35 @@ def test_build_options_that_reach_the_host_are_refused(rules: Policy, args: list
     assert problems and fragment in problems[0], problems
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--network=host"],
+        ["--metadata-file", "/tmp/meta.json"],
+        ["--iidfile", "/etc/shadow"],
+        ["--secret", "id=a,src=/etc/shadow"],
+        ["-f", "/etc/shadow"],
+    ],
+)
+def test_build_options_are_checked_wherever_the_cli_puts_them(rules: Policy, args: list[str]) -> None:
+    """The CLI's own `-t TAG` comes first (a value, not run's -t switch), and docker build takes options
+    after the context as well: a build.options entry is checked in either place."""
+    context = os.path.join(rules.build_dirs[0], "features")
+    header = ["-f", f"{context}/Dockerfile", "-t", "vsc-x", "--target", "dev_containers_target_stage"]
+    assert build_problems(rules, *header, *args, context), "after the CLI's own options"
+    assert build_problems(rules, *header, context, *args), "after the context"
+
+
+def test_a_second_context_is_refused(rules: Policy) -> None:
+    assert build_problems(rules, "-t", "vsc-x", "/", rules.workspace)
+
+
+def test_a_link_to_another_container_is_refused(rules: Policy) -> None:
+    assert run_problems(rules, *the_clis_run(rules, "--link", "builder:b")) == [
+        "--link (reaches outside the container)"
+    ]
+
+
 def test_the_configured_cache_export_passes(rules: Policy) -> None:
     with_cache = Policy(workspace=rules.workspace, cache_to="type=registry,ref=r/x:cache")
     assert build_problems(with_cache, "--cache-to", "type=registry,ref=r/x:cache", rules.workspace) == []

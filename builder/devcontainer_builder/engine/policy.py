@@ -76,9 +76,9 @@ BUILD_SWITCHES = {
     # podman / buildah
     "--layers", "--squash-all", "--tls-verify", "--omit-history", "--identity-label",
 }  # fmt: skip
-SHORT_SWITCHES = {"-d", "-i", "-t", "-P", "-q"}
 # run options that reach outside the container: the engine's runtime, cgroups, host files, fds, secrets
 REACH_OUT = {
+    "--link",  # another container's environment (its secrets) as variables in this one
     "--cgroup-parent", "--runtime", "--hooks-dir", "--init-path", "--preserve-fd", "--preserve-fds", "--secret",
     "--authfile", "--decryption-key", "--seccomp-policy",
 }  # fmt: skip
@@ -188,17 +188,26 @@ class Refusals:
 Options = list[tuple[str, str | None]]
 
 
-def parse(args: Sequence[str], values: set[str], switches: set[str]) -> tuple[Options, list[str]]:
-    """(option, value) pairs before the first operand, and the operands (image and command, or context).
-    A switch's value is "true" unless given as --switch=false; an unknown option's value is None."""
+def parse(
+    args: Sequence[str], values: set[str], switches: set[str], *, interspersed: bool = False
+) -> tuple[Options, list[str]]:
+    """(option, value) pairs and the operands (image and command, or context). `docker run` options end at
+    the image (what follows is the container's command); `docker build` takes options after the context
+    too (interspersed), so every argument there is looked at. A switch's value is "true" unless given as
+    --switch=false; an unknown option's value is None."""
     options: Options = []
+    operands: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
         if arg == "--":
-            return options, list(args[i + 1 :])
+            return options, [*operands, *args[i + 1 :]]
         if not arg.startswith("-") or arg == "-":
-            return options, list(args[i:])
+            if not interspersed:
+                return options, list(args[i:])
+            operands.append(arg)
+            i += 1
+            continue
         if arg.startswith("--"):
             name, eq, value = arg.partition("=")
             if name in switches:
@@ -214,7 +223,7 @@ def parse(args: Sequence[str], values: set[str], switches: set[str]) -> tuple[Op
             letters = arg[1:]
             for index, letter in enumerate(letters):
                 name = "-" + letter
-                if name in SHORT_SWITCHES:
+                if name in switches:  # per command: -t is run's --tty but build's --tag
                     options.append((name, "true"))
                     continue
                 if name in values:
@@ -227,7 +236,7 @@ def parse(args: Sequence[str], values: set[str], switches: set[str]) -> tuple[Op
                     options.append((name, None))
                 break
         i += 1
-    return options, []
+    return options, operands
 
 
 def _csv(value: str) -> dict[str, str]:
@@ -321,7 +330,7 @@ def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
 
 def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
     refusals = Refusals(policy)
-    options, operands = parse(args, BUILD_VALUES, BUILD_SWITCHES)
+    options, operands = parse(args, BUILD_VALUES, BUILD_SWITCHES, interspersed=True)
     for option, given in options:
         if given is None:
             refusals.add(option, "", f"the build option {option} is not one the builder knows how to check", "")
@@ -355,6 +364,8 @@ def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
             refusals.add(option, value, "a cache destination other than DEVCONTAINER_CACHE_TO", "DEVCONTAINER_CACHE_TO")
         elif option in ("-o", "--output", "--iidfile", "--metadata-file", "--push"):
             refusals.add(option, value, f"{option} writes outside the engine", "")
+    if len(operands) > 1:
+        refusals.add("context", " ".join(operands[:3]), "more than one build context", "")
     for context in operands[:1]:
         if "://" in context or context == "-":
             refusals.add("context", context, "a build context that is not a folder", "")

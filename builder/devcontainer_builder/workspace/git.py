@@ -68,6 +68,22 @@ NEUTRAL = (
 )
 
 
+FILTER_SEPARATOR = "\0"  # between a filter key (which may hold "=") and its value: no key holds NUL
+
+
+def _split_filter(item: str) -> tuple[str, str, str]:
+    return item.partition(FILTER_SEPARATOR)
+
+
+def _foreign_git_dir(folder: str) -> str:
+    """Why git must not run in `folder`, or "": its .git must be a real directory (not a symlink, not a
+    gitfile pointing elsewhere), or the builder's git would read and write a repository outside it."""
+    dot_git = os.path.join(folder, ".git")
+    if os.path.islink(dot_git) or (os.path.lexists(dot_git) and not os.path.isdir(dot_git)):
+        return f"{dot_git} is not a directory (a symlink or a gitfile): the builder runs no git on it"
+    return ""
+
+
 def matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text, re.IGNORECASE) is not None  # re caches the compiled pattern
 
@@ -113,11 +129,26 @@ class Git:
     ) -> proc.Result:
         """git in the workspace `cwd`: no credentials, nothing of its configuration runs a command. A command
         that reads or writes the working tree (status, merge, switch) could run filter drivers: those get
-        every configured driver emptied too."""
+        every configured driver emptied too.
+
+        The workspace's .git is writable by the repository's own hooks, so: the overrides travel as
+        GIT_CONFIG_KEY_n/VALUE_n, where a key is never split at "=" (`-c filter.x=y.smudge=` would set
+        `filter.x` to `y.smudge=`, leaving a driver named "x=y" in force); --git-dir and --work-tree are
+        given, so a `core.worktree` (or a .git that is a symlink or a gitfile) cannot send git's writes to
+        a path outside the workspace."""
+        refusal = _foreign_git_dir(cwd)
+        if refusal:
+            self.log.debug(f"git {' '.join(args)}: {refusal}", source="git")
+            return proc.Result(["git", *args], 128, "", refusal, False, 0.0)
         filters = self._neutral_filters(cwd) if touches_tree else []
-        overrides = [*NEUTRAL, f"core.hooksPath={self.hooks}", *filters]
-        flags = [arg for item in overrides for arg in ("-c", item)]
-        return self._run([*flags, *args], cwd=cwd, timeout=timeout, env=self.env)
+        overrides = [*NEUTRAL, f"core.hooksPath={self.hooks}", "core.worktree=", *filters]
+        env = dict(self.env, GIT_CONFIG_COUNT=str(len(overrides)))
+        for index, item in enumerate(overrides):
+            key, _, value = item.partition("=") if not item.startswith("filter.") else _split_filter(item)
+            env[f"GIT_CONFIG_KEY_{index}"] = key
+            env[f"GIT_CONFIG_VALUE_{index}"] = value
+        where = [f"--git-dir={os.path.join(cwd, '.git')}", f"--work-tree={cwd}"]
+        return self._run([*where, *args], cwd=cwd, timeout=timeout, env=env)
 
     def _neutral_filters(self, cwd: str) -> list[str]:
         """Filter drivers configured in the repository (smudge/clean/process commands), each emptied: an
@@ -141,7 +172,7 @@ class Git:
             elif key:
                 values.setdefault(key, value)
         self._filters[cwd] = [
-            f"{name}.{key}={'false' if key == 'required' else ''}"
+            f"{name}.{key}{FILTER_SEPARATOR}{'false' if key == 'required' else ''}"
             for name in sorted(names)
             for key in ("smudge", "clean", "process", "required")
         ]
