@@ -202,6 +202,19 @@ def test_a_devcontainer_folder_that_links_to_the_host_is_refused(remote: Remote,
     degraded_with(ws, "config", "the config", str(host), "symbolic link")
 
 
+@pytest.mark.parametrize("target", ["/dev/zero", "/etc/passwd"])
+def test_a_config_that_links_to_a_host_file_is_refused_not_ignored(remote: Remote, make_workspace, target: str) -> None:
+    remote.commit({"README.md": "x\n"})
+    scratch = remote.scratch
+    (scratch / ".devcontainer").mkdir()
+    os.symlink(target, scratch / ".devcontainer" / "devcontainer.json")
+    run_git("add", ".devcontainer", cwd=scratch)
+    run_git("commit", "-qm", "link", cwd=scratch)
+    run_git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=scratch)
+    ws = make_workspace(remote.url)
+    degraded_with(ws, "config", target, "outside the repository")
+
+
 def test_a_symbolic_link_to_the_host_inside_the_config_folder_is_refused(remote: Remote, make_workspace) -> None:
     remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
     os.symlink("/etc/shadow", remote.scratch / ".devcontainer" / "shadow")

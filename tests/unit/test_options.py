@@ -162,3 +162,16 @@ def test_the_documented_table_is_the_generated_one() -> None:
     start = text.index("<!-- options:start -->\n") + len("<!-- options:start -->\n")
     end = text.index("<!-- options:end -->")
     assert text[start:end] == markdown_table(), "docs/configuration.md's table is stale: run `make docs`"
+
+
+@pytest.mark.parametrize("text", ["١٢", " 5", "5 ", "1_000", "+5", "0x10", "1e3", "99999999999999999999"])
+def test_numbers_are_plain_ascii_digits(text: str) -> None:
+    found = problems(DEVCONTAINER_REPOSITORY="https://example.com/r.git", DEVCONTAINER_BUILD_TIMEOUT=text)
+    assert any("DEVCONTAINER_BUILD_TIMEOUT" in problem for problem in found), found
+
+
+def test_a_number_in_range_is_taken_and_help_shows_the_range() -> None:
+    settings = load(DEVCONTAINER_REPOSITORY="https://example.com/r.git", DEVCONTAINER_BUILD_TIMEOUT="600")
+    assert settings.build_timeout == 600
+    option = next(option for option in opts.OPTIONS if option.env == "DEVCONTAINER_BUILD_TIMEOUT")
+    assert option.type.name == "1-604800"

@@ -177,35 +177,35 @@ class Settings:
     build_timeout: int = setting(
         "DEVCONTAINER_BUILD_TIMEOUT",
         "Seconds one `devcontainer up` may take before its whole process tree is killed.",
-        click.IntRange(1, 7 * DAY),
+        types.Number(1, 7 * DAY),
         1800,
         commands=UP_SERVE,
     )
     engine_timeout: int = setting(
         "DEVCONTAINER_ENGINE_TIMEOUT",
         "Seconds to wait at start for the container engine to answer (a DinD sidecar may still be starting).",
-        click.IntRange(0, DAY),
+        types.Number(0, DAY),
         60,
         commands=UP_SERVE,
     )
     clone_depth: int = setting(
         "DEVCONTAINER_CLONE_DEPTH",
         "Shallow-clone depth; 0 clones the full history.",
-        click.IntRange(0, 2**31 - 1),
+        types.Number(0, 2**31 - 1),
         0,
         commands=UP_SERVE,
     )
     git_timeout: int = setting(
         "DEVCONTAINER_GIT_TIMEOUT",
         "Seconds one git command may take (clone, fetch, ...).",
-        click.IntRange(1, DAY),
+        types.Number(1, DAY),
         600,
         commands=UP_SERVE,
     )
     git_retries: int = setting(
         "DEVCONTAINER_GIT_RETRIES",
         "Attempts for a git network operation that fails with a network error.",
-        click.IntRange(1, 100),
+        types.Number(1, 100),
         3,
         commands=UP_SERVE,
     )
@@ -213,14 +213,14 @@ class Settings:
         "DEVCONTAINER_WORKSPACE_UID",
         "Owner of the files the builder creates in the workspace (clone, generated config) when it runs as "
         "root. Matches the default non-root user of the devcontainers images and codercom/enterprise-base.",
-        click.IntRange(0, 2**31 - 2),
+        types.Number(0, 2**31 - 2),
         1000,
         commands=UP_SERVE,
     )
     workspace_gid: int = setting(
         "DEVCONTAINER_WORKSPACE_GID",
         "Group of the files the builder creates in the workspace.",
-        click.IntRange(0, 2**31 - 2),
+        types.Number(0, 2**31 - 2),
         1000,
         commands=UP_SERVE,
     )

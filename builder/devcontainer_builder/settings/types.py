@@ -25,6 +25,20 @@ SECRET_MAX = 64 * 1024  # an SSH key, a token: far below; a pipe's buffer holds 
 URL_MAX = 2048
 
 
+class Number(click.IntRange):
+    """A whole number from `low` to `high`, written in ASCII digits only: int() would also take " 5",
+    "1_000" and Arabic-Indic digits, which no admin means. Its name shows the bounds in --help."""
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__(low, high)
+        self.name = f"{low}-{high}"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,19}", value):
+            self.fail(f"{value!r} is not a whole number written with the digits 0-9", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def reject(value: str, problem: str) -> None:
     """Raise the error click reports for a bad parameter (load() names the variable or flag)."""
     raise click.BadParameter(problem, param_hint=repr(value) if len(value) < 80 else None)

@@ -64,6 +64,9 @@ def find(workspace: str, requested: str) -> tuple[str, str] | None:
         path = os.path.join(workspace, candidate)
         if os.path.isfile(path):
             return path, candidate
+        if os.path.lexists(path):  # a link to /dev/zero, a FIFO, a folder: the repository meant a config
+            confine.require_inside(workspace, path, "the config")
+            raise BuildFailed(f"{candidate} is not a regular file; a devcontainer config must be one.", step="config")
     folder = os.path.join(workspace, ".devcontainer")
     if os.path.isdir(folder):
         nested = sorted(
