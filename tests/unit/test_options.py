@@ -175,3 +175,9 @@ def test_a_number_in_range_is_taken_and_help_shows_the_range() -> None:
     assert settings.build_timeout == 600
     option = next(option for option in opts.OPTIONS if option.env == "DEVCONTAINER_BUILD_TIMEOUT")
     assert option.type.name == "1-604800"
+
+
+def test_status_finds_the_state_dir_up_would_use_from_the_same_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    env = {"DEVCONTAINER_REPOSITORY": "https://example.com/acme/widgets.git"}
+    assert opts.load("status", {}, env).state_dir == opts.load("up", {}, env).state_dir

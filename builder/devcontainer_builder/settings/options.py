@@ -8,6 +8,7 @@ flag would put the value in every process listing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -428,6 +429,12 @@ def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif option.required:
             via = f" or pass {option.flag}" if option.flag else ""
             problems.append(f"{option.env} is not set. {option.help} Set it in the environment{via}.")
+    if command == "status" and environ.get("DEVCONTAINER_REPOSITORY"):
+        # status takes no repository, but its default state dir is named after it, as up's is: the same
+        # environment finds the same state (a bad URL is up's to report)
+        repository_option = next(option for option in OPTIONS if option.name == "repository")
+        with contextlib.suppress(click.BadParameter):
+            values["repository"] = repository_option.type.convert(environ["DEVCONTAINER_REPOSITORY"], None, None)
     settings = Settings(**values)
     if command in UP_SERVE or command == "status":
         settings, more = _derive(settings, environ)
