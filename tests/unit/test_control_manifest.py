@@ -204,3 +204,13 @@ def test_the_pinned_cli_keeps_its_cache_where_the_builder_refreshes_it() -> None
     code = (bundle / "devContainersSpecCLI.js").read_text(errors="replace")
     assert f'"{control_manifest.FILE_NAME}"' in code
     assert "devcontainercli-${await" in code and "300*1e3" in code
+
+
+def test_a_cli_folder_planted_as_a_link_by_someone_else_is_not_written_through(tmpdir_env, tmp_path, log) -> None:
+    """In a shared /tmp another user can create devcontainercli-<our name> before us, pointing elsewhere."""
+    path = control_manifest.cache_path(tmpdir_env)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    os.symlink(victim, os.path.dirname(path))
+    assert control_manifest.refresh(log[0], tmpdir_env) == "skipped"
+    assert list(victim.iterdir()) == [], "nothing written through the link"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import stat
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -86,12 +87,32 @@ def _fetch() -> dict[str, Any]:
     return data
 
 
+def _foreign_folder(folder: str) -> str:
+    """Why the builder must not write in the CLI's folder, or "": in a shared /tmp another user can create
+    devcontainercli-<our name> first, as a link to somewhere of their choosing, or as their own folder."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return ""
+    except OSError as err:
+        return f"{folder}: {err.strerror}"
+    if not stat.S_ISDIR(info.st_mode):
+        return f"{folder} is not a folder (a symbolic link?)"
+    if info.st_uid != os.geteuid():
+        return f"{folder} belongs to another user (uid {info.st_uid})"
+    return ""
+
+
 def refresh(log: Log, env: Mapping[str, str]) -> str:
     """Make sure the CLI finds a fresh manifest and will not fetch one itself; returns what was done:
     "fresh", "fetched", "kept" (fetch failed, cached copy kept), "default" (fetch failed, empty one
     written) or "skipped" (no cache path, or it cannot be written: the CLI is left to itself)."""
     path = cache_path(env)
     if path is None:
+        return "skipped"
+    refusal = _foreign_folder(os.path.dirname(path))
+    if refusal:
+        log.warn(f"not refreshing the devcontainer CLI's control manifest: {refusal}")
         return "skipped"
     try:
         age = time.time() - os.stat(path).st_mtime

@@ -5,6 +5,7 @@ devcontainer and the fallback."""
 from __future__ import annotations
 
 import os
+import time
 
 from devcontainer_builder.coder import agent
 from devcontainer_builder.engine import containers, control_manifest, decide, devcontainer_cli
@@ -23,6 +24,7 @@ def workspace_containers(run: Run) -> list[Labelled]:
         return run.engine.workspace_containers(run.settings.workspace_folder)
     except BuildFailed:
         timeout = run.settings.engine_timeout
+        started = time.monotonic()
         problem = run.engine.wait_until_reachable(
             timeout,
             lambda why: run.log.warn(f"the container engine does not answer ({why}); waiting up to {timeout} s for it"),
@@ -30,7 +32,11 @@ def workspace_containers(run: Run) -> list[Labelled]:
         if problem:
             raise BuildFailed(
                 engine_problem(run.settings.docker_path, problem)
-                + f" (waited {timeout} s: DEVCONTAINER_ENGINE_TIMEOUT)",
+                + (
+                    f" (waited {timeout} s: DEVCONTAINER_ENGINE_TIMEOUT)"
+                    if time.monotonic() - started >= timeout
+                    else " (not waited for: waiting does not change a refusal)"
+                ),
                 step="engine",
             ) from None
         run.log.info("the container engine answers")
