@@ -491,6 +491,11 @@ def test_status_reports_the_workspace(remote: Remote, make_workspace) -> None:
     assert report["state"]["status"] == "running"
     assert report["events"][-1]["kind"] == "container_running"
 
+    docker("rm", "-f", ws.container())  # by hand, or an engine that lost it
+    gone = ws.run(command="status")
+    assert gone.returncode == 1, "a workspace whose container is gone is not running"
+    assert "its container is gone" in gone.stdout
+
 
 def test_a_full_state_disk_does_not_keep_the_workspace_from_running(
     remote: Remote, make_workspace, tiny_disk: Path

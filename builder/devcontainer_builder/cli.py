@@ -7,6 +7,7 @@ Run through launch.py, which has already moved every secret off the process envi
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, Terminated
+from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, BuildFailed, Terminated
 from devcontainer_builder.log import Log, Redactor, Sink, TerminalSink
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.settings import secrets
@@ -220,7 +221,6 @@ def rebuild(full: bool, no_wait: bool, **flags: Any) -> None:
     \b
     Exit codes: as `up` (0 running, 1 not running, 2 invalid input).
     """
-    import dataclasses  # noqa: PLC0415
 
     from devcontainer_builder.state.store import StateDir  # noqa: PLC0415
     from devcontainer_builder.supervisor import client  # noqa: PLC0415
@@ -257,11 +257,25 @@ def status(as_json: bool, short: bool, **flags: Any) -> None:
 
     settings = load_settings("status", flags)
     report = status_report.collect(StateDir(settings.state_dir), events=0 if short else status_report.EVENTS_SHOWN)
+    if not short and report.state.status in ("running", "degraded") and report.state.container_id:
+        report = dataclasses.replace(report, container_now=_container_now(settings, report.state.container_id))
     if short:
         click.echo(status_report.short(report))
     else:
         click.echo(status_report.as_json(report) if as_json else status_report.render(report), nl=False)
-    sys.exit(0 if report.state.status in ("running", "degraded") else 1)
+    sys.exit(0 if report.state.status in ("running", "degraded") and not report.container_lost else 1)
+
+
+def _container_now(settings: opts.Settings, container: str) -> str | None:
+    """The engine's status of the container state.json names; None when the engine does not answer."""
+    from devcontainer_builder.engine.engine import Engine  # noqa: PLC0415
+    from devcontainer_builder.system import environment  # noqa: PLC0415
+
+    try:
+        engine = Engine(settings.docker_path, environment.for_engine(os.environ, settings.workspace_folder))
+        return engine.container_status(container)
+    except (BuildFailed, OSError):
+        return None
 
 
 @main.command("options")

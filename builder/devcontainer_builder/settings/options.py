@@ -164,7 +164,7 @@ class Settings:
         "Container engine CLI: docker or podman.",
         types.DockerPath(),
         "docker",
-        commands=UP_SERVE,
+        commands=STATE_USERS,
     )
     state_dir: str = setting(
         "DEVCONTAINER_STATE_DIR",

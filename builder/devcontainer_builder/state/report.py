@@ -38,6 +38,12 @@ class Report:
     state_dir: str
     stale: bool  # 'building', but no builder holds the lock: the last build was interrupted
     exists: bool  # state.json was found
+    container_now: str | None = None  # the engine's word on the container (running, exited, "" gone); None: not asked
+
+    @property
+    def container_lost(self) -> bool:
+        """The state says running, the engine says its container is not (removed, stopped, engine restarted)."""
+        return self.container_now is not None and self.container_now != "running"
 
     def to_json(self) -> dict[str, Any]:
         state = self.state.to_json()
@@ -59,6 +65,9 @@ def render(report: Report) -> str:
     status = current.status or "unknown"
     if report.stale:
         status += " (stale: no builder holds the workspace lock; the last build was interrupted)"
+    if report.container_lost:
+        now = report.container_now or "gone (removed, or the engine lost it)"
+        status += f", but its container is {now}: start the workspace again, or `rebuild`"
     lines = [f"{'status:':<14}{status}"]
     values = dataclasses.asdict(current)
     fields = (
