@@ -358,6 +358,7 @@ def test_rebuild_full_on_start_builds_without_the_cache(remote: Remote, make_wor
 
 JSON = {"Content-Type": "application/json"}
 BAD_REQUESTS = [
+    ("POST", "/api/rebuild", "[" * 1000, {"Content-Type": "application/json"}, 400),
     ("POST", "/api/rebuild", "full=true", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
     ("POST", "/api/rebuild", "{}", {"Content-Type": "text/plain"}, 415),
     ("POST", "/api/rebuild", "{}", {}, 415),

@@ -76,6 +76,8 @@ async def json_body(request: Request, fields: dict[str, type]) -> dict[str, Any]
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise Refused(400, "the body is not valid JSON") from None
+    except RecursionError:  # `[[[[...` within MAX_BODY nests deeper than the parser recurses
+        raise Refused(400, "the body nests too deeply") from None
     if not isinstance(data, dict):
         raise Refused(400, "the body must be a JSON object")
     unknown = sorted(set(data) - set(fields))
