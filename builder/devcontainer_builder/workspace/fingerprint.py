@@ -66,16 +66,21 @@ def digest(paths: Iterable[str], root: str) -> str:
                 "of the config's folder.",
                 step="config",
             )
-        content = hashlib.sha256()
-        try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    content.update(chunk)
-        except OSError:
-            total.update(b"unreadable\0")
-            continue
-        total.update(content.digest())
+        content = _content_hash(path)
+        total.update(content.digest() if content is not None else b"unreadable\0")
     return total.hexdigest()[:16]
+
+
+def _content_hash(path: str) -> hashlib._Hash | None:
+    """sha256 of the file's bytes, read in chunks; None when it cannot be read."""
+    content = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                content.update(chunk)
+    except OSError:
+        return None
+    return content
 
 
 def config_hash(workspace: str, config_path: str, data: dict[str, Any]) -> str:
@@ -136,12 +141,8 @@ class Digests:
         known = self._known.get(path)
         if known and known[0] == key:
             return known[1]
-        content = hashlib.sha256()
-        try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    content.update(chunk)
-        except OSError:
+        content = _content_hash(path)
+        if content is None:
             return "unreadable"
         digest = content.hexdigest()[:16]
         self._known[path] = (key, digest)
