@@ -119,7 +119,30 @@ def test_a_full_rebuild_skips_the_layer_cache(remote: Remote, make_workspace, su
     final = sup.wait_build_end()
     assert final["status"] == "running"
     assert ws.exec("cat", "/built-at") != first, "a full rebuild builds every layer again"
-    assert "--build-no-cache" in ws.build_log()  # and no --cache-from: test_rebuild_full_on_start_...
+    built = next(line for line in ws.build_log().splitlines() if "devcontainer build" in line or " build --" in line)
+    assert "--no-cache" in built  # and no --cache-from: test_rebuild_full_on_start_...
+
+
+def test_a_rebuild_keeps_the_old_container_running_until_the_new_image_is_built(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    ws = running_ws(remote, make_workspace, {
+        ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+        ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nARG STAMP=1\nRUN echo built\n",
+    })  # fmt: skip
+    old = ws.container()
+    # the new image takes a while to build; meanwhile the user still has a container to work in
+    (ws.folder / ".devcontainer" / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nRUN touch /tmp/building && sleep 4\nRUN echo built again\n"
+    )
+    sup = supervise(ws)
+    assert sup.post("/api/rebuild", {}).status == 202
+    wait_for(lambda: "sleep 4" in ws.build_log(), 60, "the new image's build")
+    assert docker("inspect", "-f", "{{.State.Running}}", old) == "true", "the old container runs during the build"
+    final = sup.wait_build_end()
+    assert final["status"] == "running"
+    (new,) = ws.containers()
+    assert new != old
 
 
 # -- rebuild suggestions -------------------------------------------------------------------------------

@@ -187,6 +187,7 @@ def serve(**flags: Any) -> None:
     \b
     Exit codes:
       0  stopped by SIGTERM (the devcontainer keeps running)
+      1  another `serve` is already serving this workspace's state dir
       2  invalid input, or the address cannot be listened on
     """
     from devcontainer_builder.supervisor import serve as supervisor  # noqa: PLC0415 - only `serve` needs it

@@ -181,3 +181,41 @@ def test_status_finds_the_state_dir_up_would_use_from_the_same_environment(tmp_p
     monkeypatch.setenv("HOME", str(tmp_path))
     env = {"DEVCONTAINER_REPOSITORY": "https://example.com/acme/widgets.git"}
     assert opts.load("status", {}, env).state_dir == opts.load("up", {}, env).state_dir
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("127.0.0.1:7480", ("127.0.0.1", 7480)), ("[::1]:9000", ("::1", 9000)), ("localhost:80", ("localhost", 80))],
+)
+def test_the_serve_address_takes_ip_addresses_and_bracketed_ipv6(address: str, expected: tuple) -> None:
+    env = {"DEVCONTAINER_REPOSITORY": "https://example.com/r.git", "DEVCONTAINER_SERVE_ADDRESS": address}
+    assert opts.load("serve", {}, env).serve_address == expected
+
+
+@pytest.mark.parametrize(
+    ("address", "fragment"),
+    [
+        (" 127.0.0.1:7480", "IP address"),  # a stray space is a typo, not a host
+        ("127.0.0.1:7480 ", "port"),
+        ("127.0.0.1:\u0667\u0664\u0668\u0660", "port"),  # Arabic-Indic digits are digits to str.isdigit
+        ("\u0661\u0662\u0667.0.0.1:80", "IP address"),
+        ("::1:7480", "brackets"),
+        ("[127.0.0.1]:80", "IP address"),
+        ("host.example:80", "IP address"),
+    ],
+)
+def test_a_serve_address_that_is_not_plainly_host_and_port_is_refused(address: str, fragment: str) -> None:
+    with pytest.raises(InputError) as caught:
+        opts.load("serve", {}, {"DEVCONTAINER_SERVE_ADDRESS": address})
+    assert fragment in " ".join(caught.value.problems)
+
+
+def test_the_quick_status_path_finds_the_state_dir_the_settings_would(tmp_path: Path) -> None:
+    from devcontainer_builder import launch
+
+    assert launch.WORKSPACES_STATE_DIR == opts.DEFAULT_STATE_DIR
+    (tmp_path / "state.json").write_text('{"status": "degraded", "error": {"step": "build", "message": "x"}}')
+    assert launch.quick_status(["status", "--short", "--state-dir", str(tmp_path)], {}) == 0
+    assert launch.quick_status(["status", "--short"], {"DEVCONTAINER_STATE_DIR": str(tmp_path)}) == 0
+    assert launch.quick_status(["status", "--short", "--json"], {}) is None, "anything else: the full command"
+    assert launch.quick_status(["status", "--short", "--state-dir", "relative"], {}) is None

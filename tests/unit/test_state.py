@@ -80,12 +80,29 @@ def test_events_after_a_cursor(tmp_path) -> None:
     assert [e["kind"] for e in dirs.events_after("bogus")[0]] == ["build_started", "container_running"]
 
 
+def test_a_limit_pages_forward_from_the_cursor_through_every_event(tmp_path) -> None:
+    dirs = StateDir(str(tmp_path))
+    for number in range(7):
+        dirs.record_event(Event.STEP, number=number)
+    seen, cursor, pages = [], None, 0
+    while True:
+        page, cursor = dirs.events_after(cursor, limit=3)
+        if not page:
+            break
+        seen += [event["number"] for event in page]
+        pages += 1
+    assert seen == list(range(7)) and pages == 3, "the first three from the start, then the next, none lost"
+    assert [event["number"] for event in dirs.read_events(limit=2)] == [5, 6], "status shows the latest"
+
+
 def test_a_new_build_log_keeps_the_previous_one(tmp_path) -> None:
     dirs = StateDir(str(tmp_path))
-    with open(dirs.start_build_log(), "w") as handle:
+    with open(dirs.start_build_log("0123456789ab"), "a") as handle:
         handle.write("first build\n")
-    dirs.start_build_log()
-    assert (tmp_path / "build.previous.log").read_text() == "first build\n"
+    assert dirs.build_log_id() == "0123456789ab"
+    dirs.start_build_log("ba9876543210")
+    assert (tmp_path / "build.previous.log").read_text().endswith("first build\n")
+    assert dirs.build_log_id() == "ba9876543210", "the log says which build wrote it"
 
 
 def test_writes_that_fail_are_reported_once_per_file(tmp_path) -> None:

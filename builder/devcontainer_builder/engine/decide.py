@@ -75,6 +75,15 @@ def plan_up(existing: list[Labelled], previous: State, config_hash: str, *, rebu
     return Plan(remove=remove)
 
 
+def prebuild_first(existing: list[Labelled], plan: Plan, runs_host_code: bool) -> bool:
+    """Build the new image before the running container it replaces goes, so the user keeps a container
+    for the length of the build - unless an initializeCommand must run first (only `up` runs it)."""
+    replaced = [container for container, _ in plan.remove]
+    if plan.remove_existing:
+        replaced += [container for container in existing if container.role == ROLE_DEVCONTAINER]
+    return not runs_host_code and any(container.state == "running" for container in replaced)
+
+
 def keep_despite_late_hook(step: str, container: str, previous: State) -> bool:
     """The container the last successful run brought up, now with a failing postStart or postAttach
     command: it was built and set up, and the user has been working in it. Replacing it with the

@@ -227,6 +227,32 @@ def up_args(
     return args
 
 
+def build_args(
+    cli: str,
+    *,
+    workspace: str,
+    docker_path: str,
+    config: str,
+    cache_from: Sequence[str],
+    cache_to: str,
+    no_cache: bool,
+    no_lockfile: bool,
+) -> list[str]:
+    """`devcontainer build`: the image `up` would build, into the engine's layer cache. It has no
+    --override-config: a generated config is given as --config (it is named devcontainer.json)."""
+    args = [cli, "build", "--log-format", "json", "--workspace-folder", workspace, "--docker-path", docker_path]
+    args += ["--config", config]
+    for ref in cache_from:
+        args += ["--cache-from", ref]
+    if cache_to:
+        args += ["--cache-to", cache_to]
+    if no_cache:
+        args.append("--no-cache")
+    if no_lockfile:
+        args.append("--no-lockfile")
+    return args
+
+
 def parse_outcome(stdout: str, returncode: int, timed_out: bool) -> Outcome:
     for line in reversed(stdout.strip().splitlines()):
         try:

@@ -125,6 +125,11 @@ class Engine:
             return ""
         raise BuildFailed(engine_problem(self.docker, last_line(result.stderr)), step="engine", detail=result.stderr)
 
+    def inspect_format(self, container: str, template: str) -> str:
+        """One value of the container's `docker inspect` ("" when there is no such container)."""
+        result = self._run(["inspect", "--type", "container", "--format", template, container])
+        return result.stdout.strip() if result.ok else ""
+
     def events_argv(self, container: str) -> list[str]:
         """An endless stream of the container's lifecycle events, one action a line."""
         return [self.docker, "events", "--filter", "type=container", "--filter", f"container={container}",

@@ -380,6 +380,15 @@ class Settings:
         doc_default="127.0.0.1:7480",
         commands=("serve",),
     )
+    keepalive_attempts: int = setting(
+        "DEVCONTAINER_KEEPALIVE_ATTEMPTS",
+        "Restarts in a row that `serve` tries (backing off from 5 s to 2 min) before the workspace reads "
+        "`failed`; it keeps trying every 2 min after that. A restart counts as good once the container has "
+        "stayed up for 15 s.",
+        types.Number(1, 1000),
+        5,
+        commands=("serve",),
+    )
 
     @property
     def redactable(self) -> list[str]:

@@ -280,21 +280,27 @@ class Address(click.ParamType[tuple[str, int]]):
     name = "host:port"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, int]:
-        text = Text(300).convert(value, param, ctx).strip()
+        text = Text(300).convert(value, param, ctx)
         host, sep, port_text = text.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not sep or not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
             self.fail(f"must be host:port with a port from 1 to 65535, got {text!r}", param, ctx)
+        bracketed = host.startswith("[") and host.endswith("]")
+        host = host[1:-1] if bracketed else host
+        if ":" in host and not bracketed:
+            self.fail(f"write an IPv6 address in brackets, as [{host}]:{port_text}; got {text!r}", param, ctx)
         if host != "localhost":
             import ipaddress  # noqa: PLC0415 - only `serve` reads an address
 
             try:
-                ipaddress.ip_address(host)
+                found = ipaddress.ip_address(host) if host.isascii() else None
             except ValueError:
+                found = None
+            if found is None or (bracketed and found.version != 6):
                 self.fail(f"must name an IP address (or localhost), got {host!r}", param, ctx)
         return host, int(port_text)
 
 
+_PORT = re.compile(r"[0-9]{1,5}")
 _CAPABILITY = re.compile(r"^(CAP_)?[A-Z_]{2,32}$")
 
 

@@ -4,38 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import fcntl
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from devcontainer_builder.state.record import State, Status
 from devcontainer_builder.state.store import StateDir
+from devcontainer_builder.system import lock
 
 EVENTS_SHOWN = 15
 
 
 def build_in_progress(dirs: StateDir) -> bool:
     """True while some builder holds the workspace lock; a 'building' state without it is stale."""
-    try:
-        fd = os.open(dirs.lock_file, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock.held(dirs.lock_file)
+
+
+def requested(state: State, dirs: StateDir) -> bool:
+    """A build the supervisor has asked for and that has not ended - as long as that supervisor is
+    there: one that was killed leaves its request behind, and that must not read 'building' for ever."""
+    return state.requested is not None and lock.held(dirs.serve_lock_file)
 
 
 @dataclass
 class Report:
     state: State
     events: list[dict[str, Any]]
-    state_dir: str
+    dirs: StateDir
     stale: bool  # 'building', but no builder holds the lock: the last build was interrupted
     exists: bool  # state.json was found
     container_now: str | None = None  # the engine's word on the container (running, exited, "" gone); None: not asked
@@ -49,19 +44,19 @@ class Report:
         state = self.state.to_json()
         if self.stale:
             state["stale"] = True
-        return {"state": state if self.exists else {}, "events": self.events, "state_dir": self.state_dir}
+        return {"state": state if self.exists else {}, "events": self.events, "state_dir": self.dirs.path}
 
 
 def collect(dirs: StateDir, events: int = EVENTS_SHOWN) -> Report:
     current = dirs.read_state()
     stale = current.status == Status.BUILDING and not build_in_progress(dirs)
-    return Report(current, dirs.read_events(limit=events) if events else [], dirs.path, stale, bool(current.status))
+    return Report(current, dirs.read_events(limit=events) if events else [], dirs, stale, bool(current.status))
 
 
 def render(report: Report) -> str:
     current = report.state
     if not report.exists:
-        return f"no build has run yet (no state.json in {report.state_dir})\n"
+        return f"no build has run yet (no state.json in {report.dirs.path})\n"
     status = current.status or "unknown"
     if report.stale:
         status += " (stale: no builder holds the workspace lock; the last build was interrupted)"
@@ -118,25 +113,15 @@ def _seconds_since(stamp: str) -> int | None:
     return max(0, int(datetime.datetime.now(datetime.UTC).timestamp() - started))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
-
-
 def short(report: Report) -> str:
     """One line for Coder's agent metadata: `running`, `degraded: postCreateCommand failed`, `building 45 s`,
     `rebuild suggested` - from the state dir alone, without asking the engine."""
     state = report.state
     if not report.exists:
         return "no build yet"
-    requested = state.requested is not None and _alive(state.requested.supervisor_pid)
-    if requested or (state.status == Status.BUILDING and not report.stale):
-        started = state.requested.at if requested and state.requested else state.started_at
+    asked = requested(state, report.dirs)
+    if asked or (state.status == Status.BUILDING and not report.stale):
+        started = state.requested.at if asked and state.requested else state.started_at
         seconds = _seconds_since(started)
         return "building" + (f" {seconds} s" if seconds is not None else "")
     if report.stale:

@@ -18,6 +18,7 @@ from typing import Any
 from devcontainer_builder.state.record import State
 from devcontainer_builder.system import clock, files
 
+BUILD_HEADER = "build log of build "
 EVENTS_KEEP = 2000  # lines kept when events.jsonl is compacted
 EVENTS_MAX_BYTES = 4 * 1024 * 1024
 WriteError = Callable[[str, OSError], None]
@@ -59,6 +60,11 @@ class StateDir:
         """Held for a moment around each read-modify-write of state.json (the builder and `serve` both
         write fields of it)."""
         return os.path.join(self.path, "state.lock")
+
+    @property
+    def serve_lock_file(self) -> str:
+        """Held by `serve` for as long as it runs: one supervisor per workspace."""
+        return os.path.join(self.path, "serve.lock")
 
     @property
     def serve_file(self) -> str:
@@ -167,11 +173,14 @@ class StateDir:
             return
 
     def read_events(self, limit: int | None = None) -> list[dict[str, Any]]:
-        return self.events_after(None, limit)[0]
+        """The last `limit` events (all of them for None)."""
+        events = self.events_after(None)[0]
+        return events[-limit:] if limit is not None else events
 
     def events_after(self, cursor: str | None, limit: int | None = None) -> tuple[list[dict[str, Any]], str]:
-        """Events written after `cursor` (None: all of them), and the cursor to ask with next time. The
-        cursor is the file's inode and a byte offset: a compacted file starts over."""
+        """The first `limit` events written after `cursor` (None: from the beginning), and the cursor to ask
+        with next time - just past the last event returned. The cursor is the file's inode and a byte
+        offset: a compacted file starts over."""
         try:
             handle = open(self.events_file, "rb")  # noqa: SIM115 - closed below
         except OSError:
@@ -185,24 +194,41 @@ class StateDir:
             handle.seek(offset)
             data = handle.read(info.st_size - offset)
         complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for next time
-        events = []
-        for raw in complete.splitlines():
+        events: list[dict[str, Any]] = []
+        position = offset
+        for raw in complete.splitlines(keepends=True):
+            if limit is not None and len(events) >= limit:
+                break
+            position += len(raw)
             try:
                 event = json.loads(raw)
             except ValueError:
                 continue  # a line cut by a crash or a full disk
             if isinstance(event, dict):
                 events.append(event)
-        if limit is not None:
-            events = events[-limit:]
-        return events, f"{info.st_ino}:{offset + len(complete)}"
+        return events, f"{info.st_ino}:{position}"
 
     # -- build logs -----------------------------------------------------------------------------------
-    def start_build_log(self) -> str:
-        """Keep the previous build's log beside the new one, so a failure is not overwritten by a retry."""
+    def start_build_log(self, build_id: str) -> str:
+        """A new build.log, its first line naming the build that writes it (the supervisor's log stream
+        tells builds apart by it: an inode number is reused); the previous build's log is kept beside it,
+        so a failure is not overwritten by a retry."""
         try:
             if os.path.exists(self.build_log):
                 os.replace(self.build_log, self.previous_build_log)
+            with open(self.build_log, "w", encoding="utf-8") as handle:
+                handle.write(f"{clock.iso()} debug [builder] {BUILD_HEADER}{build_id}\n")
         except OSError as err:
             self._failed(self.build_log, err)
         return self.build_log
+
+    def build_log_id(self) -> str:
+        """The build that wrote build.log ("" when its first line does not say: an older builder's log)."""
+        try:
+            with open(self.build_log, "rb") as handle:
+                first = handle.readline(256).decode("utf-8", "replace")
+        except OSError:
+            return ""
+        _, found, rest = first.partition(BUILD_HEADER)
+        build_id = rest.strip()
+        return build_id if found and len(build_id) == 12 and all(c in "0123456789abcdef" for c in build_id) else ""

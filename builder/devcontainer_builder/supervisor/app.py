@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
@@ -32,6 +31,7 @@ HEARTBEAT = 15.0
 LINE_CHUNK = 256 * 1024
 _CURSOR = re.compile(r"^\d{1,20}:\d{1,20}$")
 _BUILD_ID = re.compile(r"^[0-9a-f]{12}$")
+_LOG_CURSOR = re.compile(r"^(?:[0-9a-f]{12}|-):\d{1,20}$")
 PAGE_TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
               "style.css": "text/css; charset=utf-8"}  # fmt: skip
 SECURITY_HEADERS = {
@@ -154,13 +154,15 @@ def create_app(sup: Supervisor) -> Starlette:
             raise Refused(400, "unknown query parameter; allowed: build, follow, from")
         build = params.get("build", "")
         if build and not _BUILD_ID.match(build):
-            raise Refused(400, "build must be a build id")
+            raise Refused(400, "build must be a build id (12 hexadecimal digits)")
         follow = params.get("follow", "1")
         if follow not in ("0", "1"):
             raise Refused(400, "follow must be 0 or 1")
         start = params.get("from") or request.headers.get("last-event-id") or ""
-        if start and not _CURSOR.match(start):
-            raise Refused(400, "from must be a cursor (inode:offset)")
+        if start and not _LOG_CURSOR.match(start):
+            raise Refused(400, "from must be the id of a line a previous answer gave (build:offset)")
+        if build and await asyncio.to_thread(sup.build_phase, build) == "unknown":
+            raise Refused(404, "no such build: it is neither running nor the build whose log is kept")
         return StreamingResponse(
             _stream(sup, build, follow == "1", start),
             media_type="text/event-stream",
@@ -198,47 +200,40 @@ def _sse(event: str, data: str, event_id: str = "") -> bytes:
 
 
 async def _stream(sup: Supervisor, build: str, follow: bool, start: str) -> AsyncIterator[bytes]:
-    """The build log as Server-Sent Events: `line` (each line, its id the cursor to resume from), `reset`
-    (a new build started a new log), `status` (whenever the state changes), `end` (the followed build is
-    over, with its exit code). Ends on supervisor shutdown too."""
-    path = sup.dirs.build_log
-    inode, offset = (int(part) for part in start.split(":")) if start else (0, 0)
+    """The build log as Server-Sent Events: `line` (each line; its id, build:offset, is where to resume),
+    `reset` (another build's log begins: forget the lines shown), `status` (whenever the state changes),
+    `end` (the build asked for is over, with its exit code; or, with follow=0, the log as it is now has
+    been sent). Without `build`, the stream follows build.log across builds until the supervisor stops."""
+    log_of, _, offset_text = start.partition(":")
+    offset = int(offset_text) if start else 0
     last_status = ""
     last_beat = asyncio.get_running_loop().time()
-    waited_for_build = not build
     while not sup.stop.is_set():
-        info: os.stat_result | None = None
-        if not waited_for_build:  # until the build has rotated the log, the old one is not its log
-            waited_for_build = await asyncio.to_thread(sup.build_started, build)
         summary = json.dumps(await asyncio.to_thread(sup.status_summary), sort_keys=True)
         if summary != last_status:
             last_status = summary
             yield _sse("status", summary)
-        if waited_for_build:
-            try:
-                info = os.stat(path)
-            except OSError:
-                info = None
-            if info is not None:
-                if info.st_ino != inode:
-                    if inode:
-                        yield _sse("reset", json.dumps({"reason": "a new build log"}))
-                    inode, offset = info.st_ino, 0
-                if info.st_size > offset:
-                    data = await asyncio.to_thread(_read, path, offset)
-                    complete = data[: data.rfind(b"\n") + 1]
-                    position = offset
-                    for raw in complete.splitlines(keepends=True):
-                        position += len(raw)
-                        text = raw.decode("utf-8", "replace").rstrip("\n")
-                        if _shown(text):
-                            yield _sse("line", text, f"{inode}:{position}")
-                    offset += len(complete)
-        ended = sup.build_ended(build) if build else None
-        if ended is not None and (info is None or info.st_size <= offset):
-            yield _sse("end", json.dumps(ended))
+        phase = await asyncio.to_thread(sup.build_phase, build) if build else ""
+        if phase == "unknown":  # a newer build's log has replaced the one followed
+            yield _sse("end", json.dumps(await asyncio.to_thread(sup.build_end, build)))
             return
-        if not follow and not build and sup.builds.current is None:
+        if phase != "pending":
+            current = await asyncio.to_thread(sup.dirs.build_log_id) or "-"
+            if current != log_of:
+                if log_of:
+                    yield _sse("reset", json.dumps({"reason": "another build's log", "build": current}))
+                log_of, offset = current, 0
+            data = await asyncio.to_thread(_read, sup.dirs.build_log, offset)
+            complete = data[: data.rfind(b"\n") + 1]
+            for raw in complete.splitlines(keepends=True):
+                offset += len(raw)
+                text = raw.decode("utf-8", "replace").rstrip("\n")
+                if _shown(text):
+                    yield _sse("line", text, f"{log_of}:{offset}")
+            if len(data) == LINE_CHUNK:
+                continue  # more to send at once
+        if (build and phase == "ended") or not follow:
+            yield _sse("end", json.dumps(await asyncio.to_thread(sup.build_end, build) if build else {"build": None}))
             return
         now = asyncio.get_running_loop().time()
         if now - last_beat >= HEARTBEAT:
@@ -255,6 +250,9 @@ def _shown(line: str) -> bool:
 
 
 def _read(path: str, offset: int) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        return handle.read(LINE_CHUNK)
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            return handle.read(LINE_CHUNK)
+    except OSError:
+        return b""

@@ -17,9 +17,9 @@ from devcontainer_builder.settings import secrets
 from devcontainer_builder.state.record import ErrorInfo, Event, Requested, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import clock, proc, reaper
-from devcontainer_builder.up import BUILD_ID_VAR, TRIGGER_VAR
+from devcontainer_builder.up import BUILD_ID_VAR, KEEPALIVE, TRIGGER_VAR
 
-TRIGGERS = ("rebuild", "full-rebuild", "keepalive")
+TRIGGERS = ("rebuild", "full-rebuild", KEEPALIVE)
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Builds:
                 raise RuntimeError("the supervisor is stopping")
             build = Build(os.urandom(6).hex(), trigger, clock.iso())
             self.current = build
-        if trigger != "keepalive":
+        if trigger != KEEPALIVE:
             self.dirs.record_event(Event.REBUILD_REQUESTED, build_id=build.id, full=trigger == "full-rebuild")
         # what `status` shows at once, before the child has started (the child keeps it as it is)
         self.dirs.update_state(lambda state: _requested(state, build))
@@ -94,7 +94,7 @@ class Builds:
         return True, build
 
     def _start(self, build: Build) -> None:
-        flags = {"rebuild": ["--rebuild"], "full-rebuild": ["--rebuild-full"], "keepalive": []}[build.trigger]
+        flags = {"rebuild": ["--rebuild"], "full-rebuild": ["--rebuild-full"], KEEPALIVE: []}[build.trigger]
         env = dict(self.environ, **{BUILD_ID_VAR: build.id, TRIGGER_VAR: build.trigger})
         fds: tuple[int, ...] = ()
         if secrets.received:

@@ -1,18 +1,21 @@
 """Keep-alive: the workspace's container and Coder's agent in it stay up.
 
-The container stopped or died (engine restarted, OOM, `docker stop`) or was removed: keep-alive runs `up`
-again (a build of its own, single flight with rebuilds), which starts a stopped container the way a
-workspace start does - postStart hooks run - or builds a removed one anew, and starts the agent. The agent
-died inside a running container: it is started again. Each time an event (`container_restarted`,
-`agent_restarted`); attempts back off (5 s up to 2 min); after MAX_FAILURES attempts in a row that did
-not bring the workspace back, the state says `failed` with the reason, and keep-alive keeps trying at
-the slowest pace. Idle, it sleeps on the engine's event stream: no polling of the container, an agent
-check every AGENT_CHECK seconds only when Coder's agent is configured.
+The container stopped or died (engine restarted, OOM, `docker stop`): keep-alive starts it again - a
+build of its own, single flight with rebuilds, whose `up` only restarts (up/restart.py): postStart hooks
+run, nothing is rebuilt, the repository is not updated. A container removed by hand is brought up as a
+workspace start would. The agent died inside a running container: it is started again. Each time an
+event (`container_restarted`, `agent_restarted`).
+
+A restart is good once the container has stayed up for STABLE seconds: one that dies again before (a
+crash loop) counts as a failed attempt. Attempts back off (5 s up to 2 min); after
+DEVCONTAINER_KEEPALIVE_ATTEMPTS failed attempts in a row the state says `failed` with the reason, and
+keep-alive goes on trying at the slowest pace; the first good restart puts the status back. Idle, it
+sleeps on the engine's event stream: no polling of the container, an agent check every AGENT_CHECK
+seconds only when Coder's agent is configured.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import threading
 import time
@@ -26,10 +29,11 @@ from devcontainer_builder.state.record import Event, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.supervisor.builds import Build, Builds
 from devcontainer_builder.system import proc, retry
+from devcontainer_builder.up import KEEPALIVE
 
 AGENT_CHECK = 15.0
 RECHECK = 60.0  # the container's status is asked for this often anyway (an event stream can break)
-MAX_FAILURES = 5
+STABLE = 15.0  # seconds a restarted container must stay up for the restart to count as good
 ACTIONS = ("die", "stop", "kill", "destroy", "oom", "died", "remove")  # docker's, podman's
 
 
@@ -48,7 +52,7 @@ class KeepAlive:
         self._stream_for = ""
         self._waits = retry.delays(5.0, 120.0)
         self._next_attempt = 0.0
-        self._restarting = ""  # the container a keep-alive build was started for
+        self._probation: tuple[str, float] | None = None  # (container, monotonic time) until a restart is good
 
     def run(self) -> None:
         next_agent_check = 0.0
@@ -56,7 +60,7 @@ class KeepAlive:
             while not self.stop.is_set():
                 state = self.dirs.read_state()
                 container = state.container_id if state.status in (Status.RUNNING, Status.DEGRADED) else ""
-                if state.keepalive_failures >= MAX_FAILURES and state.status == Status.FAILED:
+                if state.keepalive_error and state.status == Status.FAILED:
                     container = state.container_id  # keep trying, at the slowest pace
                 self._follow(container)
                 if container and self.builds.current is None and time.monotonic() >= self._next_attempt:
@@ -65,6 +69,8 @@ class KeepAlive:
                         next_agent_check = time.monotonic() + AGENT_CHECK
                         self._check_agent(state, container)
                 timeout = AGENT_CHECK if self.settings.coder_init_script else RECHECK
+                if self._probation is not None:
+                    timeout = max(0.05, min(timeout, self._probation[1] - time.monotonic() + 0.05))
                 self.wake.wait(timeout)
                 self.wake.clear()
         finally:
@@ -103,46 +109,70 @@ class KeepAlive:
         except BuildFailed as err:
             self.log.warn(f"keep-alive: {err.message}")
             return
+        probation = self._probation if self._probation is not None and self._probation[0] == container else None
         if status == "running":
-            if self._restarting == container and state.keepalive_failures:
-                self.dirs.update_state(lambda s: dataclasses.replace(s, keepalive_failures=0, keepalive_error=""))
-            self._restarting = ""
-            self._waits = retry.delays(5.0, 120.0)
+            if probation is not None and time.monotonic() >= probation[1]:
+                self._probation = None
+                self._good(state)
             return
         reason = f"it is {status}" if status else "it was removed"
+        if probation is not None:  # the restart did not hold: a crash loop, not a one-off
+            self._probation = None
+            self._failed(state, f"it stopped again within {STABLE:.0f} s of being started ({reason})")
+            state = self.dirs.read_state()
         self.log.warn(
             f"keep-alive: the workspace's container {container[:12]} is not running ({reason}): starting it again"
         )
         self.dirs.record_event(Event.CONTAINER_RESTARTED, container_id=container, reason=reason)
-        started, _ = self.builds.request("keepalive")
+        started, _ = self.builds.request(KEEPALIVE)
         if started:
-            self._restarting = container
             self._next_attempt = time.monotonic() + next(self._waits)
 
     def ended(self, build: Build) -> None:
-        """A build ended (builds.on_end): count a keep-alive build that did not bring the workspace back."""
-        if build.trigger == "keepalive":
+        """A build ended (builds.on_end): a keep-alive build that brought the container back is on
+        probation until it has stayed up STABLE seconds; one that did not is a failed attempt."""
+        if build.trigger == KEEPALIVE:
             state = self.dirs.read_state()
-            back = build.exit_code == 0 and state.status in (Status.RUNNING, Status.DEGRADED)
-            if back:
-                self.log.info("keep-alive: the workspace is running again")
+            if build.exit_code == 0 and state.container_id:
+                self._probation = (state.container_id, time.monotonic() + STABLE)
             else:
-                self._failed(state, f"the restart ended with exit code {build.exit_code}")
+                self._failed(state, f"the restart ended with exit code {build.exit_code}; see the build log")
+        elif build.exit_code == 0:
+            self._probation = None  # a rebuild starts afresh
+            self._waits = retry.delays(5.0, 120.0)
         self.wake.set()
+
+    def _good(self, state: State) -> None:
+        self._waits = retry.delays(5.0, 120.0)
+        self._next_attempt = 0.0
+        if not (state.keepalive_failures or state.keepalive_error):
+            self.log.info("keep-alive: the workspace's container is running again")
+            return
+
+        def recovered(current: State) -> State:
+            if current.keepalive_error and current.status == Status.FAILED:
+                current.status = Status.DEGRADED if current.fallback else Status.RUNNING
+            current.keepalive_failures, current.keepalive_error = 0, ""
+            return current
+
+        self.dirs.update_state(recovered)
+        self.log.info(f"keep-alive: the workspace's container has stayed up for {STABLE:.0f} s after a restart")
 
     def _failed(self, state: State, why: str) -> None:
         failures = state.keepalive_failures + 1
         error = f"the devcontainer could not be kept running ({failures} attempts): {why}"
+        limit = self.settings.keepalive_attempts
 
         def record(current: State) -> State:
             current.keepalive_failures = failures
-            current.keepalive_error = error
-            if failures >= MAX_FAILURES:
+            if failures >= limit:
+                current.keepalive_error = error
                 current.status = Status.FAILED
             return current
 
+        self.log.warn(f"keep-alive: attempt {failures} failed: {why}")
         self.dirs.update_state(record)
-        if failures >= MAX_FAILURES:
+        if failures >= limit:
             self.dirs.record_event(Event.KEEPALIVE_FAILED, failures=failures, message=error)
             self.log.error(f"keep-alive: {error}; still trying every 2 min. See the build log.")
 

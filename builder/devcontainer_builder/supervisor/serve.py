@@ -21,17 +21,17 @@ from types import FrameType
 import uvicorn
 
 from devcontainer_builder.engine.engine import Engine
-from devcontainer_builder.errors import InputError
+from devcontainer_builder.errors import BuilderError, InputError
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
-from devcontainer_builder.state.record import Event
+from devcontainer_builder.state.record import Event, State
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.supervisor.app import create_app
 from devcontainer_builder.supervisor.builds import Build, Builds
 from devcontainer_builder.supervisor.keepalive import KeepAlive
 from devcontainer_builder.supervisor.status import RepositoryInfo, Supervisor
 from devcontainer_builder.supervisor.suggestions import Suggestions
-from devcontainer_builder.system import clock, environment, files
+from devcontainer_builder.system import clock, environment, files, lock
 
 STOP_GRACE = 3.0  # for a rebuild in progress; the whole stop stays within 5 s
 
@@ -67,6 +67,34 @@ def serve(
         dirs.ensure()
     except OSError as err:
         raise InputError([f"the state dir {settings.state_dir} cannot be created ({err.strerror})."]) from None
+    serving = lock.try_lock(dirs.serve_lock_file)
+    if serving is None:
+        raise ServeConflict(
+            f"another devcontainer-builder serve (pid {lock.holder(dirs.serve_lock_file)}) is serving the state "
+            f"dir {settings.state_dir}; one supervisor per workspace. Stop it first, or ask it: "
+            "`devcontainer-builder rebuild` and `status` find it through serve.json."
+        )
+    try:
+        return _serve(settings, environ, child_environ, log, version=version, dirs=dirs)
+    finally:
+        os.close(serving)
+
+
+class ServeConflict(BuilderError):
+    """Another `serve` holds the workspace's supervisor lock: exit 1, nothing touched."""
+
+
+def _serve(
+    settings: Settings,
+    environ: Mapping[str, str],
+    child_environ: Mapping[str, str],
+    log: Log,
+    *,
+    version: str,
+    dirs: StateDir,
+) -> int:
+    # what a supervisor that was killed had asked for is nobody's now (this one holds the lock)
+    dirs.update_state(_forget_request)
     sock = listen(settings.serve_address)
     host, port = sock.getsockname()[:2]
     stop = threading.Event()
@@ -126,6 +154,11 @@ def serve(
         dirs.record_event(Event.SERVE_STOPPED)
     log.info("devcontainer-builder serve: stopped")
     return 0
+
+
+def _forget_request(state: State) -> State:
+    state.requested = None
+    return state
 
 
 def _stopping(stop: threading.Event, builds: Builds, log: Log) -> None:

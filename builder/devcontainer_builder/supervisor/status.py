@@ -89,20 +89,28 @@ class Supervisor:
             self.log.info(f"rebuild requested{' without the layer cache' if full else ''} (build {build.id})")
         return accepted, build.to_json()
 
-    def build_started(self, build_id: str) -> bool:
-        """The build has begun writing its own state and log (or is already over)."""
-        if self.builds.last is not None and self.builds.last.id == build_id:
-            return True
-        return self.dirs.read_state().build_id == build_id
+    def build_phase(self, build_id: str) -> str:
+        """Where build `build_id` is: "pending" (asked for, its log not begun), "running", "ended" (its log
+        is build.log, it is over), or "unknown" (never heard of, or an older build's log has gone)."""
+        current, last = self.builds.current, self.builds.last
+        in_log = self.dirs.build_log_id() == build_id
+        if current is not None and current.id == build_id:
+            return "running" if in_log else "pending"
+        if not in_log:
+            return "unknown"
+        if last is None or last.id != build_id:  # a build this supervisor did not start (`up` at start)
+            return (
+                "running" if build_in_progress(self.dirs) and self.dirs.read_state().build_id == build_id else "ended"
+            )
+        return "ended"
 
-    def build_ended(self, build_id: str) -> dict[str, Any] | None:
+    def build_end(self, build_id: str) -> dict[str, Any]:
         last = self.builds.last
-        if last is None or last.id != build_id or self.builds.current is not None:
-            return None
-        return {"build": build_id, "exit_code": last.exit_code, "status": self.dirs.read_state().status}
+        code = last.exit_code if last is not None and last.id == build_id else None
+        return {"build": build_id, "exit_code": code, "status": self.effective_status(self.dirs.read_state())}
 
     def effective_status(self, state: State) -> str:
-        if self.builds.current is not None or state.requested is not None:
+        if self.builds.current is not None:  # this supervisor's own request is the one that counts
             return Status.BUILDING
         if state.status == Status.BUILDING and not build_in_progress(self.dirs):
             return "interrupted"

@@ -1,7 +1,9 @@
-"""A per-workspace lock, so two `up` runs never race the devcontainer CLI into two containers.
+"""Locks in the state dir: the workspace lock, so two `up` runs never race the devcontainer CLI into two
+containers, and the supervisor's, so one `serve` serves a workspace.
 
 flock(2) on a file in the state dir: the kernel releases it when the holder dies, so a killed builder
-never leaves the workspace locked.
+never leaves the workspace locked, and "is it held" is an honest answer to "is that process still
+there" (a pid file could name a reused pid).
 """
 
 from __future__ import annotations
@@ -27,6 +29,48 @@ def _holder(fd: int) -> str:
         return os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
     except OSError:
         return "unknown"
+
+
+def held(path: str) -> bool:
+    """Somebody holds the lock at `path` now."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def holder(path: str) -> str:
+    """The pid the holder of the lock at `path` wrote into it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return "unknown"
+    try:
+        return _holder(fd)
+    finally:
+        os.close(fd)
+
+
+def try_lock(path: str) -> int | None:
+    """The lock at `path`, taken without waiting, as an open descriptor (closing it releases the lock);
+    None when somebody else holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 @contextlib.contextmanager

@@ -4,3 +4,5 @@
 # not settings (a user never sets them), so they are not in the options table.
 BUILD_ID_VAR = "DEVCONTAINER_BUILDER_BUILD_ID"
 TRIGGER_VAR = "DEVCONTAINER_BUILDER_TRIGGER"
+# the trigger of a keep-alive build: start the stopped container again, rebuild nothing
+KEEPALIVE = "keepalive"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from devcontainer_builder.coder import agent
 from devcontainer_builder.engine import containers, control_manifest, decide, devcontainer_cli
@@ -55,6 +56,31 @@ def _cache_to(run: Run, wanted: str) -> str:
     return ""
 
 
+def builds_an_image(config: dict[str, object]) -> bool:
+    """The config has a Dockerfile or features to build (an image-only config only pulls)."""
+    return bool(config.get("build") or config.get("dockerFile") or config.get("features"))
+
+
+def prebuild(run: Run, spec: Spec, *, no_cache: bool) -> None:
+    """Build the image of a replacement container while the container it replaces keeps running: the
+    user goes on working through the long part of a rebuild, and the `up` that then replaces the
+    container finds every layer in the cache. A failure here fails the build, as `up`'s would."""
+    settings = run.settings
+    run.log.info("building the new image first; the current container keeps running until it is ready")
+    lockfile = os.path.join(os.path.dirname(spec.config_path), "devcontainer-lock.json")
+    args = devcontainer_cli.build_args(
+        run.cli,
+        workspace=settings.workspace_folder,
+        docker_path=run.guard.docker_path,
+        config=spec.config_path,
+        cache_from=() if no_cache else settings.cache_from,
+        cache_to="" if no_cache else _cache_to(run, settings.cache_to),
+        no_cache=no_cache,
+        no_lockfile=spec.override or not os.path.exists(lockfile),
+    )
+    _run(run, args, contain=False, what="devcontainer build")
+
+
 def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cache: bool = False) -> Outcome:
     """`devcontainer up` for one container of the workspace. The builder's setup inside the container
     starts as soon as the CLI reports it started, overlapping the CLI's probes and hooks."""
@@ -81,10 +107,30 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
     )
     early: list[Pending[tuple[str, str] | None]] = []
 
-    def on_step(step: devcontainer_cli.Step) -> None:
-        run.step(step.name, step.status, step.seconds)
+    def started(step: devcontainer_cli.Step) -> None:
         if step.name == "start container" and step.status == "succeeded" and not early:
             early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
+
+    try:
+        return _run(run, args, contain=spec.runs_host_code, what="devcontainer up", on_step=started)
+    finally:
+        run.configured = early[0].result() if early else None
+
+
+def _run(
+    run: Run,
+    args: list[str],
+    *,
+    contain: bool,
+    what: str,
+    on_step: Callable[[devcontainer_cli.Step], None] = lambda step: None,
+) -> Outcome:
+    """One run of the devcontainer CLI, its progress recorded as steps; a failure raised as BuildFailed."""
+    settings, log = run.settings, run.log
+
+    def step(found: devcontainer_cli.Step) -> None:
+        run.step(found.name, found.status, found.seconds)
+        on_step(found)
 
     manifest = control_manifest.refresh(log, run.env)  # else a proxy that never answers holds the CLI for ever
     run.guard.clear()
@@ -93,11 +139,10 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
         env=run.guard.env,
         timeout=settings.build_timeout,
         log=log,
-        on_step=on_step,
+        on_step=step,
         shown_as=(run.guard.docker_path, settings.docker_path),
-        contain=spec.runs_host_code,
+        contain=contain,
     )
-    run.configured = early[0].result() if early else None
     if manifest != "skipped":
         moved = control_manifest.missing_after_run(run.env) or (
             "the devcontainer CLI fetched containers.dev's control manifest itself although the builder had just "
@@ -119,15 +164,15 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
         if refused is not None:
             raise refused
         detail = "; ".join(part for part in (outcome.description, outcome.message) if part)
-        step = outcome.failed_step or "build"
+        failed = outcome.failed_step or "build"
         for record in reversed(run.state.steps):  # its `stop` event made it look successful
-            if record.name == step and record.status == "succeeded":
+            if record.name == failed and record.status == "succeeded":
                 record.status = "failed"
-                run.event(Event.STEP, name=step, status="failed", seconds=record.seconds)
+                run.event(Event.STEP, name=failed, status="failed", seconds=record.seconds)
                 break
         raise BuildFailed(
-            f"devcontainer up failed: {detail or 'no reason given'}. The full output is in {run.dirs.build_log}.",
-            step=step,
+            f"{what} failed: {detail or 'no reason given'}. The full output is in {run.dirs.build_log}.",
+            step=failed,
             detail=str(outcome.raw),
             container_id=outcome.container_id,
         )

@@ -97,7 +97,7 @@ class Run:
         def unwritable(path: str, err: OSError) -> None:
             self.log.warn(f"cannot write {path} ({err.strerror}); the build goes on, its log is on the terminal")
 
-        sinks: list[Sink] = [FileSink(self.dirs.start_build_log(), on_error=unwritable), self.tail]
+        sinks: list[Sink] = [FileSink(self.dirs.start_build_log(self.state.build_id), on_error=unwritable), self.tail]
         for sink in sinks:
             self.log.add_sink(sink)
         try:

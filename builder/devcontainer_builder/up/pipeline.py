@@ -27,7 +27,7 @@ from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import bringup, recovery
+from devcontainer_builder.up import KEEPALIVE, bringup, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git
 
@@ -123,7 +123,22 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             if stopped:
                 log.info(f"stopped {len(stopped)} processes left running by a builder that was killed")
                 run.event(Event.STALE_RUN_STOPPED, processes=len(stopped))
+            if trigger == KEEPALIVE:
+                restarted = _restart(run)
+                if restarted is not None:
+                    return restarted
             return _pipeline(run)
+
+
+def _restart(run: Run) -> int | None:
+    try:
+        return restart.restart(run)
+    except Terminated as err:
+        run.log.error(f"keep-alive: stopped by {err} while starting the container again")
+        return EXIT_NOT_RUNNING
+    except (BuildFailed, OSError) as err:
+        failure = err if isinstance(err, BuildFailed) else BuildFailed(str(err), step="system")
+        return restart.not_restarted(run, failure)
 
 
 def _pipeline(run: Run) -> int:
@@ -264,14 +279,6 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             remote_user=run.previous.remote_user,
             remote_workspace_folder=run.previous.remote_workspace_folder,
         )
-    for container, why in plan.remove:
-        log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
-        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
-        run.engine.remove(container.id)
-        run.containers_before.remove(container.id)
-    if plan.reason:
-        log.info(f"recreating the devcontainer: {plan.reason}")
-    record_inputs(run, resolved.path)
     spec = Spec(
         role=ROLE_DEVCONTAINER,
         config_path=resolved.path,
@@ -280,9 +287,26 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
         runs_host_code=bool(resolved.data.get("initializeCommand")),
     )
+    prebuilt = False
+    if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data):
+        # an initializeCommand may write what the build needs: only `up` runs it, so no build before it
+        bringup.prebuild(run, spec, no_cache=settings.rebuild_full)
+        prebuilt = True
+    for container, why in plan.remove:
+        log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
+        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
+        run.engine.remove(container.id)
+        run.containers_before.remove(container.id)
+    if plan.reason:
+        log.info(f"recreating the devcontainer: {plan.reason}")
+    record_inputs(run, resolved.path)
     try:
         outcome = bringup.run_cli(
-            run, spec, cache=True, remove_existing=plan.remove_existing, no_cache=settings.rebuild_full
+            run,
+            spec,
+            cache=not prebuilt,  # the layers are in the engine's cache now
+            remove_existing=plan.remove_existing,
+            no_cache=settings.rebuild_full and not prebuilt,
         )
     except BuildFailed as err:
         if not decide.keep_despite_late_hook(err.step, err.container_id, run.previous):

@@ -208,7 +208,9 @@ def _files(path: str, context: str, ignore: DockerIgnore, found: Sources) -> Ite
     for root, dirs, names in os.walk(path):
         relative_root = os.path.relpath(root, context)
         dirs[:] = sorted(d for d in dirs if not ignore.excluded(os.path.normpath(os.path.join(relative_root, d))))
-        for name in sorted(names):
+        # links to folders are not walked into, but COPY takes them (as links): they count as entries
+        linked = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in sorted(names) + linked:
             relative = os.path.normpath(os.path.join(relative_root, name))
             if ignore.excluded(relative):
                 continue

@@ -24,6 +24,9 @@ SKIP = {"devcontainer-lock.json"}
 MAX_FILES = 50_000
 MAX_BYTES = 1024**3
 CHUNK = 1024 * 1024
+# a build-context file bigger than this is followed by size and time, not read: a 20 GB data file that
+# a Dockerfile COPYs must not keep the supervisor reading for a minute after each save
+BIG_FILE = 64 * 1024**2
 
 
 def identity_files(config_path: str, data: dict[str, Any]) -> list[str]:
@@ -134,10 +137,15 @@ class Digests:
         try:
             info = os.stat(path)
         except OSError:
-            return "missing"
-        if not stat.S_ISREG(info.st_mode):
-            return "not a regular file"
+            info = None
+        if info is None or not stat.S_ISREG(info.st_mode):
+            try:  # a link to a folder (COPY takes the link itself) or to nothing: its target is what counts
+                return "link " + hashlib.sha256(os.readlink(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+            except OSError:
+                return "missing" if info is None else "not a regular file"
         key = (info.st_size, info.st_mtime_ns, info.st_ino)
+        if info.st_size > BIG_FILE:
+            return f"big {info.st_size} {info.st_mtime_ns}"
         known = self._known.get(path)
         if known and known[0] == key:
             return known[1]
