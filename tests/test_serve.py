@@ -20,7 +20,7 @@ from support.coder import CoderDouble, bridge_gateway, init_script, make_double
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
 from support.repos import git as run_git
-from support.services import wait_for
+from support.services import free_port, wait_for
 from support.supervisor import Supervisor
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
@@ -262,6 +262,57 @@ def test_a_container_that_stopped_died_or_was_removed_comes_back_with_its_agent(
     assert len(agent_pids(ws)) == 1
 
 
+def test_a_restart_rebuilds_nothing_and_keeps_the_users_pending_edit(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {
+        ".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, "postStartCommand": "echo s >> /tmp/s"}),
+        "README.md": "v1\n",
+    })  # fmt: skip
+    container = ws.container()
+    baseline = (ws.state_dir / "inputs.json").read_text()
+    head = run_git("rev-parse", "HEAD", cwd=ws.folder)
+    remote.commit({"README.md": "v2\n"})  # upstream moved on: a restart is no time to update
+    sup = supervise(ws)
+    # the user is half-way through an edit of the config: it does not even parse
+    (ws.folder / ".devcontainer" / "devcontainer.json").write_text('{"image": "other", "postStartCommand": ')
+    sup.wait_status("running")
+    wait_for(lambda: sup.status()["rebuild_suggested"], 30, "the suggestion for the edit")
+    docker("stop", "-t", "1", container)
+    wait_for(lambda: "container_restarted" in ws.event_kinds(), 60, "keep-alive noticing")
+    final = sup.wait_build_end()
+    assert final["status"] == "running" and final["rebuild_suggested"], "the suggestion is still pending"
+    assert ws.containers() == [container], "the same container, not a rebuild"
+    assert docker("inspect", "-f", "{{.State.Running}}", container) == "true"
+    assert ws.exec("cat", "/tmp/s").splitlines() == ["s", "s"], "postStart ran again, from the container's own config"
+    assert (ws.state_dir / "inputs.json").read_text() == baseline, "the suggestion's baseline is the build's"
+    assert run_git("rev-parse", "HEAD", cwd=ws.folder) == head, "the repository did not move"
+    assert "config_changed" not in ws.event_kinds()
+
+
+def test_a_container_that_keeps_dying_ends_as_failed_and_comes_back_when_it_holds(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    # the container's own process ends as soon as a file appears in the workspace: a crash loop on demand
+    ws = running_ws(remote, make_workspace, {
+        ".devcontainer/devcontainer.json": json.dumps({
+            "build": {"dockerfile": "Dockerfile"}, "overrideCommand": False,
+            "workspaceFolder": "/workspaces/project"}),
+        ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\n"
+        'CMD ["sh", "-c", "while [ ! -e /workspaces/project/.crash ]; do sleep 0.2; done"]\n',
+    })  # fmt: skip
+    container = ws.container()
+    sup = supervise(ws, DEVCONTAINER_KEEPALIVE_ATTEMPTS="2")
+    (ws.folder / ".crash").write_text("")
+    final = sup.wait_status("failed", 240)
+    assert "could not be kept running (2 attempts)" in final["keepalive_error"], final
+    assert "keepalive_failed" in ws.event_kinds()
+    short = ws.run("--short", command="status")
+    assert short.stdout.startswith("failed: the devcontainer could not be kept running"), short.output
+    (ws.folder / ".crash").unlink()  # the cause is fixed: the next attempt holds, and the status comes back
+    back = sup.wait_status("running", 300)
+    assert back["keepalive_error"] == ""
+    assert ws.containers() == [container]
+
+
 def test_an_agent_that_died_is_started_again(remote: Remote, make_workspace, supervise, bridged_coder) -> None:
     ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK_IMAGE})},
                     **agent_env(bridged_coder))  # fmt: skip
@@ -347,6 +398,83 @@ def test_rebuild_without_a_supervisor_rebuilds_in_process(remote: Remote, make_w
     assert ws.state()["trigger"] == "full-rebuild"
 
 
+def test_a_second_serve_for_the_same_workspace_is_refused(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    second = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{free_port()}", timeout=60)
+    assert second.returncode == 1, second.output
+    assert f"another devcontainer-builder serve (pid {sup.proc.pid})" in " ".join(second.stderr.split())
+    assert json.loads((ws.state_dir / "serve.json").read_text())["pid"] == sup.proc.pid, "the first one's, untouched"
+
+
+def test_a_supervisor_killed_during_a_rebuild_leaves_nothing_reading_building(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+                   ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo build-started && sleep 3\n"})  # fmt: skip
+    assert sup.post("/api/rebuild", {}).status == 202
+    wait_for(lambda: "build-started" in ws.build_log(), 120, "the rebuild's RUN step")
+    sup.proc.kill()  # SIGKILL: no clean-up of its own; the `up` it started dies with it (its death signal)
+    sup.proc.communicate(timeout=30)
+    shown: list[str] = []
+
+    def not_building() -> bool:
+        shown.append(ws.run("--short", command="status").stdout.strip())
+        return not shown[-1].startswith("building")
+
+    wait_for(not_building, 60, "status --short to stop saying building")
+    assert shown[-1].startswith("interrupted"), shown[-1]
+    # serve.json names a process that is gone: `rebuild` does the work itself, it does not fail
+    assert (ws.state_dir / "serve.json").exists()
+    again = ws.run(command="rebuild")
+    assert again.returncode == 0 and "no supervisor is running" in again.stdout, again.output
+    assert ws.state()["status"] == "running"
+    fresh = supervise(ws)
+    assert fresh.status()["status"] == "running"
+    assert ws.state()["requested"] is None, "the dead supervisor's request is forgotten"
+
+
+def test_events_page_forward_from_a_cursor(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    every = ws.events()
+    first = sup.request("GET", "/api/events?limit=2").body
+    assert first["events"] == every[:2], "the oldest first"
+    seen, cursor = list(first["events"]), first["cursor"]
+    while True:
+        page = sup.request("GET", f"/api/events?after={cursor}&limit=3").body
+        if not page["events"]:
+            break
+        seen += page["events"]
+        cursor = page["cursor"]
+    assert seen == ws.events()[: len(seen)] and len(seen) >= len(every), "every event once, in order"
+
+
+def test_the_log_resumes_by_build_and_says_when_another_build_began(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    first_build = ws.state()["build_id"]
+    lines = [m for m in sup.sse("/api/log?follow=0") if m[0] == "line"]
+    assert lines and all(m[2].startswith(f"{first_build}:") for m in lines), lines[:2]
+    halfway = lines[len(lines) // 2][2]
+    rest = [m for m in sup.sse(f"/api/log?follow=0&from={halfway}") if m[0] == "line"]
+    assert rest == lines[len(lines) // 2 + 1 :], "the lines after the cursor, whole"
+    # the same build's log followed to its end names its exit code; an unknown build is a 404
+    ended = sup.sse(f"/api/log?build={first_build}")
+    assert ended[-1][0] == "end" and json.loads(ended[-1][1])["build"] == first_build
+    assert sup.post("/api/rebuild", {}).status == 202
+    sup.wait_build_end()
+    resumed = sup.sse(f"/api/log?follow=0&from={lines[-1][2]}")
+    kinds = [m[0] for m in resumed]
+    assert "reset" in kinds and kinds.index("reset") < kinds.index("line"), "a new build's log is said to be new"
+    new_build = ws.state()["build_id"]
+    assert new_build != first_build
+    assert all(m[2].startswith(f"{new_build}:") for m in resumed if m[0] == "line")
+    assert sup.request("GET", f"/api/log?build={first_build}&follow=0").status == 404, "its log is gone"
+
+
 def test_status_short_is_one_line_for_coders_metadata(remote: Remote, make_workspace, supervise) -> None:
     remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE, "postCreateCommand": "exit 3"})})
     ws = make_workspace(remote.url)
@@ -414,6 +542,11 @@ BAD_REQUESTS = [
     ("GET", "/api/log?build=%3Brm%20-rf%20%2F", None, {}, 400),
     ("GET", "/api/log?follow=yes", None, {}, 400),
     ("GET", "/api/log?from=../x", None, {}, 400),
+    ("GET", "/api/log?build=0123456789ab", None, {}, 404),  # no such build
+    ("GET", "/api/events?limit=%D9%A3", None, {}, 400),  # an Arabic-Indic 3 is no ASCII number
+    ("GET", "/api/status?verbose=1", None, {}, 400),
+    ("POST", "/api/rebuild?full=true", "{}", JSON, 400),
+    ("POST", "/api/rebuild", "{}", {"Content-Type": "application/json; charset=utf-16"}, 415),
 ]
 
 

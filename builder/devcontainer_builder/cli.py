@@ -229,6 +229,17 @@ def rebuild(full: bool, no_wait: bool, **flags: Any) -> None:
     settings = load_settings("rebuild", flags)
     base = client.find(StateDir(settings.state_dir))
     if base is not None:
+        ignored = [
+            str(option.flag)
+            for option in opts.options_for("rebuild")
+            if flags.get(option.name) not in (None, ()) and option.name != "state_dir"
+        ]
+        if ignored:
+            click.echo(
+                f"devcontainer-builder: {', '.join(ignored)} ignored: the running supervisor "
+                "rebuilds with its own settings (a rebuild takes no flags, paths or config from the caller).",
+                err=True,
+            )
         sys.exit(client.rebuild(base, full=full, wait=not no_wait, say=click.echo))
     click.echo("no supervisor is running for this workspace: rebuilding in this process")
     in_process = dataclasses.replace(settings, rebuild=True, rebuild_full=full)

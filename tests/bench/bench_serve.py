@@ -195,6 +195,21 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def status_short_cost(ws: Workspace, runs: int = 21) -> tuple[list[float], list[float]]:
+    """Wall time of `status --short` and, interleaved, of the bare interpreter starting, as a baseline."""
+    short, bare = [], []
+    env = ws.builder_env()
+    for _ in range(runs):
+        for argv, into in (
+            ([BUILDER, "status", "--short"], short),
+            ([sys.executable, "-c", "pass"], bare),
+        ):
+            started = time.perf_counter()
+            subprocess.run(argv, env=env, capture_output=True, timeout=30, check=False)
+            into.append(time.perf_counter() - started)
+    return short, bare
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dcb-bench-serve-", dir="/tmp"))
     root.chmod(0o755)
@@ -246,6 +261,16 @@ def main() -> None:
         print(f"  in /api/status:      median {statistics.median(api):.3f} s   max {max(api):.3f} s")
         print(f"  in `status --short`: median {statistics.median(short):.3f} s   max {max(short):.3f} s"
               f"   goal <= 0.5 s {verdict(worst <= 0.5)}")  # fmt: skip
+
+        short_runs, bare = status_short_cost(ws)
+        ok &= statistics.median(short_runs) <= 0.1
+        print(f"\n`status --short`, a new process each time ({len(short_runs)} runs, interleaved)")
+        print(
+            f"  status --short    median {statistics.median(short_runs) * 1000:6.1f} ms   "
+            f"max {max(short_runs) * 1000:6.1f} ms   goal median < 100 ms {verdict(statistics.median(short_runs) <= 0.1)}"
+        )
+        print(f"  python -c pass    median {statistics.median(bare) * 1000:6.1f} ms   "
+              f"ratio {statistics.median(short_runs) / statistics.median(bare):.1f}x the interpreter alone")  # fmt: skip
         sys.exit(0 if ok else 1)
     finally:
         if sup is not None:

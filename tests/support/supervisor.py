@@ -54,6 +54,28 @@ class Supervisor:
         finally:
             connection.close()
 
+    def sse(self, path: str, headers: dict[str, str] | None = None, timeout: float = 120) -> list[tuple[str, str, str]]:
+        """A Server-Sent Events stream read to its end: (event, data, id) of each message."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers=headers or {})
+            response = connection.getresponse()
+            assert response.status == 200, (response.status, response.read())
+            messages, fields = [], {"event": "message", "data": [], "id": ""}
+            for raw in response:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                if not line:
+                    if fields["data"]:
+                        messages.append((fields["event"], "\n".join(fields["data"]), fields["id"]))
+                    fields = {"event": "message", "data": [], "id": ""}
+                elif line.startswith(("event:", "id:")):
+                    fields[line.split(":", 1)[0]] = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    fields["data"].append(line[5:].removeprefix(" "))
+            return messages
+        finally:
+            connection.close()
+
     def post(self, path: str, data: object) -> Answer:
         return self.request("POST", path, json.dumps(data), {"Content-Type": "application/json"})
 

@@ -31,6 +31,8 @@ HEARTBEAT = 15.0
 LINE_CHUNK = 256 * 1024
 _CURSOR = re.compile(r"^\d{1,20}:\d{1,20}$")
 _BUILD_ID = re.compile(r"^[0-9a-f]{12}$")
+_LIMIT = re.compile(r"[0-9]{1,4}")
+MAX_STREAMS = 32  # open log streams at once: each is a poll loop
 _LOG_CURSOR = re.compile(r"^(?:[0-9a-f]{12}|-):\d{1,20}$")
 PAGE_TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
               "style.css": "text/css; charset=utf-8"}  # fmt: skip
@@ -57,11 +59,22 @@ def ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status, headers=SECURITY_HEADERS)
 
 
+def no_query(request: Request) -> None:
+    if request.query_params:
+        raise Refused(400, "this endpoint takes no query parameters")
+
+
 async def json_body(request: Request, fields: dict[str, type]) -> dict[str, Any]:
-    """The request's JSON object, checked: content type, size, syntax, known fields, their types."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """The request's JSON object, checked: no query, content type and charset, size, syntax, known fields,
+    their types."""
+    no_query(request)
+    media, *parameters = (part.strip().lower() for part in request.headers.get("content-type", "").split(";"))
     if media != "application/json":
         raise Refused(415, "send the body as Content-Type: application/json")
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip() != "charset" or value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise Refused(415, "the body must be UTF-8 JSON (Content-Type: application/json; charset=utf-8 at most)")
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
         raise Refused(413, f"the body may be at most {MAX_BODY} bytes")
@@ -100,6 +113,7 @@ def refusing(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
 
 
 def create_app(sup: Supervisor) -> Starlette:
+    streams = [0]  # log streams open now
     page = {name: resources.files("devcontainer_builder.supervisor").joinpath("page", name).read_bytes()
             for name in PAGE_TYPES}  # fmt: skip
 
@@ -115,7 +129,9 @@ def create_app(sup: Supervisor) -> Starlette:
     async def healthz(request: Request) -> Response:
         return ok({"ok": True})
 
+    @refusing
     async def status(request: Request) -> Response:
+        no_query(request)
         return ok(await asyncio.to_thread(sup.status))
 
     @refusing
@@ -126,7 +142,7 @@ def create_app(sup: Supervisor) -> Starlette:
             raise Refused(400, "unknown query parameter; allowed: after, limit")
         if after is not None and not _CURSOR.match(after):
             raise Refused(400, "after must be the cursor a previous answer gave")
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= 1000:
             raise Refused(400, "limit must be a number from 1 to 1000")
         found, cursor = await asyncio.to_thread(sup.dirs.events_after, after, int(limit_text))
         return ok({"events": found, "cursor": cursor})
@@ -163,8 +179,10 @@ def create_app(sup: Supervisor) -> Starlette:
             raise Refused(400, "from must be the id of a line a previous answer gave (build:offset)")
         if build and await asyncio.to_thread(sup.build_phase, build) == "unknown":
             raise Refused(404, "no such build: it is neither running nor the build whose log is kept")
+        if streams[0] >= MAX_STREAMS:
+            raise Refused(503, f"{MAX_STREAMS} log streams are open already; close one and ask again")
         return StreamingResponse(
-            _stream(sup, build, follow == "1", start),
+            _counted(streams, _stream(sup, build, follow == "1", start)),
             media_type="text/event-stream",
             headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
         )
@@ -240,6 +258,15 @@ async def _stream(sup: Supervisor, build: str, follow: bool, start: str) -> Asyn
             last_beat = now
             yield b": keep-alive\n\n"
         await asyncio.sleep(STREAM_POLL)
+
+
+async def _counted(streams: list[int], stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    streams[0] += 1
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        streams[0] -= 1
 
 
 def _shown(line: str) -> bool:

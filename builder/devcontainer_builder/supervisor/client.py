@@ -4,7 +4,7 @@ and follow its log to the end; the exit code is the build's, as `up`'s would be.
 from __future__ import annotations
 
 import json
-import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -12,25 +12,29 @@ from typing import Any
 
 from devcontainer_builder.errors import EXIT_NOT_RUNNING
 from devcontainer_builder.state.store import StateDir
+from devcontainer_builder.system import lock
 
 REQUEST_TIMEOUT = 10.0
+_BUILD_ID = re.compile(r"[0-9a-f]{12}")
 FOLLOW_TIMEOUT = 30.0  # silence on the stream longer than this (it beats every 15 s) means it broke
 
 
 def find(dirs: StateDir) -> str | None:
-    """The running supervisor's base URL, or None when there is none (no serve.json, or its process gone)."""
+    """The running supervisor's base URL, or None when there is none: no serve.json, or nobody holds the
+    supervisor lock (a killed supervisor leaves serve.json behind, and its pid may be somebody else's now)."""
+    if not lock.held(dirs.serve_lock_file):
+        return None
     data = dirs.read_json(dirs.serve_file)
     if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("pid"), int):
         return None
     if not data["url"].startswith("http://") or any(char.isspace() for char in data["url"]):
         return None  # only the supervisor's own loopback-style http URL is ever followed
-    try:
-        os.kill(data["pid"], 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
     return str(data["url"])
+
+
+def printable(text: str) -> str:
+    """What a server said, safe for a terminal: no escape sequences or other control characters."""
+    return "".join(char if char.isprintable() or char == "\t" else "?" for char in text)
 
 
 def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -70,10 +74,14 @@ def rebuild(base: str, *, full: bool, wait: bool, say: Callable[[str], None]) ->
         return EXIT_NOT_RUNNING
     build = answer.get("build")
     build_id = str(build.get("id", "")) if isinstance(build, dict) else ""
+    if not _BUILD_ID.fullmatch(build_id):
+        say(f"devcontainer-builder: the supervisor at {base} gave no build id ({status}); is it a supervisor?")
+        return EXIT_NOT_RUNNING
     if status == 409:
         say(f"a build is already running ({build_id}): following it instead of starting another")
     elif status != 202:
-        say(f"devcontainer-builder: the supervisor refused the rebuild ({status}: {answer.get('error', '')}).")
+        why = printable(str(answer.get("error")))
+        say(f"devcontainer-builder: the supervisor refused the rebuild ({status}: {why}).")
         return EXIT_NOT_RUNNING
     else:
         say(f"rebuild {build_id} started{' without the layer cache' if full else ''}")
@@ -82,11 +90,11 @@ def rebuild(base: str, *, full: bool, wait: bool, say: Callable[[str], None]) ->
     try:
         for event, data in events(f"{base}api/log?build={build_id}"):
             if event == "line":
-                say(data.split("] ", 1)[1] if "] " in data else data)
+                say(printable(data.split("] ", 1)[1] if "] " in data else data))
             elif event == "end":
                 ended = json.loads(data)
                 code = ended.get("exit_code")
-                say(f"build {build_id} ended: {ended.get('status')} (exit code {code})")
+                say(f"build {build_id} ended: {printable(str(ended.get('status')))} (exit code {code})")
                 return int(code) if isinstance(code, int) else EXIT_NOT_RUNNING
     except (OSError, ValueError) as err:
         say(f"devcontainer-builder: lost the build's log ({err}); `devcontainer-builder status` shows how it ends.")

@@ -69,8 +69,9 @@ class KeepAlive:
                         next_agent_check = time.monotonic() + AGENT_CHECK
                         self._check_agent(state, container)
                 timeout = AGENT_CHECK if self.settings.coder_init_script else RECHECK
-                if self._probation is not None:
-                    timeout = max(0.05, min(timeout, self._probation[1] - time.monotonic() + 0.05))
+                for due in (self._probation[1] if self._probation else 0.0, self._next_attempt):
+                    if due > time.monotonic():  # a restart on probation, an attempt backing off
+                        timeout = max(0.05, min(timeout, due - time.monotonic() + 0.05))
                 self.wake.wait(timeout)
                 self.wake.clear()
         finally:

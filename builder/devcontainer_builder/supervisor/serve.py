@@ -36,6 +36,11 @@ from devcontainer_builder.system import clock, environment, files, lock
 STOP_GRACE = 3.0  # for a rebuild in progress; the whole stop stays within 5 s
 
 
+def hostport(host: str, port: int) -> str:
+    """host:port as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def listen(address: tuple[str, int]) -> socket.socket:
     host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -47,7 +52,10 @@ def listen(address: tuple[str, int]) -> socket.socket:
     except OSError as err:
         sock.close()
         raise InputError(
-            [f"cannot listen on {host}:{port} ({err.strerror}); set DEVCONTAINER_SERVE_ADDRESS to a free address."]
+            [
+                f"cannot listen on {hostport(host, port)} ({err.strerror}); set DEVCONTAINER_SERVE_ADDRESS to a free "
+                "address."
+            ]
         ) from None
     sock.set_inheritable(False)
     return sock
@@ -119,7 +127,7 @@ def _serve(
         repository=RepositoryInfo(settings, dict(environ), log),
         stop=stop,
         version=version,
-        address=f"{host}:{port}",
+        address=hostport(host, port),
     )
     server = _Server(
         uvicorn.Config(
@@ -140,8 +148,8 @@ def _serve(
         threading.Thread(target=keepalive.run, name="keepalive", daemon=True),
     ]
     with _serve_file(dirs, host, port, version):
-        dirs.record_event(Event.SERVE_STARTED, address=f"{host}:{port}", pid=os.getpid())
-        log.info(f"devcontainer-builder serve: status page and API on http://{host}:{port}/ (workspace "
+        dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
+        log.info(f"devcontainer-builder serve: status page and API on http://{hostport(host, port)}/ (workspace "
                  f"{settings.workspace_folder})")  # fmt: skip
         for thread in threads:
             thread.start()
@@ -172,8 +180,7 @@ def _stopping(stop: threading.Event, builds: Builds, log: Log) -> None:
 @contextlib.contextmanager
 def _serve_file(dirs: StateDir, host: str, port: int, version: str) -> Iterator[None]:
     """serve.json, for `devcontainer-builder rebuild` and `status` to find this supervisor."""
-    shown = f"[{host}]" if ":" in host else host
-    data = {"address": f"{host}:{port}", "url": f"http://{shown}:{port}/", "pid": os.getpid(),
+    data = {"address": hostport(host, port), "url": f"http://{hostport(host, port)}/", "pid": os.getpid(),
             "version": version, "started_at": clock.iso()}  # fmt: skip
     try:
         files.write_atomic(dirs.serve_file, json.dumps(data, indent=1) + "\n", sync=False)
