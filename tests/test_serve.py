@@ -326,6 +326,34 @@ def test_an_agent_that_died_is_started_again(remote: Remote, make_workspace, sup
     assert len(agent_pids(ws)) == 1
 
 
+def test_serve_runs_the_builder_agent_and_starts_it_again_when_it_dies(
+    remote: Remote, make_workspace, supervise, coder: CoderDouble
+) -> None:
+    builder_token = coder.add_agent()
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws, CODER_AGENT_URL=coder.url, CODER_AGENT_TOKEN=coder.token, GH_TOKEN="ghp_" + "s" * 36,
+                    DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT=init_script(coder.url),
+                    DEVCONTAINER_SERVE_AGENT_TOKEN=builder_token)  # fmt: skip
+
+    def connected(count: int) -> list[dict]:
+        found = [c for c in coder.connections if c["token"] == builder_token]
+        return found if len(found) >= count else []
+
+    wait_for(lambda: connected(1), 60, "the builder agent connecting")
+    pid = connected(1)[0]["pid"]
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert builder_token.encode() in environ, "its own token, and no other secret"
+    assert coder.token.encode() not in environ and b"ghp_" not in environ
+    assert f"DEVCONTAINER_STATE_DIR={ws.state_dir}".encode() in environ, "its terminal finds the workspace"
+    os.kill(pid, 9)
+    wait_for(lambda: connected(2), 60, "the builder agent connecting again")
+    assert "serve_agent_exited" in ws.event_kinds()
+    second = connected(2)[1]["pid"]
+    code, _ = sup.stop()
+    assert code == 0
+    assert not Path(f"/proc/{second}").exists(), "it stops with serve"
+
+
 def wait_for_list(get, count: int, timeout: float = 60) -> list:
     wait_for(lambda: len(get()) >= count, timeout, f"{count} items")
     return list(get())[:count]

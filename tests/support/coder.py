@@ -104,6 +104,12 @@ class CoderDouble:
     def agent(self) -> Agent:
         return self.agents[self.token]
 
+    def add_agent(self) -> str:
+        """A second agent of the workspace (a template's `builder` agent); its token."""
+        token = str(uuid.uuid4())
+        self.agents[token] = Agent(str(uuid.uuid4()))
+        return token
+
     def outputs(self) -> list[str]:
         with self.lock:
             return [entry.output for entry in self.agent.logs]

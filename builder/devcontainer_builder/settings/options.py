@@ -380,6 +380,25 @@ class Settings:
         doc_default="127.0.0.1:7480",
         commands=("serve",),
     )
+    serve_agent_init_script: str = setting(
+        "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT",
+        "The init script of a second Coder agent (the template's `builder` agent) that `serve` runs in its own "
+        "container and keeps running: the status page's app and a terminal that work while the devcontainer is "
+        "down. Needs DEVCONTAINER_SERVE_AGENT_TOKEN and CODER_AGENT_URL.",
+        types.Secret(),
+        "",
+        env_only=True,
+        commands=("serve",),
+    )
+    serve_agent_token: str = setting(
+        "DEVCONTAINER_SERVE_AGENT_TOKEN",
+        "The token of the agent DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT starts (coder_agent.token); it reaches that "
+        "agent only.",
+        types.Secret(),
+        "",
+        secret=True,
+        commands=("serve",),
+    )
     keepalive_attempts: int = setting(
         "DEVCONTAINER_KEEPALIVE_ATTEMPTS",
         "Restarts in a row that `serve` tries (backing off from 5 s to 2 min) before the workspace reads "
@@ -467,6 +486,11 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
     if settings.ssh_private_key and settings.ssh_private_key_path:
         problems.append(
             "both DEVCONTAINER_SSH_PRIVATE_KEY and DEVCONTAINER_SSH_PRIVATE_KEY_PATH are set; keep only one."
+        )
+    if settings.serve_agent_init_script and not (settings.serve_agent_token and settings.coder_agent_url):
+        problems.append(
+            "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT is set but DEVCONTAINER_SERVE_AGENT_TOKEN or CODER_AGENT_URL is "
+            "not: the builder agent needs both to connect; the template passes all three."
         )
     if settings.coder_init_script and not (settings.coder_agent_url and settings.coder_agent_token):
         problems.append(

@@ -56,6 +56,8 @@ class Event:
     CONTAINER_RESTARTED = "container_restarted"
     AGENT_RESTARTED = "agent_restarted"
     KEEPALIVE_FAILED = "keepalive_failed"
+    SERVE_AGENT_STARTED = "serve_agent_started"  # Coder's builder agent, in the supervisor's container
+    SERVE_AGENT_EXITED = "serve_agent_exited"
 
 
 @dataclass

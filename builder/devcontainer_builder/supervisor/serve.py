@@ -27,6 +27,7 @@ from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import Event, State
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.supervisor.app import create_app
+from devcontainer_builder.supervisor.builder_agent import BuilderAgent
 from devcontainer_builder.supervisor.builds import Build, Builds
 from devcontainer_builder.supervisor.keepalive import KeepAlive
 from devcontainer_builder.supervisor.status import RepositoryInfo, Supervisor
@@ -129,6 +130,11 @@ def _serve(
         version=version,
         address=hostport(host, port),
     )
+    own_agent = (
+        BuilderAgent(settings=settings, environ=dict(environ), dirs=dirs, log=log)
+        if settings.serve_agent_init_script
+        else None
+    )
     server = _Server(
         uvicorn.Config(
             create_app(sup),
@@ -141,12 +147,14 @@ def _serve(
             http="h11",
             ws="none",
         ),
-        on_exit=lambda: _stopping(stop, builds, log),
+        on_exit=lambda: _stopping(stop, builds, log, own_agent),
     )
     threads = [
         threading.Thread(target=suggestions.run, name="suggestions", daemon=True),
         threading.Thread(target=keepalive.run, name="keepalive", daemon=True),
     ]
+    if own_agent is not None:
+        threads.append(threading.Thread(target=own_agent.run, name="builder-agent", daemon=True))
     with _serve_file(dirs, host, port, version):
         dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
         log.info(f"devcontainer-builder serve: status page and API on http://{hostport(host, port)}/ (workspace "
@@ -169,12 +177,14 @@ def _forget_request(state: State) -> State:
     return state
 
 
-def _stopping(stop: threading.Event, builds: Builds, log: Log) -> None:
+def _stopping(stop: threading.Event, builds: Builds, log: Log, own_agent: BuilderAgent | None) -> None:
     if stop.is_set():
         return
     stop.set()  # ends the log streams, the watcher and keep-alive (woken up below)
     log.info("devcontainer-builder serve: stopping (SIGTERM); the devcontainer keeps running")
     threading.Thread(target=builds.stop, args=(STOP_GRACE,), daemon=True).start()
+    if own_agent is not None:
+        threading.Thread(target=own_agent.stop, args=(1.0,), daemon=True).start()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,750 @@
+# A Coder workspace built from the repository's devcontainer.json by devcontainer-builder, on Kubernetes.
+#
+# One pod per workspace: a Docker engine as a native sidecar (the one privileged container), the builder
+# as an init container (`up`: clone, build, start the devcontainer and Coder's `main` agent in it), and
+# the supervisor as the main container (`serve`: status page, rebuilds, suggestions, keep-alive; the
+# `builder` agent runs here). /workspaces is a PVC that survives stop. README.md explains every choice.
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    coder = {
+      source  = "coder/coder"
+      version = "2.20.0"
+    }
+    kubernetes = {
+      source  = "hashicorp/kubernetes"
+      version = "3.2.1"
+    }
+  }
+}
+
+provider "coder" {}
+
+provider "kubernetes" {
+  # In-cluster (the Coder provisioner's service account) unless the admin points at a kubeconfig.
+  config_path = var.use_kubeconfig ? "~/.kube/config" : null
+}
+
+# -- for the admin -------------------------------------------------------------------------------------
+
+variable "use_kubeconfig" {
+  type        = bool
+  default     = false
+  description = "Use ~/.kube/config of the Coder provisioner instead of its in-cluster service account."
+}
+
+variable "namespace" {
+  type        = string
+  default     = "coder"
+  description = "Namespace the workspaces run in."
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.namespace))
+    error_message = "The namespace must be a DNS label: lower-case letters, digits and '-', at most 63."
+  }
+}
+
+variable "builder_image" {
+  type        = string
+  default     = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+  description = "The devcontainer-builder image, pinned by version or digest (never a moving tag)."
+  validation {
+    condition     = can(regex("(:[0-9][^:/@]*|@sha256:[0-9a-f]{64})$", var.builder_image))
+    error_message = "Pin the builder image by a version tag (name:1.2.3) or a digest (name@sha256:...)."
+  }
+}
+
+variable "engine_image" {
+  type        = string
+  default     = "docker.io/library/docker:28.2.2-dind"
+  description = "The Docker engine image of the sidecar (Docker >= 24, for the containerd image store)."
+}
+
+variable "fallback_image" {
+  type        = string
+  default     = "codercom/enterprise-base:ubuntu"
+  description = "The image the workspace runs when the repository's devcontainer cannot be built."
+}
+
+variable "cache_repository" {
+  type        = string
+  default     = ""
+  description = "A registry repository for the build's layer cache (registry.example.com/team/cache); empty for none."
+}
+
+variable "cache_registry_auth" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "Docker config JSON ({\"auths\": {...}}) with credentials for the cache repository; empty for none."
+}
+
+variable "storage_class" {
+  type        = string
+  default     = ""
+  description = "Storage class of the workspace's volumes; empty for the cluster's default."
+}
+
+variable "engine_storage" {
+  type        = string
+  default     = "volume"
+  description = "Where the engine keeps images and containers: `volume` (a PVC: a restarted workspace finds its devcontainer and does not rebuild) or `ephemeral` (emptyDir: every start rebuilds, from the registry cache if there is one)."
+  validation {
+    condition     = contains(["volume", "ephemeral"], var.engine_storage)
+    error_message = "engine_storage is volume or ephemeral."
+  }
+}
+
+variable "engine_disk_size" {
+  type        = number
+  default     = 50
+  description = "GiB for the engine's images and containers, when engine_storage is volume."
+  validation {
+    condition     = var.engine_disk_size >= 10 && var.engine_disk_size <= 2000
+    error_message = "engine_disk_size is between 10 and 2000 GiB."
+  }
+}
+
+variable "external_auth_id" {
+  type        = string
+  default     = ""
+  description = "The id of a Coder external auth provider (e.g. github) whose token clones private repositories; empty for none."
+}
+
+variable "allowed_privileges" {
+  type        = string
+  default     = ""
+  description = "What a repository's devcontainer.json may ask for beyond the default (DEVCONTAINER_ALLOWED_PRIVILEGES), e.g. \"initialize-command\"."
+}
+
+variable "build_timeout" {
+  type        = number
+  default     = 3600
+  description = "Seconds one devcontainer build may take (DEVCONTAINER_BUILD_TIMEOUT); the main agent waits that long plus 10 minutes."
+  validation {
+    condition     = var.build_timeout >= 60 && var.build_timeout <= 86400
+    error_message = "build_timeout is between 60 and 86400 seconds."
+  }
+}
+
+variable "arch" {
+  type        = string
+  default     = "amd64"
+  description = "CPU architecture of the cluster's nodes, for Coder's agent binary."
+  validation {
+    condition     = contains(["amd64", "arm64"], var.arch)
+    error_message = "arch is amd64 or arm64."
+  }
+}
+
+# -- for the user ----------------------------------------------------------------------------------------
+
+data "coder_parameter" "repository" {
+  name         = "repository"
+  display_name = "Repository"
+  description  = "Git URL of the repository whose devcontainer.json defines the workspace (https or ssh)."
+  type         = "string"
+  mutable      = true
+  order        = 1
+  validation {
+    regex = "^(https://[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
+    error = "Give an https://, ssh:// or user@host:path Git URL."
+  }
+}
+
+data "coder_parameter" "branch" {
+  name         = "branch"
+  display_name = "Branch"
+  description  = "Branch to check out; empty for the repository's default branch."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 2
+  validation {
+    regex = "^([A-Za-z0-9_][A-Za-z0-9._/-]{0,199})?$"
+    error = "A branch name: letters, digits, '.', '_', '/', '-', not starting with '-' or '.'."
+  }
+}
+
+data "coder_parameter" "cpu" {
+  name         = "cpu"
+  display_name = "CPU"
+  description  = "Cores for the workspace."
+  type         = "number"
+  default      = "4"
+  mutable      = true
+  order        = 3
+  validation {
+    min = 1
+    max = 32
+  }
+}
+
+data "coder_parameter" "memory" {
+  name         = "memory"
+  display_name = "Memory (GiB)"
+  description  = "Memory for the workspace."
+  type         = "number"
+  default      = "8"
+  mutable      = true
+  order        = 4
+  validation {
+    min = 2
+    max = 128
+  }
+}
+
+data "coder_parameter" "disk_size" {
+  name         = "disk_size"
+  display_name = "Home disk (GiB)"
+  description  = "Size of /workspaces. Fixed once the workspace exists: shrinking a volume would replace it and lose its data."
+  type         = "number"
+  default      = "20"
+  mutable      = false
+  order        = 5
+  validation {
+    min = 5
+    max = 1000
+  }
+}
+
+data "coder_parameter" "rebuild" {
+  name         = "rebuild"
+  display_name = "Rebuild devcontainer"
+  description  = "Rebuild the devcontainer on this start, even if its configuration did not change."
+  type         = "bool"
+  default      = "false"
+  mutable      = true
+  ephemeral    = true
+  order        = 10
+}
+
+data "coder_parameter" "rebuild_full" {
+  name         = "rebuild_full"
+  display_name = "Rebuild without cache"
+  description  = "Rebuild on this start without the layer cache (every image layer built again)."
+  type         = "bool"
+  default      = "false"
+  mutable      = true
+  ephemeral    = true
+  order        = 11
+}
+
+data "coder_workspace" "me" {}
+data "coder_workspace_owner" "me" {}
+
+data "coder_external_auth" "git" {
+  count = var.external_auth_id == "" ? 0 : 1
+  id    = var.external_auth_id
+}
+
+# -- names, labels and the builder's settings -----------------------------------------------------------
+
+locals {
+  name        = "coder-${data.coder_workspace.me.id}"
+  repo_name   = trimsuffix(basename(data.coder_parameter.repository.value), ".git")
+  socket_dir  = "/run/engine"
+  socket_gid  = 2375 # dockerd --group: the builder and supervisor reach the engine as this group, not root
+  builder_uid = 1000 # the image's `builder` user
+  serve_port  = 7480
+  labels = {
+    "app.kubernetes.io/name"     = "coder-workspace"
+    "app.kubernetes.io/instance" = local.name
+    "app.kubernetes.io/part-of"  = "coder"
+    "com.coder.resource"         = "true"
+    "com.coder.workspace.id"     = data.coder_workspace.me.id
+    "com.coder.workspace.name"   = data.coder_workspace.me.name
+    "com.coder.user.id"          = data.coder_workspace_owner.me.id
+    "com.coder.user.username"    = data.coder_workspace_owner.me.name
+  }
+  annotations = {
+    "com.coder.user.email" = data.coder_workspace_owner.me.email
+  }
+  # Settings both builder containers read; every name is in the builder's options table
+  # (devcontainer-builder options), except DOCKER_HOST and DOCKER_CONFIG, which the docker client reads.
+  builder_env = merge(
+    {
+      DEVCONTAINER_REPOSITORY         = data.coder_parameter.repository.value
+      DEVCONTAINER_WORKSPACE_FOLDER   = "/workspaces/${local.repo_name}"
+      DEVCONTAINER_STATE_DIR          = "/workspaces/.devcontainer-builder"
+      DEVCONTAINER_FALLBACK_IMAGE     = var.fallback_image
+      DEVCONTAINER_BUILD_TIMEOUT      = tostring(var.build_timeout)
+      DEVCONTAINER_ENGINE_TIMEOUT     = "300"
+      DEVCONTAINER_WORKSPACE_UID      = tostring(local.builder_uid)
+      DEVCONTAINER_WORKSPACE_GID      = tostring(local.builder_uid)
+      DEVCONTAINER_ALLOWED_PRIVILEGES = var.allowed_privileges
+      CODER_AGENT_URL                 = data.coder_workspace.me.access_url
+      DOCKER_HOST                     = "unix://${local.socket_dir}/docker.sock"
+    },
+    data.coder_parameter.branch.value == "" ? {} : { DEVCONTAINER_BRANCH = data.coder_parameter.branch.value },
+    var.cache_repository == "" ? {} : {
+      DEVCONTAINER_CACHE_FROM = var.cache_repository
+      DEVCONTAINER_CACHE_TO   = "type=registry,ref=${var.cache_repository},mode=max"
+    },
+    var.cache_registry_auth == "" ? {} : { DOCKER_CONFIG = "/home/builder/.docker" },
+  )
+  # from the Secret, never as literal values in the Deployment
+  secret_env = merge(
+    {
+      CODER_AGENT_TOKEN = "main-agent-token"
+      CODER_INIT_SCRIPT = "main-agent-init-script"
+    },
+    var.external_auth_id == "" ? {} : { GH_TOKEN = "gh-token" },
+  )
+}
+
+# -- the agents ------------------------------------------------------------------------------------------
+
+# Runs inside the devcontainer: the builder starts it with its init script once the container is up.
+resource "coder_agent" "main" {
+  arch               = var.arch
+  os                 = "linux"
+  dir                = "/workspaces/${local.repo_name}"
+  connection_timeout = var.build_timeout + 600
+  order              = 1
+  env = {
+    # Coder's own devcontainer discovery must not offer to start this devcontainer a second time
+    CODER_AGENT_DEVCONTAINERS_ENABLE = "false"
+  }
+  display_apps {
+    vscode                 = true
+    web_terminal           = true
+    ssh_helper             = true
+    port_forwarding_helper = true
+  }
+}
+
+# Runs in the supervisor's container: the status page and a terminal that work even when the
+# devcontainer is being rebuilt, or when the build and the fallback both failed.
+resource "coder_agent" "builder" {
+  arch               = var.arch
+  os                 = "linux"
+  dir                = "/workspaces"
+  connection_timeout = 600
+  order              = 2
+  env = {
+    CODER_AGENT_DEVCONTAINERS_ENABLE = "false"
+  }
+  metadata {
+    key          = "devcontainer"
+    display_name = "Devcontainer"
+    script       = "devcontainer-builder status --short --state-dir /workspaces/.devcontainer-builder"
+    interval     = 5
+    timeout      = 2
+    order        = 1
+  }
+  display_apps {
+    vscode                 = false
+    vscode_insiders        = false
+    web_terminal           = true
+    ssh_helper             = false
+    port_forwarding_helper = false
+  }
+}
+
+resource "coder_app" "status" {
+  agent_id     = coder_agent.builder.id
+  slug         = "devcontainer"
+  display_name = "Devcontainer status"
+  icon         = "/icon/docker.png"
+  url          = "http://localhost:${local.serve_port}/"
+  share        = "owner"
+  subdomain    = false
+  order        = 1
+  healthcheck {
+    url       = "http://localhost:${local.serve_port}/healthz"
+    interval  = 5
+    threshold = 6
+  }
+}
+
+# -- storage ---------------------------------------------------------------------------------------------
+
+# No count: it survives a stop. Its size is an immutable parameter (shrinking replaces the claim).
+resource "kubernetes_persistent_volume_claim_v1" "workspaces" {
+  metadata {
+    name        = "${local.name}-workspaces"
+    namespace   = var.namespace
+    labels      = merge(local.labels, { "app.kubernetes.io/component" = "workspaces" })
+    annotations = local.annotations
+  }
+  wait_until_bound = false # WaitForFirstConsumer classes bind only once the pod exists
+  spec {
+    access_modes       = ["ReadWriteOnce"]
+    storage_class_name = var.storage_class == "" ? null : var.storage_class
+    resources {
+      requests = {
+        storage = "${data.coder_parameter.disk_size.value}Gi"
+      }
+    }
+  }
+}
+
+resource "kubernetes_persistent_volume_claim_v1" "engine" {
+  count = var.engine_storage == "volume" ? 1 : 0
+  metadata {
+    name        = "${local.name}-engine"
+    namespace   = var.namespace
+    labels      = merge(local.labels, { "app.kubernetes.io/component" = "engine" })
+    annotations = local.annotations
+  }
+  wait_until_bound = false
+  spec {
+    access_modes       = ["ReadWriteOnce"]
+    storage_class_name = var.storage_class == "" ? null : var.storage_class
+    resources {
+      requests = {
+        storage = "${var.engine_disk_size}Gi"
+      }
+    }
+  }
+}
+
+# -- secrets and the engine's configuration ----------------------------------------------------------------
+
+resource "kubernetes_secret_v1" "agent" {
+  count = data.coder_workspace.me.start_count
+  metadata {
+    name      = "${local.name}-agent"
+    namespace = var.namespace
+    labels    = local.labels
+  }
+  data = merge(
+    {
+      "main-agent-token"          = coder_agent.main.token
+      "main-agent-init-script"    = coder_agent.main.init_script
+      "builder-agent-token"       = coder_agent.builder.token
+      "builder-agent-init-script" = coder_agent.builder.init_script
+    },
+    var.external_auth_id == "" ? {} : { "gh-token" = data.coder_external_auth.git[0].access_token },
+  )
+}
+
+resource "kubernetes_secret_v1" "registry" {
+  count = var.cache_registry_auth == "" ? 0 : data.coder_workspace.me.start_count
+  metadata {
+    name      = "${local.name}-registry"
+    namespace = var.namespace
+    labels    = local.labels
+  }
+  type = "kubernetes.io/dockerconfigjson"
+  data = {
+    ".dockerconfigjson" = var.cache_registry_auth
+  }
+}
+
+resource "kubernetes_config_map_v1" "engine" {
+  count = data.coder_workspace.me.start_count
+  metadata {
+    name      = "${local.name}-engine"
+    namespace = var.namespace
+    labels    = local.labels
+  }
+  data = {
+    # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it
+    "daemon.json" = jsonencode({ features = { "containerd-snapshotter" = true } })
+  }
+}
+
+# -- the pod ---------------------------------------------------------------------------------------------
+
+resource "kubernetes_deployment_v1" "workspace" {
+  count            = data.coder_workspace.me.start_count
+  wait_for_rollout = false # the builder keeps the pod un-ready while it builds: Coder shows its log
+  depends_on       = [kubernetes_persistent_volume_claim_v1.workspaces]
+
+  metadata {
+    name        = local.name
+    namespace   = var.namespace
+    labels      = local.labels
+    annotations = local.annotations
+  }
+
+  spec {
+    replicas = 1
+    strategy {
+      type = "Recreate" # a ReadWriteOnce volume cannot roll
+    }
+    selector {
+      match_labels = {
+        "app.kubernetes.io/instance" = local.name
+      }
+    }
+
+    template {
+      metadata {
+        labels      = local.labels
+        annotations = local.annotations
+      }
+
+      spec {
+        termination_grace_period_seconds = 30
+        security_context {
+          fs_group               = tostring(local.builder_uid) # /workspaces belongs to the builder's user
+          fs_group_change_policy = "OnRootMismatch"
+          supplemental_groups    = [local.socket_gid]
+        }
+
+        # The Docker engine, a native sidecar: it starts first, and the builder starts only once the
+        # startup probe says the engine answers. The one privileged container.
+        init_container {
+          name           = "engine"
+          image          = var.engine_image
+          restart_policy = "Always"
+          args           = ["dockerd", "--host=unix://${local.socket_dir}/docker.sock", "--group=${local.socket_gid}"]
+          security_context {
+            privileged = true
+          }
+          startup_probe {
+            exec {
+              command = ["docker", "--host=unix://${local.socket_dir}/docker.sock", "version"]
+            }
+            period_seconds    = 1
+            timeout_seconds   = 5
+            failure_threshold = 180
+          }
+          resources {
+            requests = {
+              cpu    = "250m"
+              memory = "512Mi"
+            }
+            limits = {
+              cpu    = data.coder_parameter.cpu.value
+              memory = "${data.coder_parameter.memory.value}Gi"
+            }
+          }
+          volume_mount {
+            name       = "engine"
+            mount_path = "/var/lib/docker"
+          }
+          volume_mount {
+            name       = "socket"
+            mount_path = local.socket_dir
+          }
+          volume_mount {
+            name       = "workspaces"
+            mount_path = "/workspaces"
+          }
+          volume_mount {
+            name       = "engine-config"
+            mount_path = "/etc/docker"
+            read_only  = true
+          }
+        }
+
+        # The builder: clone, build, start the devcontainer and the main agent in it; exits 0 once the
+        # workspace runs (healthy, or degraded on the fallback image).
+        init_container {
+          name  = "builder"
+          image = var.builder_image
+          dynamic "env" {
+            for_each = merge(local.builder_env, {
+              DEVCONTAINER_BUILDER_MODE = "up"
+              DEVCONTAINER_REBUILD      = tostring(data.coder_parameter.rebuild.value)
+              DEVCONTAINER_REBUILD_FULL = tostring(data.coder_parameter.rebuild_full.value)
+            })
+            content {
+              name  = env.key
+              value = env.value
+            }
+          }
+          dynamic "env" {
+            for_each = local.secret_env
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = kubernetes_secret_v1.agent[0].metadata[0].name
+                  key  = env.value
+                }
+              }
+            }
+          }
+          security_context {
+            run_as_user                = tostring(local.builder_uid)
+            run_as_group               = tostring(local.builder_uid)
+            run_as_non_root            = true
+            allow_privilege_escalation = false
+            read_only_root_filesystem  = false
+            capabilities {
+              drop = ["ALL"]
+            }
+            seccomp_profile {
+              type = "RuntimeDefault"
+            }
+          }
+          resources {
+            requests = {
+              cpu    = "100m"
+              memory = "256Mi"
+            }
+            limits = {
+              cpu    = "2"
+              memory = "1Gi"
+            }
+          }
+          dynamic "volume_mount" {
+            for_each = local.builder_mounts
+            content {
+              name       = volume_mount.value.name
+              mount_path = volume_mount.value.path
+              sub_path   = volume_mount.value.sub_path
+              read_only  = volume_mount.value.read_only
+            }
+          }
+        }
+
+        # The supervisor: status page, rebuilds, suggestions, keep-alive; the builder agent.
+        container {
+          name  = "supervisor"
+          image = var.builder_image
+          dynamic "env" {
+            for_each = merge(local.builder_env, { DEVCONTAINER_BUILDER_MODE = "serve" })
+            content {
+              name  = env.key
+              value = env.value
+            }
+          }
+          dynamic "env" {
+            for_each = merge(local.secret_env, {
+              DEVCONTAINER_SERVE_AGENT_TOKEN       = "builder-agent-token"
+              DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT = "builder-agent-init-script"
+            })
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = kubernetes_secret_v1.agent[0].metadata[0].name
+                  key  = env.value
+                }
+              }
+            }
+          }
+          security_context {
+            run_as_user                = tostring(local.builder_uid)
+            run_as_group               = tostring(local.builder_uid)
+            run_as_non_root            = true
+            allow_privilege_escalation = false
+            capabilities {
+              drop = ["ALL"]
+            }
+            seccomp_profile {
+              type = "RuntimeDefault"
+            }
+          }
+          resources {
+            requests = {
+              cpu    = "50m"
+              memory = "128Mi"
+            }
+            limits = {
+              cpu    = "1"
+              memory = "512Mi"
+            }
+          }
+          dynamic "volume_mount" {
+            for_each = local.builder_mounts
+            content {
+              name       = volume_mount.value.name
+              mount_path = volume_mount.value.path
+              sub_path   = volume_mount.value.sub_path
+              read_only  = volume_mount.value.read_only
+            }
+          }
+        }
+
+        volume {
+          name = "workspaces"
+          persistent_volume_claim {
+            claim_name = kubernetes_persistent_volume_claim_v1.workspaces.metadata[0].name
+          }
+        }
+        dynamic "volume" {
+          for_each = var.engine_storage == "volume" ? [1] : []
+          content {
+            name = "engine"
+            persistent_volume_claim {
+              claim_name = kubernetes_persistent_volume_claim_v1.engine[0].metadata[0].name
+            }
+          }
+        }
+        dynamic "volume" {
+          for_each = var.engine_storage == "volume" ? [] : [1]
+          content {
+            name = "engine"
+            empty_dir {}
+          }
+        }
+        volume {
+          name = "socket"
+          empty_dir {
+            medium = "Memory"
+          }
+        }
+        volume {
+          name = "engine-config"
+          config_map {
+            name = kubernetes_config_map_v1.engine[0].metadata[0].name
+          }
+        }
+        volume {
+          name = "docker-config"
+          empty_dir {}
+        }
+        dynamic "volume" {
+          for_each = var.cache_registry_auth == "" ? [] : [1]
+          content {
+            name = "registry-auth"
+            secret {
+              secret_name = kubernetes_secret_v1.registry[0].metadata[0].name
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+locals {
+  # /workspaces at the same path as in the engine (bind mounts resolve inside the engine); the socket;
+  # a writable docker config folder (buildx writes into it), holding the registry credentials' file.
+  builder_mounts = concat(
+    [
+      { name = "workspaces", path = "/workspaces", sub_path = null, read_only = false },
+      { name = "socket", path = local.socket_dir, sub_path = null, read_only = false },
+      { name = "docker-config", path = "/home/builder/.docker", sub_path = null, read_only = false },
+    ],
+    var.cache_registry_auth == "" ? [] : [
+      { name = "registry-auth", path = "/home/builder/.docker/config.json", sub_path = ".dockerconfigjson", read_only = true },
+    ],
+  )
+}
+
+resource "coder_metadata" "workspace" {
+  count       = data.coder_workspace.me.start_count
+  resource_id = kubernetes_deployment_v1.workspace[0].id
+  item {
+    key   = "repository"
+    value = data.coder_parameter.repository.value
+  }
+  item {
+    key   = "branch"
+    value = data.coder_parameter.branch.value == "" ? "(default)" : data.coder_parameter.branch.value
+  }
+  item {
+    key   = "engine storage"
+    value = var.engine_storage
+  }
+  item {
+    key   = "resources"
+    value = "${data.coder_parameter.cpu.value} CPU, ${data.coder_parameter.memory.value} GiB"
+  }
+}
+
+resource "coder_metadata" "workspaces_volume" {
+  resource_id = kubernetes_persistent_volume_claim_v1.workspaces.id
+  item {
+    key   = "size"
+    value = "${data.coder_parameter.disk_size.value} GiB"
+  }
+}
