@@ -132,12 +132,13 @@ def test_a_rebuild_keeps_the_old_container_running_until_the_new_image_is_built(
     })  # fmt: skip
     old = ws.container()
     # the new image takes a while to build; meanwhile the user still has a container to work in
+    token = uuid.uuid4().hex  # never in the layer cache
     (ws.folder / ".devcontainer" / "Dockerfile").write_text(
-        f"FROM {BASE_IMAGE}\nRUN touch /tmp/building && sleep 4\nRUN echo built again\n"
+        f"FROM {BASE_IMAGE}\nRUN echo {token} && sleep 4\nRUN echo built again\n"
     )
     sup = supervise(ws)
     assert sup.post("/api/rebuild", {}).status == 202
-    wait_for(lambda: "sleep 4" in ws.build_log(), 60, "the new image's build")
+    wait_for(lambda: f"{token} && sleep 4" in ws.build_log(), 60, "the new image's build")
     assert docker("inspect", "-f", "{{.State.Running}}", old) == "true", "the old container runs during the build"
     final = sup.wait_build_end()
     assert final["status"] == "running"

@@ -449,6 +449,8 @@ resource "kubernetes_config_map_v1" "engine" {
 # -- the pod ---------------------------------------------------------------------------------------------
 
 resource "kubernetes_deployment_v1" "workspace" {
+  #checkov:skip=CKV_K8S_43:the admin pins the builder image by version or digest (variable validation); the engine image is the admin's choice
+  #checkov:skip=CKV_K8S_15:images are pinned, so IfNotPresent (the default) pulls exactly what is pinned, once per node
   count            = data.coder_workspace.me.start_count
   wait_for_rollout = false # the builder keeps the pod un-ready while it builds: Coder shows its log
   depends_on       = [kubernetes_persistent_volume_claim_v1.workspaces]
@@ -565,7 +567,7 @@ resource "kubernetes_deployment_v1" "workspace" {
             run_as_group               = tostring(local.builder_uid)
             run_as_non_root            = true
             allow_privilege_escalation = false
-            read_only_root_filesystem  = false
+            read_only_root_filesystem  = true
             capabilities {
               drop = ["ALL"]
             }
@@ -625,12 +627,30 @@ resource "kubernetes_deployment_v1" "workspace" {
             run_as_group               = tostring(local.builder_uid)
             run_as_non_root            = true
             allow_privilege_escalation = false
+            read_only_root_filesystem  = true
             capabilities {
               drop = ["ALL"]
             }
             seccomp_profile {
               type = "RuntimeDefault"
             }
+          }
+          # serve answers on loopback: the probes ask from inside the container
+          readiness_probe {
+            exec {
+              command = ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:${local.serve_port}/healthz"]
+            }
+            period_seconds  = 5
+            timeout_seconds = 3
+          }
+          liveness_probe {
+            exec {
+              command = ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:${local.serve_port}/healthz"]
+            }
+            initial_delay_seconds = 10
+            period_seconds        = 10
+            timeout_seconds       = 5
+            failure_threshold     = 6
           }
           resources {
             requests = {
@@ -691,6 +711,14 @@ resource "kubernetes_deployment_v1" "workspace" {
           name = "docker-config"
           empty_dir {}
         }
+        volume {
+          name = "tmp"
+          empty_dir {}
+        }
+        volume {
+          name = "home"
+          empty_dir {}
+        }
         dynamic "volume" {
           for_each = var.cache_registry_auth == "" ? [] : [1]
           content {
@@ -707,11 +735,14 @@ resource "kubernetes_deployment_v1" "workspace" {
 
 locals {
   # /workspaces at the same path as in the engine (bind mounts resolve inside the engine); the socket;
-  # a writable docker config folder (buildx writes into it), holding the registry credentials' file.
+  # /tmp and the home folder (the root filesystem is read-only: git and the devcontainer CLI write
+  # there); a writable docker config folder (buildx writes into it), holding the registry credentials.
   builder_mounts = concat(
     [
       { name = "workspaces", path = "/workspaces", sub_path = null, read_only = false },
       { name = "socket", path = local.socket_dir, sub_path = null, read_only = false },
+      { name = "tmp", path = "/tmp", sub_path = null, read_only = false },
+      { name = "home", path = "/home/builder", sub_path = null, read_only = false },
       { name = "docker-config", path = "/home/builder/.docker", sub_path = null, read_only = false },
     ],
     var.cache_registry_auth == "" ? [] : [

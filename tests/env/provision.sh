@@ -17,6 +17,9 @@ mkdir -p "$cache"
 BASE_IMAGE=devcontainer-builder-test/debian:trixie-slim
 FALLBACK_IMAGE=devcontainer-builder-test/enterprise-base:ubuntu
 DIND_IMAGE=devcontainer-builder-test/dind:trixie
+# the templates' test tools (terraform-providers.sh pins the providers)
+CHECKOV_VERSION=3.3.30
+TOFU_VERSION=1.10.10
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -160,6 +163,29 @@ install_moon() {
     --cache "$cache/npm" "@moonrepo/cli@$want" >/dev/null
 }
 
+terraform_tools() {
+  # The templates' tests: terraform (the machine's; else OpenTofu built from its Go module), the pinned
+  # providers built from theirs into a filesystem mirror (terraform-providers.sh), and checkov in a
+  # virtualenv of its own (its many pinned dependencies stay out of the project's).
+  command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+  if ! command -v terraform >/dev/null 2>&1 && [ ! -x "$cache/bin/terraform" ]; then
+    say "terraform not found: building OpenTofu $TOFU_VERSION from its Go module"
+    mkdir -p "$cache/bin"
+    GOBIN=$cache/bin GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$cache/terraform/go/mod \
+      GOCACHE=$cache/terraform/go/build go install "github.com/opentofu/opentofu/cmd/tofu@v$TOFU_VERSION"
+    ln -sf tofu "$cache/bin/terraform"
+  fi
+  "$root/tests/env/terraform-providers.sh" >/dev/null
+  local checkov=$cache/checkov
+  if [ "$("$checkov/bin/checkov" --version 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+    say "checkov $CHECKOV_VERSION (its own virtualenv)"
+    rm -rf "$checkov"
+    python3 -m venv "$checkov"
+    PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip} "$checkov/bin/pip" install -q --disable-pip-version-check \
+      "checkov==$CHECKOV_VERSION"
+  fi
+}
+
 python_env() {
   python_install
   # bytecode, as the image ships it: where PYTHONDONTWRITEBYTECODE is set (these machines set it),
@@ -205,5 +231,6 @@ if [ "$profile" = test ]; then
   install_buildx
   install_goss
   install_moon
+  terraform_tools
 fi
 say "environment ready ($profile)"

@@ -1,0 +1,186 @@
+"""template/kubernetes under real Terraform and real providers: formatted, valid with no warning, and a
+plan whose objects Kubernetes accepts and whose wiring keeps every promise of the README."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from devcontainer_builder.settings import options
+from support import k8s
+from support.terraform import CHECKOV, TEMPLATES, Workdir, addresses, configured, planned, workdir
+
+PARAMETERS = {"repository": "https://github.com/acme/widgets.git", "branch": "main", "cpu": "4", "memory": "8",
+              "disk_size": "20", "rebuild": "false", "rebuild_full": "false"}  # fmt: skip
+VARIABLES = {"namespace": "dev-workspaces", "builder_image": "ghcr.io/acme/devcontainer-builder:0.1.0",
+             "cache_repository": "registry.example.com/team/cache", "external_auth_id": "github"}  # fmt: skip
+SECRET_NAMES = {"CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SERVE_AGENT_TOKEN",
+                "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT"}  # fmt: skip
+# read by the docker client in the builder's containers, not by the builder: not in its options table
+DOCKER_CLIENT = {"DOCKER_HOST", "DOCKER_CONFIG"}
+KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
+DEPLOYMENT = "kubernetes_deployment_v1.workspace[0]"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workdir]:
+    work = workdir("kubernetes", tmp_path_factory.mktemp("tf"))
+    work.init()
+    yield work
+
+
+@pytest.fixture(scope="module")
+def plan(template: Workdir) -> dict[str, Any]:
+    return template.plan(VARIABLES, PARAMETERS)
+
+
+def pod(plan: dict[str, Any]) -> dict[str, Any]:
+    return planned(plan, DEPLOYMENT)["spec"][0]["template"][0]["spec"][0]
+
+
+def containers(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    spec = pod(plan)
+    return {c["name"]: c for c in [*spec["init_container"], *spec["container"]]}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def test_the_template_is_formatted_and_valid_with_no_warning(template: Workdir) -> None:
+    fmt = template.run("fmt", "-check", "-diff", "-recursive")
+    assert fmt.returncode == 0, f"terraform fmt would change:\n{fmt.stdout}"
+    validated = template.run("validate", "-json", "-no-color")
+    report = json.loads(validated.stdout)
+    assert report["valid"], report
+    assert (report["error_count"], report["warning_count"]) == (0, 0), report["diagnostics"]
+
+
+def test_the_planned_objects_are_valid_kubernetes(plan: dict[str, Any]) -> None:
+    objects = [
+        k8s.deployment(planned(plan, DEPLOYMENT)),
+        k8s.persistent_volume_claim(planned(plan, "kubernetes_persistent_volume_claim_v1.workspaces")),
+        k8s.persistent_volume_claim(planned(plan, "kubernetes_persistent_volume_claim_v1.engine[0]")),
+        k8s.config_map(planned(plan, "kubernetes_config_map_v1.engine[0]")),
+        k8s.secret(planned(plan, "kubernetes_secret_v1.agent[0]"), ["main-agent-token"]),
+    ]
+    for version in KUBERNETES_VERSIONS:
+        for obj in objects:
+            kubernetes_validate.validate(obj, version, strict=True)  # raises with the path of what is wrong
+    deployment = objects[0]
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert [c["name"] for c in deployment["spec"]["template"]["spec"]["initContainers"]] == ["engine", "builder"]
+
+
+def test_the_engine_is_a_native_sidecar_and_the_only_privileged_container(plan: dict[str, Any]) -> None:
+    found = containers(plan)
+    engine = found["engine"]
+    assert engine["restart_policy"] == "Always", "a native sidecar: it keeps running beside the builder"
+    probe = engine["startup_probe"][0]["exec"][0]["command"]
+    assert probe[0] == "docker" and probe[-1] == "version", "the builder starts once the engine answers"
+    assert engine["security_context"][0]["privileged"] is True
+    assert "--group=2375" in engine["args"]
+    for name in ("builder", "supervisor"):
+        context = found[name]["security_context"][0]
+        assert context["privileged"] is not True and context["allow_privilege_escalation"] is False
+        assert context["run_as_non_root"] is True and context["run_as_user"] == "1000"
+        assert context["capabilities"][0]["drop"] == ["ALL"]
+        assert context["seccomp_profile"][0]["type"] == "RuntimeDefault"
+    assert pod(plan)["security_context"][0]["supplemental_groups"] == [2375], "the socket's group, not root"
+
+
+def test_secrets_reach_the_containers_only_through_secret_key_refs(plan: dict[str, Any]) -> None:
+    for name, container in containers(plan).items():
+        for var, entry in env_of(container).items():
+            if var in SECRET_NAMES:
+                assert not entry.get("value"), f"{var} is a literal value in {name}"
+                ref = entry["value_from"][0]["secret_key_ref"][0]
+                assert ref["name"] == "coder-4f0c8f3e-2a5b-4c1d-9e7f-0a1b2c3d4e5f-agent"
+    secret = configured(plan, "kubernetes_secret_v1.agent")["expressions"]["data"]["references"]
+    for reference in ("coder_agent.main.token", "coder_agent.main.init_script", "coder_agent.builder.token",
+                      "coder_agent.builder.init_script", "data.coder_external_auth.git"):  # fmt: skip
+        assert reference in secret, f"the Secret does not take {reference}"
+    builder = env_of(containers(plan)["builder"])
+    assert builder["CODER_INIT_SCRIPT"]["value_from"][0]["secret_key_ref"][0]["key"] == "main-agent-init-script"
+    supervisor = env_of(containers(plan)["supervisor"])
+    assert supervisor["DEVCONTAINER_SERVE_AGENT_TOKEN"]["value_from"][0]["secret_key_ref"][0]["key"] == (
+        "builder-agent-token"
+    )
+
+
+def test_every_variable_the_template_sets_is_a_builder_setting(plan: dict[str, Any]) -> None:
+    known = {option.env for option in options.OPTIONS}
+    required = {option.env for option in options.OPTIONS if option.required}
+    for name in ("builder", "supervisor"):
+        names = set(env_of(containers(plan)[name]))
+        assert names - known - DOCKER_CLIENT == set(), f"{name} sets variables the builder does not know"
+        assert required <= names
+    assert env_of(containers(plan)["builder"])["DEVCONTAINER_BUILDER_MODE"]["value"] == "up"
+    assert env_of(containers(plan)["supervisor"])["DEVCONTAINER_BUILDER_MODE"]["value"] == "serve"
+    builder = env_of(containers(plan)["builder"])
+    assert builder["DEVCONTAINER_REPOSITORY"]["value"] == PARAMETERS["repository"]
+    assert builder["DEVCONTAINER_BRANCH"]["value"] == "main"
+    assert builder["DEVCONTAINER_CACHE_TO"]["value"] == "type=registry,ref=registry.example.com/team/cache,mode=max"
+    # the same settings in both, so `serve`'s rebuilds build what `up` built
+    shared = {k: v for k, v in builder.items() if k not in ("DEVCONTAINER_BUILDER_MODE", "DEVCONTAINER_REBUILD",
+                                                                "DEVCONTAINER_REBUILD_FULL")}  # fmt: skip
+    supervisor = env_of(containers(plan)["supervisor"])
+    assert all(supervisor.get(k) == v for k, v in shared.items())
+
+
+def test_the_rebuild_parameters_make_that_start_rebuild(template: Workdir, plan: dict[str, Any]) -> None:
+    builder = env_of(containers(plan)["builder"])
+    assert (builder["DEVCONTAINER_REBUILD"]["value"], builder["DEVCONTAINER_REBUILD_FULL"]["value"]) == (
+        "false",
+        "false",
+    )
+    rebuilt = template.plan(VARIABLES, dict(PARAMETERS, rebuild="true", rebuild_full="true"))
+    builder = env_of(containers(rebuilt)["builder"])
+    assert (builder["DEVCONTAINER_REBUILD"]["value"], builder["DEVCONTAINER_REBUILD_FULL"]["value"]) == ("true", "true")
+    assert "DEVCONTAINER_REBUILD" not in env_of(containers(rebuilt)["supervisor"]), "serve's rebuilds are asked for"
+    parameters = {r["name"]: r["values"] for r in _data_sources(plan) if r["type"] == "coder_parameter"}
+    for name in ("rebuild", "rebuild_full"):
+        assert parameters[name]["ephemeral"] is True and parameters[name]["mutable"] is True
+    assert parameters["disk_size"]["mutable"] is False, "shrinking the volume would replace it: data loss"
+
+
+def test_a_stopped_workspace_keeps_its_volumes_and_runs_nothing(template: Workdir) -> None:
+    stopped = template.plan(VARIABLES, PARAMETERS, CODER_WORKSPACE_TRANSITION="stop")
+    found = addresses(stopped)
+    assert "kubernetes_persistent_volume_claim_v1.workspaces" in found, "no count: it survives a stop"
+    assert "kubernetes_persistent_volume_claim_v1.engine[0]" in found
+    assert not [address for address in found if address.startswith("kubernetes_deployment_v1")]
+    assert not [address for address in found if address.startswith("kubernetes_secret_v1")], "no token kept"
+
+
+def test_the_builder_agent_shows_the_devcontainer_and_its_page(plan: dict[str, Any]) -> None:
+    builder = planned(plan, "coder_agent.builder")
+    (metadata,) = builder["metadata"]
+    assert metadata["script"].startswith("devcontainer-builder status --short")
+    app = planned(plan, "coder_app.status")
+    assert app["url"] == "http://localhost:7480/" and app["healthcheck"][0]["url"].endswith("/healthz")
+    assert app["subdomain"] is False, "relative URLs: it works behind the path-based app proxy"
+    main = planned(plan, "coder_agent.main")
+    assert main["env"]["CODER_AGENT_DEVCONTAINERS_ENABLE"] == "false"
+    assert main["connection_timeout"] >= 3600, "it waits out the longest build"
+
+
+def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(TEMPLATES / "kubernetes"), "--framework", "terraform", "--compact",
+         "-o", "json"], capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == [], failed
+    for skipped in report["results"]["skipped_checks"]:
+        assert len(skipped["check_result"].get("suppress_comment", "").strip()) > 10, f"{skipped['check_id']} is skipped without a reason"
+
+
+def _data_sources(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in plan["prior_state"]["values"]["root_module"]["resources"] if r["mode"] == "data"]
