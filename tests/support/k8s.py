@@ -39,7 +39,7 @@ def convert(value: Any, key: str = "") -> Any:
         for name, item in value.items():
             api = PLURAL.get(name) or RENAMED.get(name) or camel(name)
             converted = convert(item, api)
-            if converted is None or converted == "" or converted == []:
+            if converted is None or converted in ("", []):
                 continue
             if converted == {} and api not in KEEP_EMPTY:
                 continue
