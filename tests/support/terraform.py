@@ -78,9 +78,7 @@ class Workdir:
         code, out, err = self.tf.init(capture_output=True, input=False, no_color=IsFlagged, backend=False)
         assert code == 0, f"terraform init failed for {self.name}:\n{out}\n{err}"
 
-    def plan(
-        self, variables: dict[str, Any], parameters: dict[str, str], **workspace: str
-    ) -> dict[str, Any]:
+    def plan(self, variables: dict[str, Any], parameters: dict[str, str], **workspace: str) -> dict[str, Any]:
         """`terraform plan` with these admin variables and user parameters (and workspace variables over
         WORKSPACE_ENV's, e.g. CODER_WORKSPACE_TRANSITION="stop"), as `terraform show -json`."""
         saved = {key: os.environ.get(key) for key in (*WORKSPACE_ENV, *map(parameter_env, parameters))}

@@ -179,7 +179,9 @@ def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
     failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
     assert failed == [], failed
     for skipped in report["results"]["skipped_checks"]:
-        assert len(skipped["check_result"].get("suppress_comment", "").strip()) > 10, f"{skipped['check_id']} is skipped without a reason"
+        assert len(skipped["check_result"].get("suppress_comment", "").strip()) > 10, (
+            f"{skipped['check_id']} is skipped without a reason"
+        )
 
 
 def _data_sources(plan: dict[str, Any]) -> list[dict[str, Any]]:
