@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The builder image's entrypoint.
 
-(no arguments)        run the job the environment describes: DEVCONTAINER_BUILDER_MODE, up or serve
+(no arguments)        run the job the environment describes: DEVCONTAINER_BUILDER_MODE, up, serve or
+                      up-serve (up, then serve)
 COMMAND [ARGS ...]    run that devcontainer-builder command (up, serve, rebuild, status, options) or
                       --help, --version
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from devcontainer_builder import launch
 
@@ -22,7 +24,7 @@ TINI = "/usr/bin/tini"
 USAGE = """usage: docker run [docker options] IMAGE [COMMAND [ARGS ...]]
 
 Without a command the image runs the job its environment describes (DEVCONTAINER_BUILDER_MODE, one of
-up, serve; default up), as a Coder template starts it. With one, it runs that devcontainer-builder
+up, serve, up-serve; default up), as a Coder template starts it. With one, it runs that devcontainer-builder
 command:
 
   up        clone or update the repository and bring its devcontainer up (or the fallback)
@@ -48,6 +50,9 @@ def main(argv: list[str]) -> None:
         except InputError as err:
             print(f"devcontainer-builder: {err.message}", file=sys.stderr)
             sys.exit(EXIT_INVALID_INPUT)
+        if settings.mode == "up-serve":
+            up_then_serve(cli, EXIT_INVALID_INPUT)
+            return
         argv = [settings.mode]
     elif argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
@@ -56,6 +61,20 @@ def main(argv: list[str]) -> None:
         print(f"devcontainer-builder: unknown command {argv[0]!r}.\n\n{USAGE}", end="", file=sys.stderr)
         sys.exit(EXIT_INVALID_INPUT)
     cli.main(args=argv, prog_name="devcontainer-builder")
+
+
+def up_then_serve(cli: Any, invalid: int) -> None:
+    """One container on a Docker host: `up`, then `serve` whatever the build's outcome - the status page
+    and the Rebuild button are how a user gets out of a failed build - unless the input is invalid or
+    SIGTERM stopped `up` (the container is being stopped)."""
+    from devcontainer_builder import cli as commands  # noqa: PLC0415
+
+    try:
+        cli.main(args=["up"], prog_name="devcontainer-builder")
+    except SystemExit as done:
+        if done.code == invalid or commands.terminated_by:
+            raise
+    cli.main(args=["serve"], prog_name="devcontainer-builder")
 
 
 if __name__ == "__main__":

@@ -65,8 +65,13 @@ def load_settings(command: str, flags: dict[str, Any]) -> opts.Settings:
         fail(err.message, err.exit_code)
 
 
+terminated_by = ""  # the signal that stopped `up`, for an entrypoint that would go on to `serve`
+
+
 def _terminate(signum: int, frame: Any) -> NoReturn:
-    raise Terminated(signal.Signals(signum).name)
+    global terminated_by  # noqa: PLW0603 - one flag for the one process
+    terminated_by = signal.Signals(signum).name
+    raise Terminated(terminated_by)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

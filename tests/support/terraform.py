@@ -104,6 +104,22 @@ class Workdir:
         assert shown.returncode == 0, shown.stderr
         return json.loads(shown.stdout)
 
+    def evaluate(self, expression: str, variables: dict[str, Any], parameters: dict[str, str]) -> Any:
+        """An expression of the configuration (a local, say) as `terraform console -plan` evaluates it for
+        these inputs - for what a plan cannot show because part of it is known only after apply. The
+        expression must be known and free of sensitive values (wrap values in try(nonsensitive(v), v))."""
+        env = {**os.environ, **WORKSPACE_ENV, **{parameter_env(k): v for k, v in parameters.items()}}
+        (self.path / "test.auto.tfvars.json").write_text(json.dumps(variables))
+        try:
+            result = subprocess.run(
+                [terraform_bin(), "console", "-plan"], input=f"jsonencode({expression})\n", cwd=self.path, env=env,
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+        finally:
+            (self.path / "test.auto.tfvars.json").unlink()
+        assert result.returncode == 0, result.stderr
+        return json.loads(json.loads(result.stdout))
+
 
 def workdir(name: str, into: Path) -> Workdir:
     target = into / name
@@ -133,3 +149,39 @@ def configured(plan: dict[str, Any], address: str) -> dict[str, Any]:
         if resource["address"] == address:
             return resource
     raise AssertionError(f"{address} is not configured")
+
+
+# -- checks both templates share ---------------------------------------------------------------------------
+
+
+def assert_formatted_and_valid(work: Workdir) -> None:
+    fmt = work.run("fmt", "-check", "-diff", "-recursive")
+    assert fmt.returncode == 0, f"terraform fmt would change:\n{fmt.stdout}"
+    report = json.loads(work.run("validate", "-json", "-no-color").stdout)
+    assert report["valid"], report
+    assert (report["error_count"], report["warning_count"]) == (0, 0), report["diagnostics"]
+
+
+def assert_checkov_clean(template: str) -> None:
+    """checkov on the template: no failed check, and every skip carries its reason next to the resource."""
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(TEMPLATES / template), "--framework", "terraform", "--compact", "-o", "json"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    if "results" not in report:  # nothing it has checks for (kreuzwerker/docker): it still had to parse it all
+        assert report["parsing_errors"] == 0 and report["failed"] == 0, report
+        return
+    assert report["summary"]["parsing_errors"] == 0, report["summary"]
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert failed == [], failed
+    for skipped in report["results"].get("skipped_checks", []):
+        reason = skipped["check_result"].get("suppress_comment", "").strip()
+        assert len(reason) > 10, f"{skipped['check_id']} is skipped without a reason"
+
+
+def data_sources(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The plan's data sources by address, with their values."""
+    resources = plan["prior_state"]["values"]["root_module"]["resources"]
+    return {r["address"]: r["values"] for r in resources if r["mode"] == "data"}

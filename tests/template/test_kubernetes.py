@@ -3,8 +3,6 @@ plan whose objects Kubernetes accepts and whose wiring keeps every promise of th
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +10,16 @@ import kubernetes_validate
 import pytest
 from devcontainer_builder.settings import options
 from support import k8s
-from support.terraform import CHECKOV, TEMPLATES, Workdir, addresses, configured, planned, workdir
+from support.terraform import (
+    Workdir,
+    addresses,
+    assert_checkov_clean,
+    assert_formatted_and_valid,
+    configured,
+    data_sources,
+    planned,
+    workdir,
+)
 
 PARAMETERS = {"repository": "https://github.com/acme/widgets.git", "branch": "main", "cpu": "4", "memory": "8",
               "disk_size": "20", "rebuild": "false", "rebuild_full": "false"}  # fmt: skip
@@ -52,12 +59,7 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_the_template_is_formatted_and_valid_with_no_warning(template: Workdir) -> None:
-    fmt = template.run("fmt", "-check", "-diff", "-recursive")
-    assert fmt.returncode == 0, f"terraform fmt would change:\n{fmt.stdout}"
-    validated = template.run("validate", "-json", "-no-color")
-    report = json.loads(validated.stdout)
-    assert report["valid"], report
-    assert (report["error_count"], report["warning_count"]) == (0, 0), report["diagnostics"]
+    assert_formatted_and_valid(template)
 
 
 def test_the_planned_objects_are_valid_kubernetes(plan: dict[str, Any]) -> None:
@@ -142,7 +144,7 @@ def test_the_rebuild_parameters_make_that_start_rebuild(template: Workdir, plan:
     builder = env_of(containers(rebuilt)["builder"])
     assert (builder["DEVCONTAINER_REBUILD"]["value"], builder["DEVCONTAINER_REBUILD_FULL"]["value"]) == ("true", "true")
     assert "DEVCONTAINER_REBUILD" not in env_of(containers(rebuilt)["supervisor"]), "serve's rebuilds are asked for"
-    parameters = {r["name"]: r["values"] for r in _data_sources(plan) if r["type"] == "coder_parameter"}
+    parameters = {v["name"]: v for a, v in data_sources(plan).items() if a.startswith("data.coder_parameter.")}
     for name in ("rebuild", "rebuild_full"):
         assert parameters[name]["ephemeral"] is True and parameters[name]["mutable"] is True
     assert parameters["disk_size"]["mutable"] is False, "shrinking the volume would replace it: data loss"
@@ -170,19 +172,4 @@ def test_the_builder_agent_shows_the_devcontainer_and_its_page(plan: dict[str, A
 
 
 def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
-    result = subprocess.run(
-        [str(CHECKOV), "-d", str(TEMPLATES / "kubernetes"), "--framework", "terraform", "--compact",
-         "-o", "json"], capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    report = json.loads(result.stdout)
-    report = report[0] if isinstance(report, list) else report
-    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
-    assert failed == [], failed
-    for skipped in report["results"]["skipped_checks"]:
-        assert len(skipped["check_result"].get("suppress_comment", "").strip()) > 10, (
-            f"{skipped['check_id']} is skipped without a reason"
-        )
-
-
-def _data_sources(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for r in plan["prior_state"]["values"]["root_module"]["resources"] if r["mode"] == "data"]
+    assert_checkov_clean("kubernetes")

@@ -24,7 +24,7 @@ from devcontainer_builder.workspace.gitref import NO_REPOSITORY, Repository
 DEFAULT_FALLBACK_IMAGE = "codercom/enterprise-base:ubuntu"
 WORKSPACES_ROOT = "/workspaces"
 DEFAULT_STATE_DIR = "/workspaces/.devcontainer-builder"
-MODES = ("up", "serve")
+MODES = ("up", "serve", "up-serve")
 PRIVILEGES = ("privileged", "security-opt", "host-namespaces", "devices", "initialize-command")
 DAY = 86_400
 
@@ -95,7 +95,8 @@ STATE_USERS = ("up", "serve", "rebuild", "status")
 class Settings:
     mode: str = setting(
         "DEVCONTAINER_BUILDER_MODE",
-        "What the builder image does when started without arguments: up (build, then exit) or serve (the supervisor).",
+        "What the builder image does when started without arguments: up (build, then exit), serve (the "
+        "supervisor), or up-serve (up, then serve in the same container: a Docker host's template).",
         click.Choice(MODES),
         "up",
         env_only=True,

@@ -1,0 +1,441 @@
+# A Coder workspace built from the repository's devcontainer.json by devcontainer-builder, on one Docker
+# host.
+#
+# Per workspace: a Docker engine container of its own (privileged, or a sysbox runtime), and the builder
+# container, which runs `up` (clone, build, start the devcontainer and Coder's `main` agent in it) and
+# then `serve` (status page, rebuilds, suggestions, keep-alive; the `builder` agent). The host's own
+# socket is not used: the devcontainer's bind mounts would resolve on the host. README.md explains more.
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    coder = {
+      source  = "coder/coder"
+      version = "2.20.0"
+    }
+    docker = {
+      source  = "kreuzwerker/docker"
+      version = "4.6.0"
+    }
+  }
+}
+
+provider "coder" {}
+
+provider "docker" {
+  host = var.docker_host
+}
+
+# -- for the admin -------------------------------------------------------------------------------------
+
+variable "docker_host" {
+  type        = string
+  default     = "unix:///var/run/docker.sock"
+  description = "The Docker host the workspaces run on, as the Coder provisioner reaches it."
+}
+
+variable "builder_image" {
+  type        = string
+  default     = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+  description = "The devcontainer-builder image, pinned by version or digest (never a moving tag)."
+  validation {
+    condition     = can(regex("(:[0-9][^:/@]*|@sha256:[0-9a-f]{64})$", var.builder_image))
+    error_message = "Pin the builder image by a version tag (name:1.2.3) or a digest (name@sha256:...)."
+  }
+}
+
+variable "engine_image" {
+  type        = string
+  default     = "docker.io/library/docker:28.2.2-dind"
+  description = "The Docker engine image of each workspace's engine container (Docker >= 24)."
+}
+
+variable "engine_runtime" {
+  type        = string
+  default     = ""
+  description = "An OCI runtime for the engine container, e.g. sysbox-runc, which runs it without privileges; empty for the default runtime, with a privileged engine container."
+}
+
+variable "fallback_image" {
+  type        = string
+  default     = "codercom/enterprise-base:ubuntu"
+  description = "The image the workspace runs when the repository's devcontainer cannot be built."
+}
+
+variable "cache_repository" {
+  type        = string
+  default     = ""
+  description = "A registry repository for the build's layer cache (registry.example.com/team/cache); empty for none."
+}
+
+variable "external_auth_id" {
+  type        = string
+  default     = ""
+  description = "The id of a Coder external auth provider (e.g. github) whose token clones private repositories; empty for none."
+}
+
+variable "allowed_privileges" {
+  type        = string
+  default     = ""
+  description = "What a repository's devcontainer.json may ask for beyond the default (DEVCONTAINER_ALLOWED_PRIVILEGES)."
+}
+
+variable "build_timeout" {
+  type        = number
+  default     = 3600
+  description = "Seconds one devcontainer build may take (DEVCONTAINER_BUILD_TIMEOUT); the main agent waits that long plus 10 minutes."
+  validation {
+    condition     = var.build_timeout >= 60 && var.build_timeout <= 86400
+    error_message = "build_timeout is between 60 and 86400 seconds."
+  }
+}
+
+variable "arch" {
+  type        = string
+  default     = "amd64"
+  description = "CPU architecture of the Docker host, for Coder's agent binary."
+  validation {
+    condition     = contains(["amd64", "arm64"], var.arch)
+    error_message = "arch is amd64 or arm64."
+  }
+}
+
+# -- for the user ----------------------------------------------------------------------------------------
+
+data "coder_parameter" "repository" {
+  name         = "repository"
+  display_name = "Repository"
+  description  = "Git URL of the repository whose devcontainer.json defines the workspace (https or ssh)."
+  type         = "string"
+  mutable      = true
+  order        = 1
+  validation {
+    regex = "^(https://[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
+    error = "Give an https://, ssh:// or user@host:path Git URL."
+  }
+}
+
+data "coder_parameter" "branch" {
+  name         = "branch"
+  display_name = "Branch"
+  description  = "Branch to check out; empty for the repository's default branch."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 2
+  validation {
+    regex = "^([A-Za-z0-9_][A-Za-z0-9._/-]{0,199})?$"
+    error = "A branch name: letters, digits, '.', '_', '/', '-', not starting with '-' or '.'."
+  }
+}
+
+data "coder_parameter" "rebuild" {
+  name         = "rebuild"
+  display_name = "Rebuild devcontainer"
+  description  = "Rebuild the devcontainer on this start, even if its configuration did not change."
+  type         = "bool"
+  default      = "false"
+  mutable      = true
+  ephemeral    = true
+  order        = 10
+}
+
+data "coder_parameter" "rebuild_full" {
+  name         = "rebuild_full"
+  display_name = "Rebuild without cache"
+  description  = "Rebuild on this start without the layer cache (every image layer built again)."
+  type         = "bool"
+  default      = "false"
+  mutable      = true
+  ephemeral    = true
+  order        = 11
+}
+
+data "coder_workspace" "me" {}
+data "coder_workspace_owner" "me" {}
+
+data "coder_external_auth" "git" {
+  count = var.external_auth_id == "" ? 0 : 1
+  id    = var.external_auth_id
+}
+
+# -- names, labels and the builder's settings -----------------------------------------------------------
+
+locals {
+  name       = "coder-${data.coder_workspace.me.id}"
+  repo_name  = trimsuffix(basename(data.coder_parameter.repository.value), ".git")
+  socket_dir = "/run/engine"
+  socket_gid = 2375 # dockerd --group: the builder reaches the engine as this group, not root
+  labels = {
+    "coder.owner"          = data.coder_workspace_owner.me.name
+    "coder.owner_id"       = data.coder_workspace_owner.me.id
+    "coder.workspace_id"   = data.coder_workspace.me.id
+    "coder.workspace_name" = data.coder_workspace.me.name
+  }
+  # Coder on the same host is reachable from the containers through the host's gateway
+  agent_url = replace(data.coder_workspace.me.access_url, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
+  # every name is in the builder's options table (devcontainer-builder options), except DOCKER_HOST,
+  # which the docker client reads. Secrets are set here too: a Docker container has no Secret object;
+  # the builder's entrypoint moves them off its environment before anything else runs.
+  builder_env = merge(
+    {
+      DEVCONTAINER_BUILDER_MODE            = "up-serve"
+      DEVCONTAINER_REPOSITORY              = data.coder_parameter.repository.value
+      DEVCONTAINER_WORKSPACE_FOLDER        = "/workspaces/${local.repo_name}"
+      DEVCONTAINER_STATE_DIR               = "/workspaces/.devcontainer-builder"
+      DEVCONTAINER_FALLBACK_IMAGE          = var.fallback_image
+      DEVCONTAINER_BUILD_TIMEOUT           = tostring(var.build_timeout)
+      DEVCONTAINER_ENGINE_TIMEOUT          = "300"
+      DEVCONTAINER_ALLOWED_PRIVILEGES      = var.allowed_privileges
+      DEVCONTAINER_REBUILD                 = tostring(data.coder_parameter.rebuild.value)
+      DEVCONTAINER_REBUILD_FULL            = tostring(data.coder_parameter.rebuild_full.value)
+      CODER_AGENT_URL                      = local.agent_url
+      CODER_AGENT_TOKEN                    = coder_agent.main.token
+      CODER_INIT_SCRIPT                    = replace(coder_agent.main.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
+      DEVCONTAINER_SERVE_AGENT_TOKEN       = coder_agent.builder.token
+      DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT = replace(coder_agent.builder.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
+      DOCKER_HOST                          = "unix://${local.socket_dir}/docker.sock"
+    },
+    data.coder_parameter.branch.value == "" ? {} : { DEVCONTAINER_BRANCH = data.coder_parameter.branch.value },
+    var.cache_repository == "" ? {} : {
+      DEVCONTAINER_CACHE_FROM = var.cache_repository
+      DEVCONTAINER_CACHE_TO   = "type=registry,ref=${var.cache_repository},mode=max"
+    },
+    var.external_auth_id == "" ? {} : { GH_TOKEN = data.coder_external_auth.git[0].access_token },
+  )
+}
+
+# -- the agents ------------------------------------------------------------------------------------------
+
+# Runs inside the devcontainer: the builder starts it with its init script once the container is up.
+resource "coder_agent" "main" {
+  arch               = var.arch
+  os                 = "linux"
+  dir                = "/workspaces/${local.repo_name}"
+  connection_timeout = var.build_timeout + 600
+  order              = 1
+  env = {
+    CODER_AGENT_DEVCONTAINERS_ENABLE = "false"
+  }
+  display_apps {
+    vscode                 = true
+    web_terminal           = true
+    ssh_helper             = true
+    port_forwarding_helper = true
+  }
+}
+
+# Runs in the builder's container (serve starts it): the status page and a terminal that work while the
+# devcontainer is rebuilt or down.
+resource "coder_agent" "builder" {
+  arch               = var.arch
+  os                 = "linux"
+  dir                = "/workspaces"
+  connection_timeout = var.build_timeout + 600 # serve starts it once `up` is done
+  order              = 2
+  env = {
+    CODER_AGENT_DEVCONTAINERS_ENABLE = "false"
+  }
+  metadata {
+    key          = "devcontainer"
+    display_name = "Devcontainer"
+    script       = "devcontainer-builder status --short --state-dir /workspaces/.devcontainer-builder"
+    interval     = 5
+    timeout      = 2
+    order        = 1
+  }
+  display_apps {
+    vscode                 = false
+    vscode_insiders        = false
+    web_terminal           = true
+    ssh_helper             = false
+    port_forwarding_helper = false
+  }
+}
+
+resource "coder_app" "status" {
+  agent_id     = coder_agent.builder.id
+  slug         = "devcontainer"
+  display_name = "Devcontainer status"
+  icon         = "/icon/docker.png"
+  url          = "http://localhost:7480/"
+  share        = "owner"
+  subdomain    = false
+  order        = 1
+  healthcheck {
+    url       = "http://localhost:7480/healthz"
+    interval  = 5
+    threshold = 6
+  }
+}
+
+# -- storage and network -----------------------------------------------------------------------------------
+
+# No count: they survive a stop. ignore_changes: a volume is never replaced under the user's files.
+resource "docker_volume" "workspaces" {
+  name = "${local.name}-workspaces"
+  lifecycle {
+    ignore_changes = all
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+# the engine's images and containers: a restarted workspace finds its devcontainer and does not rebuild
+resource "docker_volume" "engine" {
+  name = "${local.name}-engine"
+  lifecycle {
+    ignore_changes = all
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+resource "docker_volume" "socket" {
+  name = "${local.name}-socket"
+  lifecycle {
+    ignore_changes = all
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+resource "docker_network" "workspace" {
+  count = data.coder_workspace.me.start_count
+  name  = local.name
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+# -- the containers --------------------------------------------------------------------------------------
+
+resource "docker_container" "engine" {
+  count      = data.coder_workspace.me.start_count
+  name       = "${local.name}-engine"
+  image      = var.engine_image
+  hostname   = "${data.coder_workspace.me.name}-engine"
+  privileged = var.engine_runtime == "" # the one privileged container; sysbox needs no privilege
+  runtime    = var.engine_runtime == "" ? null : var.engine_runtime
+  command    = ["dockerd", "--host=unix://${local.socket_dir}/docker.sock", "--group=${local.socket_gid}"]
+  restart    = "unless-stopped"
+  # The builder is created first: a new volume takes its content - and owner - from the first container
+  # that mounts it, and /workspaces in the builder's image belongs to its user (the engine's does not
+  # exist). The builder waits for the engine to answer (DEVCONTAINER_ENGINE_TIMEOUT).
+  depends_on = [docker_container.builder]
+  upload {
+    # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it
+    file    = "/etc/docker/daemon.json"
+    content = jsonencode({ features = { "containerd-snapshotter" = true } })
+  }
+  healthcheck {
+    test     = ["CMD", "docker", "--host=unix://${local.socket_dir}/docker.sock", "version"]
+    interval = "2s"
+    timeout  = "5s"
+    retries  = 60
+  }
+  networks_advanced {
+    name = docker_network.workspace[0].name
+  }
+  host {
+    host = "host.docker.internal"
+    ip   = "host-gateway"
+  }
+  volumes {
+    container_path = "/var/lib/docker"
+    volume_name    = docker_volume.engine.name
+  }
+  volumes {
+    container_path = local.socket_dir
+    volume_name    = docker_volume.socket.name
+  }
+  volumes {
+    container_path = "/workspaces" # the same path as in the builder: bind mounts resolve in the engine
+    volume_name    = docker_volume.workspaces.name
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+resource "docker_container" "builder" {
+  count     = data.coder_workspace.me.start_count
+  name      = "${local.name}-builder"
+  image     = var.builder_image
+  hostname  = data.coder_workspace.me.name
+  env       = [for key, value in local.builder_env : "${key}=${value}"]
+  group_add = [tostring(local.socket_gid)]
+  read_only = true
+  tmpfs = {
+    "/tmp"          = "uid=1000,gid=1000"
+    "/home/builder" = "uid=1000,gid=1000"
+  }
+  security_opts = ["no-new-privileges"]
+  capabilities {
+    drop = ["ALL"]
+  }
+  restart     = "unless-stopped"
+  stop_signal = "SIGTERM"
+  networks_advanced {
+    name = docker_network.workspace[0].name
+  }
+  host {
+    host = "host.docker.internal"
+    ip   = "host-gateway"
+  }
+  volumes {
+    container_path = local.socket_dir
+    volume_name    = docker_volume.socket.name
+  }
+  volumes {
+    container_path = "/workspaces"
+    volume_name    = docker_volume.workspaces.name
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+resource "coder_metadata" "builder" {
+  count       = data.coder_workspace.me.start_count
+  resource_id = docker_container.builder[0].id
+  item {
+    key   = "repository"
+    value = data.coder_parameter.repository.value
+  }
+  item {
+    key   = "branch"
+    value = data.coder_parameter.branch.value == "" ? "(default)" : data.coder_parameter.branch.value
+  }
+  item {
+    key   = "engine"
+    value = var.engine_runtime == "" ? "privileged container" : "runtime ${var.engine_runtime}"
+  }
+}

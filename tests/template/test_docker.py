@@ -1,0 +1,114 @@
+"""template/docker under real Terraform and the real kreuzwerker/docker provider: formatted, valid with no
+warning, and a plan wired as its README says."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from devcontainer_builder.settings import options
+from support.terraform import (
+    Workdir,
+    addresses,
+    assert_checkov_clean,
+    assert_formatted_and_valid,
+    data_sources,
+    planned,
+    workdir,
+)
+
+PARAMETERS = {"repository": "git@github.com:acme/widgets.git", "branch": "", "rebuild": "false",
+              "rebuild_full": "false"}  # fmt: skip
+VARIABLES = {"builder_image": "ghcr.io/acme/devcontainer-builder:0.1.0", "external_auth_id": "github"}
+BUILDER = "docker_container.builder[0]"
+ENGINE = "docker_container.engine[0]"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workdir]:
+    work = workdir("docker", tmp_path_factory.mktemp("tf"))
+    work.init()
+    yield work
+
+
+@pytest.fixture(scope="module")
+def plan(template: Workdir) -> dict[str, Any]:
+    return template.plan(VARIABLES, PARAMETERS)
+
+
+SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
+           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN")  # fmt: skip
+
+
+def env_of(template: Workdir, parameters: dict[str, str] = PARAMETERS) -> dict[str, str]:
+    """The builder's environment (the container's `env` is known only after apply: it holds the agents'
+    tokens): every name, with the values of all but the secrets."""
+    secrets = ", ".join(f'"{name}"' for name in SECRETS)
+    expression = (
+        f'{{for k, v in local.builder_env : k => contains([{secrets}], k) ? "(secret)" : try(nonsensitive(v), v)}}'
+    )
+    return template.evaluate(expression, VARIABLES, parameters)
+
+
+def test_the_template_is_formatted_and_valid_with_no_warning(template: Workdir) -> None:
+    assert_formatted_and_valid(template)
+
+
+def test_the_builder_runs_up_then_serve_with_settings_the_builder_knows(
+    template: Workdir, plan: dict[str, Any]
+) -> None:
+    env = env_of(template)
+    known = {option.env for option in options.OPTIONS} | {"DOCKER_HOST"}
+    assert set(env) - known == set(), "the template sets variables the builder does not know"
+    assert env["DEVCONTAINER_BUILDER_MODE"] == "up-serve"
+    assert env["DEVCONTAINER_REPOSITORY"] == PARAMETERS["repository"]
+    assert "DEVCONTAINER_BRANCH" not in env, "no branch: the repository's default"
+    assert env["DEVCONTAINER_WORKSPACE_FOLDER"] == "/workspaces/widgets"
+    assert {name for name, value in env.items() if value == "(secret)"} == set(SECRETS)
+
+
+def test_only_the_engine_is_privileged_and_the_builder_is_locked_down(template: Workdir, plan: dict[str, Any]) -> None:
+    engine, builder = planned(plan, ENGINE), planned(plan, BUILDER)
+    assert engine["privileged"] is True and "--group=2375" in engine["command"]
+    assert not builder["privileged"]
+    assert builder["read_only"] is True and builder["group_add"] == ["2375"]
+    assert builder["capabilities"][0]["drop"] == ["ALL"] and "no-new-privileges" in builder["security_opts"]
+    sysbox = template.plan(dict(VARIABLES, engine_runtime="sysbox-runc"), PARAMETERS)
+    assert planned(sysbox, ENGINE)["privileged"] is False and planned(sysbox, ENGINE)["runtime"] == "sysbox-runc"
+
+
+def test_the_engine_and_builder_share_the_workspaces_at_one_path(plan: dict[str, Any]) -> None:
+    def mounts(container: dict[str, Any]) -> dict[str, str]:
+        return {v["container_path"]: v["volume_name"] for v in container["volumes"]}
+
+    engine, builder = mounts(planned(plan, ENGINE)), mounts(planned(plan, BUILDER))
+    assert engine["/workspaces"] == builder["/workspaces"], "bind mounts resolve inside the engine"
+    assert engine["/run/engine"] == builder["/run/engine"], "the socket"
+    assert "/var/lib/docker" in engine
+
+
+def test_a_stopped_workspace_keeps_its_volumes_and_runs_nothing(template: Workdir) -> None:
+    stopped = addresses(template.plan(VARIABLES, PARAMETERS, CODER_WORKSPACE_TRANSITION="stop"))
+    for volume in ("workspaces", "engine", "socket"):
+        assert f"docker_volume.{volume}" in stopped, f"the {volume} volume has no count: it survives a stop"
+    assert not [address for address in stopped if address.startswith("docker_container.")]
+
+
+def test_the_rebuild_parameters_make_that_start_rebuild(template: Workdir, plan: dict[str, Any]) -> None:
+    env = env_of(template)
+    assert (env["DEVCONTAINER_REBUILD"], env["DEVCONTAINER_REBUILD_FULL"]) == ("false", "false")
+    assert env_of(template, dict(PARAMETERS, rebuild="true"))["DEVCONTAINER_REBUILD"] == "true"
+    parameters = {v["name"]: v for a, v in data_sources(plan).items() if a.startswith("data.coder_parameter.")}
+    assert parameters["rebuild"]["ephemeral"] is True and parameters["rebuild_full"]["ephemeral"] is True
+
+
+def test_coders_labels_are_on_every_container_and_volume(plan: dict[str, Any]) -> None:
+    for address in (ENGINE, BUILDER, "docker_volume.workspaces", "docker_volume.engine"):
+        labels = {label["label"]: label["value"] for label in planned(plan, address)["labels"]}
+        assert labels["coder.workspace_id"] == "4f0c8f3e-2a5b-4c1d-9e7f-0a1b2c3d4e5f"
+        assert labels["coder.owner"] == "alice"
+
+
+def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
+    assert_checkov_clean("docker")
