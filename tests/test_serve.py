@@ -214,6 +214,35 @@ def test_ignore_clears_the_suggestion_and_a_further_edit_raises_it_again(
     assert final["status"] == "running" and final["rebuild_suggested"] is False, "the rebuild took the change"
 
 
+def test_a_file_saved_over_and_over_is_news_once_and_undoing_clears_it(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    ws = running_ws(remote, make_workspace, SUGGESTING)
+    original = (ws.folder / "requirements.txt").read_text()
+    sup = supervise(ws)
+    hashes = set()
+    for index in range(8):  # a process that keeps writing a file the build copies
+        (ws.folder / "requirements.txt").write_text(f"{original}package-{index}==1\n")
+        wait_for(lambda: sup.status()["suggestion_hash"] not in hashes, 30, "the new content compared")
+        hashes.add(sup.status()["suggestion_hash"])
+    assert ws.event_kinds().count("rebuild_suggested") == 1, "the same changed file is the same news"
+    (ws.folder / "requirements.txt").write_text(original)
+    wait_for(lambda: not sup.status()["rebuild_suggested"], 30, "the undo clearing the suggestion")
+    assert sup.status()["suggestion_hash"] == ""
+
+
+def test_rebuild_will_not_build_beside_a_supervisor_it_cannot_reach(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    (ws.state_dir / "serve.json").unlink()  # gone, or garbled: the supervisor itself still runs
+    run = ws.run("--no-wait", command="rebuild")
+    assert run.returncode == 1, run.output
+    assert f"a supervisor (pid {sup.proc.pid}) is serving this workspace" in " ".join(run.stderr.split())
+    assert "rebuild_requested" not in ws.event_kinds() and ws.state()["trigger"] == "start", "nothing built"
+
+
 # -- keep-alive ---------------------------------------------------------------------------------------
 
 
@@ -311,6 +340,7 @@ def test_a_container_that_keeps_dying_ends_as_failed_and_comes_back_when_it_hold
     (ws.folder / ".crash").unlink()  # the cause is fixed: the next attempt holds, and the status comes back
     back = sup.wait_status("running", 300)
     assert back["keepalive_error"] == ""
+    assert "keepalive_recovered" in ws.event_kinds()
     assert ws.containers() == [container]
 
 
@@ -378,6 +408,7 @@ def test_sigterm_when_idle_ends_serve_and_leaves_the_devcontainer(remote: Remote
 
 def test_sigterm_during_a_rebuild_stops_it_as_sigterm_stops_up(remote: Remote, make_workspace, supervise) -> None:
     ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    old = ws.container()
     sup = supervise(ws)
     remote_files = {".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
                     ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo build-started && sleep 300\n"}  # fmt: skip
@@ -386,8 +417,12 @@ def test_sigterm_during_a_rebuild_stops_it_as_sigterm_stops_up(remote: Remote, m
     wait_for(lambda: "build-started" in ws.build_log(), 120, "the rebuild's RUN step")
     code, _ = sup.stop(timeout=60)
     assert code == 0
+    # stopped while the new image was building: the old container was never touched and runs on
     state = ws.state()
-    assert (state["status"], state["error"]["step"]) == ("failed", "terminated")
+    assert (state["status"], state["container_id"]) == ("running", old)
+    assert docker("inspect", "-f", "{{.State.Running}}", old) == "true"
+    assert [e["step"] for e in ws.events() if e["kind"] == "build_failed"] == ["terminated"]
+    assert ws.run("--short", command="status").stdout.strip() == "running"
     wait_for(lambda: not [p for p in os.listdir("/proc") if p.isdigit() and _is_build_of(p, ws.folder)], 30,
              "the rebuild's processes ending")  # fmt: skip
 
@@ -576,6 +611,9 @@ BAD_REQUESTS = [
     ("GET", "/api/status?verbose=1", None, {}, 400),
     ("POST", "/api/rebuild?full=true", "{}", JSON, 400),
     ("POST", "/api/rebuild", "{}", {"Content-Type": "application/json; charset=utf-16"}, 415),
+    ("GET", "/api/status/", None, {"Host": "evil.example"}, 404),  # no redirect built from the Host header
+    ("POST", "/api/rebuild/", "{}", JSON, 404),
+    ("GET", "/api/events?limit=1&limit=3", None, {}, 400),
 ]
 
 

@@ -232,7 +232,10 @@ def rebuild(full: bool, no_wait: bool, **flags: Any) -> None:
     from devcontainer_builder.supervisor import client  # noqa: PLC0415
 
     settings = load_settings("rebuild", flags)
-    base = client.find(StateDir(settings.state_dir))
+    try:
+        base = client.find(StateDir(settings.state_dir))
+    except client.Unreachable as err:
+        fail(str(err), EXIT_NOT_RUNNING)
     if base is not None:
         ignored = [
             str(option.flag)

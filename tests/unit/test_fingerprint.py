@@ -43,3 +43,26 @@ def test_a_link_to_a_folder_added_to_a_copied_folder_counts(tmp_path: Path) -> N
     os.unlink(workspace / "data" / "more")
     (workspace / "data" / "more").symlink_to("/etc")
     assert fingerprint.changed_files(after, fingerprint.build_inputs(str(workspace), config)) == ["data/more"]
+
+
+def test_a_folder_copied_whole_is_followed_with_every_folder_under_it(tmp_path: Path) -> None:
+    workspace, config = context(tmp_path, "app/")
+    (workspace / "app" / "data").mkdir(parents=True)
+    (workspace / "app" / "data" / "a.txt").write_text("a\n")
+    inputs = fingerprint.build_inputs(str(workspace), config)
+    assert {str(workspace / "app"), str(workspace / "app" / "data")} <= set(inputs.folders), (
+        "a file created in app/ itself, or in a new folder under it, is part of the build"
+    )
+
+
+def test_a_config_half_way_through_an_edit_leaves_the_rest_of_the_comparison_right(tmp_path: Path) -> None:
+    workspace, config = context(tmp_path, "data")
+    (workspace / "data").mkdir()
+    (workspace / "data" / "a.txt").write_text("a\n")
+    baseline = fingerprint.build_inputs(str(workspace), config)
+    Path(config).write_text('{ "build": {"dockerfile": ')
+    current = fingerprint.build_inputs(str(workspace), config, baseline=baseline)
+    assert fingerprint.changed_files(baseline, current) == [".devcontainer/devcontainer.json"]
+    (workspace / "data" / "a.txt").write_text("edited\n")
+    current = fingerprint.build_inputs(str(workspace), config, baseline=baseline)
+    assert fingerprint.changed_files(baseline, current) == [".devcontainer/devcontainer.json", "data/a.txt"]

@@ -219,3 +219,12 @@ def test_the_quick_status_path_finds_the_state_dir_the_settings_would(tmp_path: 
     assert launch.quick_status(["status", "--short"], {"DEVCONTAINER_STATE_DIR": str(tmp_path)}) == 0
     assert launch.quick_status(["status", "--short", "--json"], {}) is None, "anything else: the full command"
     assert launch.quick_status(["status", "--short", "--state-dir", "relative"], {}) is None
+
+
+def test_a_malformed_agent_token_is_one_problem_not_two() -> None:
+    found = problems(
+        DEVCONTAINER_REPOSITORY="https://example.com/r.git",
+        CODER_AGENT_URL="https://coder.example.com",
+        CODER_AGENT_TOKEN="not-a-uuid",
+    )
+    assert len(found) == 1 and found[0].startswith("CODER_AGENT_TOKEN"), found

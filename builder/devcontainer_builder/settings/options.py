@@ -498,7 +498,9 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
             "CODER_INIT_SCRIPT is set but CODER_AGENT_URL or CODER_AGENT_TOKEN is not: the agent needs both to "
             "connect; the template passes all three."
         )
-    if bool(settings.coder_agent_url) != bool(settings.coder_agent_token):
+    given = (environ.get("CODER_AGENT_URL", ""), environ.get("CODER_AGENT_TOKEN", ""))
+    # a value that was given but is malformed has its own problem already
+    if bool(settings.coder_agent_url) != bool(settings.coder_agent_token) and not all(given):
         problems.append(
             "CODER_AGENT_URL and CODER_AGENT_TOKEN go together: set both (as the Coder template does) or neither "
             "(standalone)."

@@ -56,6 +56,7 @@ class Event:
     CONTAINER_RESTARTED = "container_restarted"
     AGENT_RESTARTED = "agent_restarted"
     KEEPALIVE_FAILED = "keepalive_failed"
+    KEEPALIVE_RECOVERED = "keepalive_recovered"  # a restart held after failed ones
     SERVE_AGENT_STARTED = "serve_agent_started"  # Coder's builder agent, in the supervisor's container
     SERVE_AGENT_EXITED = "serve_agent_exited"
 

@@ -64,6 +64,15 @@ def no_query(request: Request) -> None:
         raise Refused(400, "this endpoint takes no query parameters")
 
 
+def single(request: Request, allowed: set[str]) -> None:
+    """Only the query parameters an endpoint takes, each at most once."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    if set(names) - allowed:
+        raise Refused(400, f"unknown query parameter; allowed: {', '.join(sorted(allowed))}")
+    if len(names) != len(set(names)):
+        raise Refused(400, "a query parameter is given more than once")
+
+
 async def json_body(request: Request, fields: dict[str, type]) -> dict[str, Any]:
     """The request's JSON object, checked: no query, content type and charset, size, syntax, known fields,
     their types."""
@@ -138,8 +147,7 @@ def create_app(sup: Supervisor) -> Starlette:
     async def events(request: Request) -> Response:
         after = request.query_params.get("after")
         limit_text = request.query_params.get("limit", "100")
-        if set(request.query_params) - {"after", "limit"}:
-            raise Refused(400, "unknown query parameter; allowed: after, limit")
+        single(request, {"after", "limit"})
         if after is not None and not _CURSOR.match(after):
             raise Refused(400, "after must be the cursor a previous answer gave")
         if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= 1000:
@@ -166,8 +174,7 @@ def create_app(sup: Supervisor) -> Starlette:
     @refusing
     async def log(request: Request) -> Response:
         params = request.query_params
-        if set(params) - {"build", "follow", "from"}:
-            raise Refused(400, "unknown query parameter; allowed: build, follow, from")
+        single(request, {"build", "follow", "from"})
         build = params.get("build", "")
         if build and not _BUILD_ID.match(build):
             raise Refused(400, "build must be a build id (12 hexadecimal digits)")
@@ -202,7 +209,11 @@ def create_app(sup: Supervisor) -> Starlette:
         Route("/api/rebuild", rebuild, methods=["POST"]),
         Route("/api/suggestion/ignore", ignore, methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
+    # /api/status/ is a 404 like any unknown path: a redirect would be built from the Host header, and
+    # an absolute Location breaks behind Coder's path-based proxy
+    app.router.redirect_slashes = False
+    return app
 
 
 def _page(page: dict[str, bytes], name: str) -> Response:

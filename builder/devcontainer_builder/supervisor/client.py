@@ -19,17 +19,32 @@ _BUILD_ID = re.compile(r"[0-9a-f]{12}")
 FOLLOW_TIMEOUT = 30.0  # silence on the stream longer than this (it beats every 15 s) means it broke
 
 
+class Unreachable(Exception):
+    """A supervisor holds the workspace, but serve.json does not say where it listens."""
+
+
 def find(dirs: StateDir) -> str | None:
-    """The running supervisor's base URL, or None when there is none: no serve.json, or nobody holds the
-    supervisor lock (a killed supervisor leaves serve.json behind, and its pid may be somebody else's now)."""
+    """The running supervisor's base URL, or None when there is none: nobody holds the supervisor lock (a
+    killed supervisor leaves serve.json behind, and its pid may be somebody else's now). Raises
+    Unreachable when one holds it but serve.json is missing or not its own: building beside it would
+    break single flight."""
     if not lock.held(dirs.serve_lock_file):
         return None
+    holder = lock.holder(dirs.serve_lock_file)
     data = dirs.read_json(dirs.serve_file)
-    if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("pid"), int):
-        return None
-    if not data["url"].startswith("http://") or any(char.isspace() for char in data["url"]):
-        return None  # only the supervisor's own loopback-style http URL is ever followed
-    return str(data["url"])
+    url = data.get("url") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(url, str)
+        or str(data.get("pid")) != holder
+        or not url.startswith("http://")
+        or any(char.isspace() for char in url)
+    ):
+        raise Unreachable(
+            f"a supervisor (pid {holder}) is serving this workspace, but {dirs.serve_file} does not say where "
+            "(missing, unreadable or not its own). Ask it through its status page, or stop it and run this again."
+        )
+    return url
 
 
 def printable(text: str) -> str:
@@ -94,8 +109,8 @@ def rebuild(base: str, *, full: bool, wait: bool, say: Callable[[str], None]) ->
             elif event == "end":
                 ended = json.loads(data)
                 code = ended.get("exit_code")
-                say(f"build {build_id} ended: {printable(str(ended.get('status')))} (exit code {code})")
-                return int(code) if isinstance(code, int) else EXIT_NOT_RUNNING
+                say(f"build {build_id} ended: {printable(str(ended.get('status')))} (exit code {printable(str(code))})")
+                return code if code in (0, 1, 2) and isinstance(code, int) else EXIT_NOT_RUNNING
     except (OSError, ValueError) as err:
         say(f"devcontainer-builder: lost the build's log ({err}); `devcontainer-builder status` shows how it ends.")
         return EXIT_NOT_RUNNING

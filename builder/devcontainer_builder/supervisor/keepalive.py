@@ -63,9 +63,9 @@ class KeepAlive:
                 if state.keepalive_error and state.status == Status.FAILED:
                     container = state.container_id  # keep trying, at the slowest pace
                 self._follow(container)
-                if container and self.builds.current is None and time.monotonic() >= self._next_attempt:
-                    self._check(state, container)
-                    if time.monotonic() >= next_agent_check and self.settings.coder_init_script:
+                if container and self.builds.current is None:
+                    running = self._check(state, container)
+                    if running and time.monotonic() >= next_agent_check and self.settings.coder_init_script:
                         next_agent_check = time.monotonic() + AGENT_CHECK
                         self._check_agent(state, container)
                 timeout = AGENT_CHECK if self.settings.coder_init_script else RECHECK
@@ -104,23 +104,26 @@ class KeepAlive:
                 self.wake.set()
         self.wake.set()  # the stream ended: look again
 
-    def _check(self, state: State, container: str) -> None:
+    def _check(self, state: State, container: str) -> bool:
+        """Look at the container; restart it when it is down and the back-off allows. True when it runs."""
         try:
             status = self.engine.container_status(container)
         except BuildFailed as err:
             self.log.warn(f"keep-alive: {err.message}")
-            return
+            return False
         probation = self._probation if self._probation is not None and self._probation[0] == container else None
         if status == "running":
             if probation is not None and time.monotonic() >= probation[1]:
                 self._probation = None
                 self._good(state)
-            return
+            return True
         reason = f"it is {status}" if status else "it was removed"
         if probation is not None:  # the restart did not hold: a crash loop, not a one-off
             self._probation = None
             self._failed(state, f"it stopped again within {STABLE:.0f} s of being started ({reason})")
             state = self.dirs.read_state()
+        if time.monotonic() < self._next_attempt:
+            return False  # backing off; the wait ends when the next attempt is due
         self.log.warn(
             f"keep-alive: the workspace's container {container[:12]} is not running ({reason}): starting it again"
         )
@@ -128,6 +131,7 @@ class KeepAlive:
         started, _ = self.builds.request(KEEPALIVE)
         if started:
             self._next_attempt = time.monotonic() + next(self._waits)
+        return False
 
     def ended(self, build: Build) -> None:
         """A build ended (builds.on_end): a keep-alive build that brought the container back is on
@@ -157,6 +161,7 @@ class KeepAlive:
             return current
 
         self.dirs.update_state(recovered)
+        self.dirs.record_event(Event.KEEPALIVE_RECOVERED, failures=state.keepalive_failures)
         self.log.info(f"keep-alive: the workspace's container has stayed up for {STABLE:.0f} s after a restart")
 
     def _failed(self, state: State, why: str) -> None:

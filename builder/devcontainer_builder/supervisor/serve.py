@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -106,6 +107,8 @@ def _serve(
     dirs.update_state(_forget_request)
     sock = listen(settings.serve_address)
     host, port = sock.getsockname()[:2]
+    # a log stream whose client has gone makes asyncio warn on every write until the stream notices
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()
     engine = Engine(settings.docker_path, environment.for_engine(environ, settings.workspace_folder))
     keepalive: KeepAlive | None = None

@@ -92,20 +92,25 @@ class Suggestions:
                 return None  # nothing built yet, or a build is about to write a new baseline
             config_path, baseline = base
             started = time.time()
-            current = fingerprint.build_inputs(self.workspace, config_path, self.digests)
+            current = fingerprint.build_inputs(self.workspace, config_path, self.digests, baseline)
             changed = fingerprint.changed_files(baseline, current)
             digest = current.digest
             wanted = bool(changed) and digest != state.suggestion_ignored
             if wanted and not (state.rebuild_suggested and state.suggestion_hash == digest):
                 self.dirs.update_state(lambda s: _suggest(s, changed, digest))
-                self.dirs.record_event(Event.REBUILD_SUGGESTED, changed_files=changed[:50], digest=digest)
-                self.log.info(
-                    f"devcontainer configuration changed ({listing(changed, SHOWN)}): rebuild to apply it - the "
-                    "status page's Rebuild button or `devcontainer-builder rebuild`"
-                )
+                # said once per set of changed files: a process that keeps writing a file the build
+                # copies must not fill the event file and Coder's log with the same news
+                if not state.rebuild_suggested or state.changed_files != changed[:100]:
+                    self.dirs.record_event(Event.REBUILD_SUGGESTED, changed_files=changed[:50], digest=digest)
+                    self.log.info(
+                        f"devcontainer configuration changed ({listing(changed, SHOWN)}): rebuild to apply it - "
+                        "the status page's Rebuild button or `devcontainer-builder rebuild`"
+                    )
                 self.on_change()
             elif not wanted and state.rebuild_suggested:
-                self.dirs.update_state(lambda s: dataclasses.replace(s, rebuild_suggested=False, changed_files=[]))
+                self.dirs.update_state(
+                    lambda s: dataclasses.replace(s, rebuild_suggested=False, changed_files=[], suggestion_hash="")
+                )
                 self.on_change()
             self.checked_at = started
             return current

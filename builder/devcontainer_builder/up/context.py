@@ -42,6 +42,7 @@ class Run:
     resolved: ResolvedConfig | None = None
     configured: tuple[str, str] | None = None  # (container, folder) the builder has set up already
     hook_failure: BuildFailed | None = None  # a postStart/postAttach that failed in a container kept running
+    removed: list[str] = field(default_factory=list)  # containers this run removed
 
     @property
     def owner(self) -> files.Owner | None:

@@ -295,6 +295,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
     for container, why in plan.remove:
         log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
         run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
+        run.removed.append(container.id)
         run.engine.remove(container.id)
         run.containers_before.remove(container.id)
     if plan.reason:
@@ -384,11 +385,34 @@ def _running(run: Run, outcome: Outcome) -> int:
 
 
 def _terminated(run: Run, err: Terminated) -> int:
+    previous = run.previous
+    if _still_running(run):
+        # a rebuild stopped before it replaced anything: the workspace runs on as it was
+        run.log.warn(
+            f"stopped by {err} before the new container replaced {previous.container_id[:12]}, which keeps running "
+            "as it was; rebuild again to apply the change"
+        )
+        run.event(Event.BUILD_FAILED, step="terminated", message=f"stopped by {err}; the container runs on as it was")
+        run.finished(previous.status, None, fallback=previous.fallback, error=previous.error, agent=previous.agent)
+        return EXIT_RUNNING
     stopped = BuildFailed(f"stopped by {err} before the workspace was running", step="terminated")
     run.log.error(stopped.message)
     run.event(Event.BUILD_FAILED, step=stopped.step, message=stopped.message)
     run.finished(Status.FAILED, None, error=run.error(stopped))
     return EXIT_NOT_RUNNING
+
+
+def _still_running(run: Run) -> bool:
+    """The container the last run left running is still there and running, untouched by this one."""
+    previous = run.previous
+    if previous.status not in (Status.RUNNING, Status.DEGRADED) or not previous.container_id:
+        return False
+    if previous.container_id in run.removed:
+        return False
+    try:
+        return run.engine.container_status(previous.container_id) == "running"
+    except BuildFailed:
+        return False
 
 
 def recover(run: Run, failure: BuildFailed) -> int:

@@ -29,6 +29,7 @@ class Sources:
     """What the Dockerfile takes from the context: files, and whether the walk was cut at MAX_FILES."""
 
     files: list[str] = field(default_factory=list)  # absolute paths
+    folders: list[str] = field(default_factory=list)  # the folders COPY/ADD take whole (new files there count)
     truncated: bool = False
 
 
@@ -206,6 +207,7 @@ def _files(path: str, context: str, ignore: DockerIgnore, found: Sources) -> Ite
             yield path
         return
     for root, dirs, names in os.walk(path):
+        found.folders.append(root)
         relative_root = os.path.relpath(root, context)
         dirs[:] = sorted(d for d in dirs if not ignore.excluded(os.path.normpath(os.path.join(relative_root, d))))
         # links to folders are not walked into, but COPY takes them (as links): they count as entries

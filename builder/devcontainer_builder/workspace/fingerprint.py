@@ -157,17 +157,27 @@ class Digests:
         return digest
 
 
-def build_inputs(workspace: str, config_path: str, digests: Digests | None = None) -> Inputs:
+def build_inputs(
+    workspace: str, config_path: str, digests: Digests | None = None, baseline: Inputs | None = None
+) -> Inputs:
     """What a build of config_path takes, read from the files as they are now. A config that does not
-    parse still counts as itself and its folder: fixing it is a change worth a rebuild."""
+    parse (half-way through an edit) still counts as itself and its folder - fixing it is a change worth
+    a rebuild - and the baseline's other files count as they are now, since it cannot say which it
+    takes: the rest of the comparison stays right meanwhile."""
     from devcontainer_builder.workspace import dockerfile, jsonc  # noqa: PLC0415 - keeps `up`'s start-up lean
 
     digests = digests or Digests()
     try:
         data = jsonc.loads(jsonc.read(config_path))
     except (OSError, ValueError):
-        data = {}
+        data = None
     if not isinstance(data, dict):
+        if baseline is not None:
+            before = [os.path.join(workspace, name) for name in baseline.files]
+            inputs = build_inputs(workspace, config_path, digests, None)
+            inputs.files.update({os.path.relpath(path, workspace): digests.of(path) for path in before})
+            inputs.folders = sorted(set(inputs.folders) | set(baseline.folders))
+            return inputs
         data = {}
     try:
         paths = identity_files(config_path, data)
@@ -184,6 +194,7 @@ def build_inputs(workspace: str, config_path: str, digests: Digests | None = Non
             truncated = taken.truncated
             paths = sorted(set(paths) | set(taken.files))
             folders.update(os.path.dirname(path) for path in taken.files)
+            folders.update(taken.folders)
             folders.add(context)
     files = {os.path.relpath(path, workspace): digests.of(path) for path in paths}
     return Inputs(files, sorted(folders), truncated)
