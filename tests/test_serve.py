@@ -231,9 +231,7 @@ def test_a_file_saved_over_and_over_is_news_once_and_undoing_clears_it(
     assert sup.status()["suggestion_hash"] == ""
 
 
-def test_rebuild_will_not_build_beside_a_supervisor_it_cannot_reach(
-    remote: Remote, make_workspace, supervise
-) -> None:
+def test_rebuild_will_not_build_beside_a_supervisor_it_cannot_reach(remote: Remote, make_workspace, supervise) -> None:
     ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
     sup = supervise(ws)
     (ws.state_dir / "serve.json").unlink()  # gone, or garbled: the supervisor itself still runs
