@@ -125,3 +125,16 @@ def tiny_disk(sandbox: Path) -> Iterator[Path]:
     )
     yield mountpoint
     subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=30)
+
+
+IMAGE = "devcontainer-builder:dev"
+
+
+@pytest.fixture(scope="session")
+def image(docker_engine: None) -> str:
+    """The builder image, built by the same `make image` the README and moon use (cached layers make
+    a rebuild of an unchanged tree take seconds)."""
+    result = subprocess.run(["make", "-s", "image", f"IMAGE={IMAGE}"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                            timeout=1800, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return IMAGE

@@ -110,8 +110,8 @@ data "coder_parameter" "repository" {
   mutable      = true
   order        = 1
   validation {
-    regex = "^(https://[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
-    error = "Give an https://, ssh:// or user@host:path Git URL."
+    regex = "^(https?://[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
+    error = "Give an https:// (or http://), ssh:// or user@host:path Git URL."
   }
 }
 

@@ -44,7 +44,7 @@ fetch() {
 @test "an unknown mode is bad input" {
   run builder -e DEVCONTAINER_BUILDER_MODE=dance "$IMAGE"
   [ "$status" -eq 2 ]
-  [[ "$output" == *"DEVCONTAINER_BUILDER_MODE 'dance' is not one of 'up', 'serve'"* ]]
+  [[ "$output" == *"DEVCONTAINER_BUILDER_MODE 'dance' is not one of 'up', 'serve', 'up-serve'"* ]]
 }
 
 @test "an unknown command is a usage error, exit 2" {

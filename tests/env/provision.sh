@@ -127,17 +127,20 @@ cached_image() {
   # cached_image NAME DOCKERFILE: build once, then keep a `docker save` tarball keyed by the
   # Dockerfile's hash so later fresh engines load it in seconds instead of running apt again
   local name=$1 dockerfile=$2
-  docker image inspect "$name" >/dev/null 2>&1 && return 0
   local key tarball
   key=$(sha256sum "$dockerfile" | cut -c1-16)
-  tarball=$cache/images/$(echo "$name" | tr '/:' '__')-$key.tar.gz
+  # an image built from an older version of the Dockerfile is built again
+  [ "$(docker image inspect -f '{{index .Config.Labels "devcontainer-builder.key"}}' "$name" 2>/dev/null)" = "$key" ] \
+    && return 0
+  tarball=$cache/images/$(echo "$name" | tr '/:' '__')-$key-labelled.tar.gz
   if [ -s "$tarball" ]; then
     say "loading $name"
     gunzip -c "$tarball" | docker load >/dev/null
     return 0
   fi
   say "building $name (stand-in image, from $dockerfile)"
-  docker build -q -t "$name" -f "$dockerfile" "$(dirname "$dockerfile")" >"$cache/image-build.log" 2>&1 \
+  docker build -q -t "$name" --label "devcontainer-builder.key=$key" -f "$dockerfile" "$(dirname "$dockerfile")" \
+    >"$cache/image-build.log" 2>&1 \
     || { tail -n 30 "$cache/image-build.log" >&2; exit 1; }
   mkdir -p "$cache/images"
   docker save "$name" | gzip -1 >"$tarball.tmp"

@@ -2,22 +2,8 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "devcontainer-builder:dev"
-
-
-@pytest.fixture(scope="session")
-def image(docker_engine: None) -> str:
-    """The builder image, built by the same `make image` the README and moon use (cached layers make
-    a rebuild of an unchanged tree take seconds)."""
-    result = subprocess.run(["make", "-s", "image", f"IMAGE={IMAGE}"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=1800, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    return IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,230 @@
+"""A pod rehearsed from a plan: the containers, environment, mounts, users, groups and start order of the
+Deployment that template/kubernetes plans, run on the local Docker engine in Kubernetes' order - native
+sidecar until its startup probe passes, then the init container to its end, then the main container.
+
+What Kubernetes would add is stood in for: a PVC is a named Docker volume (kept across pod restarts) with
+fsGroup applied, an emptyDir a volume of the pod's run, a ConfigMap or Secret a read-only folder of files,
+`secret_key_ref` a value from the Secret's data (its sensitive values are unknown at plan time: the
+rehearsal supplies them - the Coder double's tokens and init scripts). The containers share the engine
+container's network, as a pod's share one. This machine allows no `--privileged`: a privileged container
+gets every capability and no confinement instead (reference/test-environment.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support.builder import docker
+from support.terraform import planned
+
+PRIVILEGED = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
+              "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
+              "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]  # fmt: skip
+
+
+def pod_spec(plan: dict[str, Any]) -> dict[str, Any]:
+    return planned(plan, "kubernetes_deployment_v1.workspace[0]")["spec"][0]["template"][0]["spec"][0]
+
+
+@dataclass
+class Pod:
+    plan: dict[str, Any]
+    secrets: dict[str, dict[str, str]]  # Secret name -> key -> value
+    images: dict[str, str] = field(default_factory=dict)  # image in the plan -> local image to run instead
+    prefix: str = field(default_factory=lambda: f"dcb-rehearsal-{uuid.uuid4().hex[:8]}")
+    run: int = 0
+    files: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dcb-rehearsal-")))
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return pod_spec(self.plan)
+
+    def name(self, container: str) -> str:
+        return f"{self.prefix}-{container}"
+
+    # -- volumes ------------------------------------------------------------------------------------
+    def volume(self, name: str) -> str:
+        """The Docker volume (or host folder) behind one of the pod's volumes."""
+        (found,) = [v for v in self.spec["volume"] if v["name"] == name]
+        if found.get("persistent_volume_claim"):
+            return f"{self.prefix}-pvc-{found['persistent_volume_claim'][0]['claim_name']}"
+        if found.get("empty_dir"):
+            return f"{self.prefix}-run{self.run}-{name}"
+        if found.get("config_map"):
+            return str(self._folder("configmap", found["config_map"][0]["name"], self._config_map_data))
+        if found.get("secret"):
+            return str(self._folder("secret", found["secret"][0]["secret_name"], lambda n: self.secrets[n]))
+        raise AssertionError(f"volume {name}: a kind the rehearsal does not stand in for")
+
+    def _config_map_data(self, name: str) -> dict[str, str]:
+        for change in self.plan["resource_changes"]:
+            after = change["change"]["after"] or {}
+            if change["type"] == "kubernetes_config_map_v1" and after["metadata"][0]["name"] == name:
+                return after["data"]
+        raise AssertionError(f"no ConfigMap {name} in the plan")
+
+    def _folder(self, kind: str, name: str, data: Any) -> Path:
+        folder = self.files / kind / name
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            for key, value in data(name).items():
+                (folder / key).write_text(value)
+            folder.chmod(0o755)
+        return folder
+
+    def prepare_volumes(self) -> None:
+        """PVCs once (owned by fsGroup, as the kubelet makes them), emptyDirs for this run of the pod."""
+        group = self.spec["security_context"][0].get("fs_group")
+        for volume in self.spec["volume"]:
+            source = self.volume(volume["name"])
+            if source.startswith("/"):
+                continue
+            exists = subprocess.run(["docker", "volume", "inspect", source], capture_output=True, check=False)
+            if exists.returncode == 0:
+                continue
+            docker("volume", "create", source)
+            # an emptyDir is world-writable; a PVC belongs to fsGroup, setgid, as the kubelet makes them
+            setup = "chmod 1777 /v" if volume.get("empty_dir") else f"chgrp {group} /v && chmod 2775 /v"
+            if volume.get("empty_dir") or group:
+                docker("run", "--rm", "-v", f"{source}:/v", "--entrypoint", "sh", self._any_image(), "-c", setup)
+
+    def _any_image(self) -> str:
+        from support.images import BASE_IMAGE
+
+        return BASE_IMAGE
+
+    # -- containers ---------------------------------------------------------------------------------
+    def docker_args(self, container: dict[str, Any], *, first: bool) -> list[str]:
+        args = ["--name", self.name(container["name"])]
+        if not first:
+            args += ["--network", f"container:{self.name(self.spec['init_container'][0]['name'])}"]
+        context = (container.get("security_context") or [{}])[0]
+        pod_context = self.spec["security_context"][0]
+        if context.get("privileged"):
+            args += PRIVILEGED
+        if context.get("run_as_user"):
+            args += ["--user", f"{context['run_as_user']}:{context.get('run_as_group') or context['run_as_user']}"]
+        for group in pod_context.get("supplemental_groups") or []:
+            args += ["--group-add", str(group)]
+        if pod_context.get("fs_group") and context.get("run_as_user"):
+            args += ["--group-add", str(pod_context["fs_group"])]
+        if context.get("read_only_root_filesystem"):
+            args.append("--read-only")
+        for capabilities in context.get("capabilities") or []:
+            for cap in capabilities.get("drop") or []:
+                args += ["--cap-drop", cap]
+        if context.get("allow_privilege_escalation") is False:
+            args += ["--security-opt", "no-new-privileges"]
+        for entry in container.get("env") or []:
+            args += ["-e", f"{entry['name']}={self._env_value(entry)}"]
+        for mount in container.get("volume_mount") or []:
+            source = self.volume(mount["name"])
+            if mount.get("sub_path"):
+                source = f"{source}/{mount['sub_path']}"
+            args += ["-v", f"{source}:{mount['mount_path']}{':ro' if mount.get('read_only') else ''}"]
+        image = self.images.get(container["image"], container["image"])
+        if container.get("command"):
+            args += ["--entrypoint", container["command"][0], image, *container["command"][1:]]
+        else:
+            args.append(image)
+        return args + list(container.get("args") or [])
+
+    def _env_value(self, entry: dict[str, Any]) -> str:
+        if entry.get("value_from"):
+            ref = entry["value_from"][0]["secret_key_ref"][0]
+            return self.secrets[ref["name"]][ref["key"]]
+        return str(entry.get("value") or "")
+
+    def start(self, timeout: float = 600) -> tuple[int, str]:
+        return self.start_with(lambda: None, timeout)
+
+    def start_with(self, after_sidecars: Callable[[], None], timeout: float = 600) -> tuple[int, str]:
+        """The pod, in Kubernetes' order (with `after_sidecars` run once the sidecars are up); the init
+        container's exit code and log."""
+        self.run += 1
+        self.prepare_volumes()
+        sidecars = [c for c in self.spec["init_container"] if c.get("restart_policy") == "Always"]
+        inits = [c for c in self.spec["init_container"] if c.get("restart_policy") != "Always"]
+        assert self.spec["init_container"][0] in sidecars, "the network's owner is the first container: a sidecar"
+        for index, sidecar in enumerate(sidecars):
+            self._remove(sidecar["name"])
+            docker("run", "-d", *self.docker_args(sidecar, first=index == 0))
+            self.started.append(sidecar["name"])
+            self.wait_for_startup_probe(sidecar)
+        after_sidecars()
+        code, logs = 0, ""
+        for init in inits:
+            self._remove(init["name"])
+            docker("run", "-d", *self.docker_args(init, first=False))
+            self.started.append(init["name"])
+            code = int(docker("wait", self.name(init["name"]), timeout=timeout))
+            logs = docker("logs", self.name(init["name"]), check=False)
+            if code != 0:
+                return code, logs
+        for main in self.spec["container"]:
+            self._remove(main["name"])
+            docker("run", "-d", *self.docker_args(main, first=False))
+            self.started.append(main["name"])
+        for main in self.spec["container"]:  # the pod is Ready once every readiness probe passes
+            if main.get("readiness_probe"):
+                self.wait_for_probe(main, "readiness_probe")
+        return code, logs
+
+    def wait_for_startup_probe(self, container: dict[str, Any]) -> None:
+        self.wait_for_probe(container, "startup_probe")
+
+    def wait_for_probe(self, container: dict[str, Any], kind: str) -> None:
+        probe = container[kind][0]
+        command = probe["exec"][0]["command"]
+        for _ in range(int(probe.get("failure_threshold") or 3)):
+            done = subprocess.run(["docker", "exec", self.name(container["name"]), *command],
+                                  capture_output=True, timeout=60, check=False)  # fmt: skip
+            if done.returncode == 0:
+                return
+            time.sleep(float(probe.get("period_seconds") or 10))
+        logs = docker("logs", self.name(container["name"]), check=False)
+        raise AssertionError(f"{container['name']}'s {kind} never passed: {logs[-3000:]}")
+
+    def exec(self, container: str, *argv: str, check: bool = True) -> str:
+        return docker("exec", self.name(container), *argv, check=check)
+
+    def engine(self, *argv: str, timeout: float = 120) -> str:
+        """docker against the pod's engine, through its socket, from inside the engine container."""
+        return docker("exec", self.name("engine"), "docker", "--host=unix:///run/engine/docker.sock", *argv,
+                      timeout=timeout)  # fmt: skip
+
+    def load_images(self, *names: str) -> None:
+        """The base images into the pod's engine (there is no registry to pull them from)."""
+        save = subprocess.Popen(["docker", "save", *names], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "exec", "-i", self.name("engine"), "docker", "--host=unix:///run/engine/docker.sock",
+                        "load"], stdin=save.stdout, capture_output=True, timeout=600, check=True)  # fmt: skip
+        save.wait(timeout=60)
+
+    def stop(self) -> None:
+        """The pod goes (a stop, or before a restart): its containers and emptyDirs, not its PVCs."""
+        for container in reversed(self.started):
+            self._remove(container)
+        self.started = []
+        for volume in self.spec["volume"]:
+            if volume.get("empty_dir"):
+                docker("volume", "rm", "-f", self.volume(volume["name"]), check=False)
+
+    def _remove(self, container: str) -> None:
+        docker("rm", "-f", "-v", self.name(container), check=False)
+
+    def destroy(self) -> None:
+        self.stop()
+        for line in docker("volume", "ls", "-q", "--filter", f"name={self.prefix}-", check=False).splitlines():
+            docker("volume", "rm", "-f", line, check=False)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.files)

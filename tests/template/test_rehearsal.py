@@ -1,0 +1,136 @@
+"""The pod template/kubernetes plans, rehearsed on the local Docker engine (support/rehearsal.py): the
+containers, environment, mounts, users and start order come from the plan, not from a copy. Then the
+things a user does: work, stop and start, rebuild on start, push a broken config."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import images
+from support.builder import docker
+from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.githttp import GitHTTPServer
+from support.rehearsal import Pod
+from support.repos import Remote
+from support.services import wait_for
+from support.terraform import Workdir, workdir
+
+pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixtures("docker_engine")]
+
+PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
+    work = workdir("kubernetes", tmp_path_factory.mktemp("tf"))
+    work.init()
+    return work
+
+
+@pytest.fixture
+def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
+    """A private repository over HTTP and Coder, where the pod's containers reach them: the host's bridge."""
+    gateway = bridge_gateway()
+    git = GitHTTPServer(sandbox / "remotes", f"ghp_{uuid.uuid4().hex}", host=gateway).start()
+    coder = make_double(host=gateway)
+    yield git, coder, gateway
+    git.stop()
+    coder.stop()
+
+
+def plan_for(template: Workdir, git: GitHTTPServer, coder_url: str, **parameters: str) -> dict[str, Any]:
+    variables = {"builder_image": PLANNED_BUILDER, "engine_image": images.DIND_IMAGE,
+                 "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github"}  # fmt: skip
+    values = {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
+    return template.plan(variables, values, CODER_AGENT_URL=coder_url)
+
+
+@pytest.fixture
+def rehearsed(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tuple[Pod, Any]]:
+    git, coder, gateway = services
+    coder_url = f"http://{gateway}:{coder.port}"
+    builder_token = coder.add_agent()
+    plan = plan_for(template, git, coder_url)
+    secret = {
+        "main-agent-token": coder.token,
+        "main-agent-init-script": init_script(coder_url),
+        "builder-agent-token": builder_token,
+        "builder-agent-init-script": init_script(coder_url),
+        "gh-token": git.token,
+    }
+    pod = Pod(plan, {"coder-4f0c8f3e-2a5b-4c1d-9e7f-0a1b2c3d4e5f-agent": secret}, {PLANNED_BUILDER: image})
+    try:
+        yield pod, (git, coder, coder_url, builder_token)
+    finally:
+        pod.destroy()
+
+
+def devcontainer(pod: Pod) -> str:
+    (found,) = pod.engine("ps", "-q", "--no-trunc", "--filter", LABEL).split()
+    return found
+
+
+def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandbox: Path, template) -> None:
+    pod, (_, coder, _, builder_token) = rehearsed
+    Remote(sandbox, "widgets").commit({
+        ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"},
+                                                       "postCreateCommand": "echo created >> /home/coder/created"}),
+        ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nRUN date +%s%N > /home/coder/built-at\n",
+    })  # fmt: skip
+    # the engine first: its images come from the host (no registry here), then the pod goes on
+    code, logs = pod.start_with(lambda: pod.load_images(images.BASE_IMAGE, images.FALLBACK_IMAGE))
+    assert code == 0, logs
+    container = devcontainer(pod)
+    built_at = pod.engine("exec", container, "cat", "/home/coder/built-at")
+    # both agents: main from inside the devcontainer, builder from the supervisor's container
+    wait_for(lambda: {c["token"] for c in coder.connections} == {coder.token, builder_token}, 90, "both agents")
+    main = next(c for c in coder.connections if c["token"] == coder.token)
+    assert main["hostname"] == container[:12]
+    # the app's health check and the metadata line, where Coder's builder agent runs them
+    assert pod.exec("supervisor", "curl", "-fsS", "http://localhost:7480/healthz") == '{"ok":true}'
+    metadata = pod.exec("supervisor", "devcontainer-builder", "status", "--short", "--state-dir",
+                        "/workspaces/.devcontainer-builder")  # fmt: skip
+    assert metadata == "running"
+    assert any(text.startswith("✔ build image") for text in coder.outputs()), "the build log reached Coder"
+    # the user's work, then a stop and a start with the volumes kept
+    pod.engine("exec", "-u", "coder", container, "sh", "-c", "echo precious > /workspaces/widgets/notes.txt")
+    pod.stop()
+    code, logs = pod.start()
+    assert code == 0, logs
+    assert devcontainer(pod) == container, "the same devcontainer, started again"
+    assert pod.engine("exec", container, "cat", "/home/coder/built-at") == built_at, "no image rebuild"
+    assert pod.engine("exec", container, "cat", "/workspaces/widgets/notes.txt") == "precious"
+    assert pod.engine("exec", container, "cat", "/home/coder/created") == "created", "create hooks ran once"
+
+
+def test_the_rebuild_parameter_rebuilds_and_a_broken_config_is_degraded_and_shown(
+    rehearsed, sandbox: Path, template
+) -> None:
+    pod, (git, _, coder_url, _) = rehearsed
+    remote = Remote(sandbox, "widgets")
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": images.FALLBACK_IMAGE})})
+    code, logs = pod.start_with(lambda: pod.load_images(images.BASE_IMAGE, images.FALLBACK_IMAGE))
+    assert code == 0, logs
+    first = devcontainer(pod)
+    pod.stop()
+    pod.plan = plan_for(template, git, coder_url, rebuild="true")  # "Rebuild devcontainer" on this start
+    code, logs = pod.start()
+    assert code == 0, logs
+    assert devcontainer(pod) != first, "rebuilt"
+    remote.commit({".devcontainer/devcontainer.json": '{"image": '})
+    pod.stop()
+    pod.plan = plan_for(template, git, coder_url)
+    code, logs = pod.start()
+    assert code == 0, logs  # degraded is running, on the fallback
+    state = json.loads(pod.exec("supervisor", "curl", "-fsS", "http://localhost:7480/api/status"))
+    assert state["status"] == "degraded" and state["error"]["step"] == "config", state["error"]
+    metadata = pod.exec("supervisor", "devcontainer-builder", "status", "--short", "--state-dir",
+                        "/workspaces/.devcontainer-builder")  # fmt: skip
+    assert metadata.startswith("degraded: config failed"), metadata
+    docker("inspect", pod.name("supervisor"))  # it runs: the page shows the failure
