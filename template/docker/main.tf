@@ -56,6 +56,16 @@ variable "engine_runtime" {
   description = "An OCI runtime for the engine container, e.g. sysbox-runc, which runs it without privileges; empty for the default runtime, with a privileged engine container."
 }
 
+variable "engine_bridge" {
+  type        = string
+  default     = "10.200.0.1/24"
+  description = "The address of the engine's own bridge (dockerd --bip), where the devcontainer lives. It must not overlap a network the workspace reaches: Docker's own default, 172.17.0.0/16, is the host's bridge, where Coder and git often are."
+  validation {
+    condition     = can(cidrhost(var.engine_bridge, 0))
+    error_message = "engine_bridge is an address with its prefix length, such as 10.200.0.1/24."
+  }
+}
+
 variable "fallback_image" {
   type        = string
   default     = "codercom/enterprise-base:ubuntu"
@@ -343,9 +353,13 @@ resource "docker_container" "engine" {
   # exist). The builder waits for the engine to answer (DEVCONTAINER_ENGINE_TIMEOUT).
   depends_on = [docker_container.builder]
   upload {
-    # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it
-    file    = "/etc/docker/daemon.json"
-    content = jsonencode({ features = { "containerd-snapshotter" = true } })
+    # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it;
+    # a bridge of its own: with Docker's default the devcontainer could not reach the host's 172.17.0.1
+    file = "/etc/docker/daemon.json"
+    content = jsonencode({
+      features = { "containerd-snapshotter" = true }
+      bip      = var.engine_bridge
+    })
   }
   healthcheck {
     test     = ["CMD", "docker", "--host=unix://${local.socket_dir}/docker.sock", "version"]
@@ -390,7 +404,8 @@ resource "docker_container" "builder" {
   group_add = [tostring(local.socket_gid)]
   read_only = true
   tmpfs = {
-    "/tmp"          = "uid=1000,gid=1000"
+    # exec: Coder's agent init script runs the agent binary it downloads into a temporary folder
+    "/tmp"          = "exec,uid=1000,gid=1000"
     "/home/builder" = "uid=1000,gid=1000"
   }
   security_opts = ["no-new-privileges"]

@@ -228,3 +228,127 @@ class Pod:
             docker("volume", "rm", "-f", line, check=False)
         with contextlib.suppress(OSError):
             shutil.rmtree(self.files)
+
+
+# -- template/docker ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DockerHost:
+    """The containers template/docker plans, run on the local engine as the docker provider would create
+    them: image, command, environment, volumes, uploads, groups, read-only root, tmpfs, capabilities,
+    network, extra hosts - and the order (the builder first). The builder's environment holds the agents'
+    tokens, known only after apply: it comes from `terraform console -plan` with the secrets supplied."""
+
+    plan: dict[str, Any]
+    env: dict[str, str]
+    images: dict[str, str] = field(default_factory=dict)
+    files: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dcb-rehearsal-")))
+    created: list[str] = field(default_factory=list)
+
+    def container(self, name: str) -> dict[str, Any]:
+        return planned(self.plan, f"docker_container.{name}[0]")
+
+    def name(self, container: str) -> str:
+        return str(self.container(container)["name"])
+
+    def volumes(self) -> list[str]:
+        return [planned(self.plan, f"docker_volume.{v}")["name"] for v in ("workspaces", "engine", "socket")]
+
+    def network(self) -> str:
+        return str(planned(self.plan, "docker_network.workspace[0]")["name"])
+
+    def docker_args(self, which: str) -> list[str]:
+        spec = self.container(which)
+        args = ["--name", spec["name"], "--hostname", spec["hostname"], "--network", self.network()]
+        args += ["--label", "devcontainer-builder.rehearsal=1"]
+        if spec.get("privileged"):
+            args += PRIVILEGED
+        for group in spec.get("group_add") or []:
+            args += ["--group-add", group]
+        if spec.get("read_only"):
+            args.append("--read-only")
+        for path, options in (spec.get("tmpfs") or {}).items():
+            args += ["--tmpfs", f"{path}:{options}" if options else path]
+        for capabilities in spec.get("capabilities") or []:
+            for cap in capabilities.get("drop") or []:
+                args += ["--cap-drop", cap]
+        for option in spec.get("security_opts") or []:
+            args += ["--security-opt", option]
+        for host in spec.get("host") or []:
+            args += ["--add-host", f"{host['host']}:{host['ip']}"]
+        for volume in spec.get("volumes") or []:
+            args += ["-v", f"{volume['volume_name']}:{volume['container_path']}"]
+        for index, upload in enumerate(spec.get("upload") or []):
+            local = self.files / f"{which}-{index}"
+            local.write_text(upload["content"])
+            local.chmod(0o644)
+            args += ["-v", f"{local}:{upload['file']}:ro"]
+        if which == "builder":
+            for key, value in self.env.items():
+                args += ["-e", f"{key}={value}"]
+        image = self.images.get(spec["image"], spec["image"])
+        return [*args, image, *(spec.get("command") or [])]
+
+    def engine_cmd(self, *argv: str) -> list[str]:
+        return ["docker", "exec", self.name("engine"), "docker", "--host=unix:///run/engine/docker.sock", *argv]
+
+    def engine(self, *argv: str, timeout: float = 120) -> str:
+        result = subprocess.run(self.engine_cmd(*argv), capture_output=True, text=True, timeout=timeout, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def wait_for_engine(self, timeout: float = 120) -> None:
+        """Until the engine answers: the container's health check."""
+        test = self.container("engine")["healthcheck"][0]["test"]
+        command = test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if subprocess.run(["docker", "exec", self.name("engine"), *command], capture_output=True,
+                              timeout=60, check=False).returncode == 0:  # fmt: skip
+                return
+            time.sleep(1)
+        raise AssertionError(docker("logs", self.name("engine"), check=False)[-3000:])
+
+    def preload(self, *images: str) -> None:
+        """There is no registry here: the images go into the engine's storage volume first, as pulls would
+        have put them."""
+        self._create_storage()
+        docker("run", "-d", *self.docker_args("engine"))
+        self.created.append("engine")
+        self.wait_for_engine()
+        save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+        load = ["docker", "exec", "-i", *self.engine_cmd("load")[2:]]
+        subprocess.run(load, stdin=save.stdout, capture_output=True, timeout=600, check=True)
+        save.wait(timeout=60)
+        docker("rm", "-f", self.name("engine"))
+
+    def _create_storage(self) -> None:
+        for volume in self.volumes():
+            docker("volume", "create", "--label", "devcontainer-builder.rehearsal=1", volume)
+        found = subprocess.run(["docker", "network", "inspect", self.network()], capture_output=True, check=False)
+        if found.returncode != 0:
+            docker("network", "create", self.network())
+
+    def start(self) -> None:
+        """As `terraform apply` on a start: the builder first, then the engine (depends_on)."""
+        self._create_storage()
+        for which in ("builder", "engine"):
+            docker("rm", "-f", self.name(which), check=False)
+            docker("run", "-d", *self.docker_args(which))
+            if which not in self.created:
+                self.created.append(which)
+
+    def stop(self) -> None:
+        """A workspace stop: the containers and the network go (count = start_count); the volumes stay."""
+        for which in ("builder", "engine"):
+            docker("stop", "-t", "10", self.name(which), check=False)
+            docker("rm", "-f", self.name(which), check=False)
+        docker("network", "rm", self.network(), check=False)
+
+    def destroy(self) -> None:
+        self.stop()
+        for volume in self.volumes():
+            docker("volume", "rm", "-f", volume, check=False)
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.files)

@@ -104,11 +104,11 @@ class Workdir:
         assert shown.returncode == 0, shown.stderr
         return json.loads(shown.stdout)
 
-    def evaluate(self, expression: str, variables: dict[str, Any], parameters: dict[str, str]) -> Any:
+    def evaluate(self, expression: str, variables: dict[str, Any], parameters: dict[str, str], **workspace: str) -> Any:
         """An expression of the configuration (a local, say) as `terraform console -plan` evaluates it for
         these inputs - for what a plan cannot show because part of it is known only after apply. The
         expression must be known and free of sensitive values (wrap values in try(nonsensitive(v), v))."""
-        env = {**os.environ, **WORKSPACE_ENV, **{parameter_env(k): v for k, v in parameters.items()}}
+        env = {**os.environ, **WORKSPACE_ENV, **workspace, **{parameter_env(k): v for k, v in parameters.items()}}
         (self.path / "test.auto.tfvars.json").write_text(json.dumps(variables))
         try:
             result = subprocess.run(

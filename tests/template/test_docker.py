@@ -3,6 +3,7 @@ warning, and a plan wired as its README says."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,6 +75,9 @@ def test_only_the_engine_is_privileged_and_the_builder_is_locked_down(template: 
     assert not builder["privileged"]
     assert builder["read_only"] is True and builder["group_add"] == ["2375"]
     assert builder["capabilities"][0]["drop"] == ["ALL"] and "no-new-privileges" in builder["security_opts"]
+    (daemon,) = engine["upload"]
+    assert json.loads(daemon["content"]) == {"bip": "10.200.0.1/24", "features": {"containerd-snapshotter": True}}
+    assert builder["tmpfs"]["/tmp"].startswith("exec,"), "the agent's init script runs what it downloads there"
     sysbox = template.plan(dict(VARIABLES, engine_runtime="sysbox-runc"), PARAMETERS)
     assert planned(sysbox, ENGINE)["privileged"] is False and planned(sysbox, ENGINE)["runtime"] == "sysbox-runc"
 

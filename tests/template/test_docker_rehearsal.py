@@ -1,0 +1,145 @@
+"""The workspace template/docker plans, rehearsed on the local Docker engine (support/rehearsal.py): the
+builder container runs `up` then `serve`, beside an engine container of the workspace's own."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import images
+from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.githttp import GitHTTPServer
+from support.rehearsal import DockerHost
+from support.repos import Remote
+from support.services import wait_for
+from support.terraform import Workdir, workdir
+
+pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixtures("docker_engine")]
+
+PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
+           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN")  # fmt: skip
+LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
+    work = workdir("docker", tmp_path_factory.mktemp("tf"))
+    work.init()
+    return work
+
+
+@pytest.fixture
+def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
+    gateway = bridge_gateway()
+    git = GitHTTPServer(sandbox / "remotes", f"ghp_{uuid.uuid4().hex}", host=gateway).start()
+    coder = make_double(host=gateway)
+    yield git, coder, gateway
+    git.stop()
+    coder.stop()
+
+
+def builder_env(template: Workdir, workspace: dict[str, str], parameters: dict[str, str],
+                secrets: dict[str, str]) -> dict[str, str]:  # fmt: skip
+    names = ", ".join(f'"{name}"' for name in SECRETS)
+    expression = f'{{for k, v in local.builder_env : k => contains([{names}], k) ? "" : try(nonsensitive(v), v)}}'
+    env = template.evaluate(expression, {"fallback_image": images.FALLBACK_IMAGE, "engine_image": images.DIND_IMAGE,
+                                         "external_auth_id": "github"}, parameters, **workspace)  # fmt: skip
+    assert {name for name, value in env.items() if value == ""} >= set(SECRETS) - {"GH_TOKEN"}
+    return {**env, **secrets}
+
+
+@pytest.fixture
+def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tuple[DockerHost, Any]]:
+    git, coder, gateway = services
+    coder_url = f"http://{gateway}:{coder.port}"
+    workspace = {"CODER_WORKSPACE_ID": str(uuid.uuid4()), "CODER_AGENT_URL": coder_url}
+    parameters = {"repository": git.url("widgets")}
+    variables = {"fallback_image": images.FALLBACK_IMAGE, "engine_image": images.DIND_IMAGE,
+                 "external_auth_id": "github"}  # fmt: skip
+    builder_token = coder.add_agent()
+    secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url),
+               "DEVCONTAINER_SERVE_AGENT_TOKEN": builder_token,
+               "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token}  # fmt: skip
+    plan = template.plan(variables, parameters, **workspace)
+    docker_host = DockerHost(plan, builder_env(template, workspace, parameters, secrets), {PLANNED_BUILDER: image})
+    context = {"coder": coder, "builder_token": builder_token, "rebuild_env": lambda: builder_env(
+        template, workspace, dict(parameters, rebuild="true"), secrets)}  # fmt: skip
+    try:
+        yield docker_host, context
+    finally:
+        docker_host.destroy()
+
+
+def devcontainer(host: DockerHost) -> str:
+    (found,) = host.engine("ps", "-q", "--no-trunc", "--filter", LABEL).split()
+    return found
+
+
+def diagnosis(host: DockerHost, coder: CoderDouble) -> str:
+    """Which agents connected, and what the agents' own logs say, for a failure message."""
+    from support.builder import docker
+
+    seen = [("main" if c["token"] == coder.token else "builder", c["hostname"]) for c in coder.connections]
+    builder_agent = docker("exec", host.name("builder"), "cat", "/workspaces/.devcontainer-builder/builder-agent.log",
+                           check=False)  # fmt: skip
+    inner = host.engine("ps", "-q", "--filter", LABEL)
+    main_agent = subprocess.run(
+        host.engine_cmd("exec", inner, "cat", "/home/coder/.cache/devcontainer-builder/agent/agent.log"),
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout  # fmt: skip
+    return f"connected: {seen}\nbuilder agent: {builder_agent[-1500:]}\nmain agent: {main_agent[-1500:]}"
+
+
+def status_short(host: DockerHost) -> str:
+    from support.builder import docker
+
+    return docker("exec", host.name("builder"), "devcontainer-builder", "status", "--short", "--state-dir",
+                  "/workspaces/.devcontainer-builder", check=False)  # fmt: skip
+
+
+def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sandbox: Path) -> None:
+    from support.builder import docker
+
+    docker_host, context = host
+    coder: CoderDouble = context["coder"]
+    Remote(sandbox, "widgets").commit({
+        ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"},
+                                                       "postCreateCommand": "echo created >> /home/coder/created"}),
+        ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nRUN date +%s%N > /home/coder/built-at\n",
+    })  # fmt: skip
+    docker_host.preload(images.BASE_IMAGE, images.FALLBACK_IMAGE)
+    docker_host.start()
+    tokens = {coder.token, context["builder_token"]}
+    try:
+        wait_for(lambda: {c["token"] for c in coder.connections} == tokens, 300, "both agents connecting")
+    except AssertionError:
+        raise AssertionError(diagnosis(docker_host, coder)) from None
+    container = devcontainer(docker_host)
+    main = next(c for c in coder.connections if c["token"] == coder.token)
+    assert main["hostname"] == container[:12], "main runs in the devcontainer"
+    assert docker("exec", docker_host.name("builder"), "curl", "-fsS", "http://localhost:7480/healthz") == (
+        '{"ok":true}'
+    )
+    assert status_short(docker_host) == "running"
+    built_at = docker_host.engine("exec", container, "cat", "/home/coder/built-at")
+    docker_host.engine("exec", "-u", "coder", container, "sh", "-c", "echo precious > /workspaces/widgets/notes.txt")
+
+    docker_host.stop()
+    docker_host.start()
+    wait_for(lambda: len([c for c in coder.connections if c["token"] == coder.token]) == 2, 300, "main again")
+    assert devcontainer(docker_host) == container, "the same devcontainer, started again"
+    assert docker_host.engine("exec", container, "cat", "/home/coder/built-at") == built_at, "no image rebuild"
+    assert docker_host.engine("exec", container, "cat", "/workspaces/widgets/notes.txt") == "precious"
+
+    docker_host.stop()
+    docker_host.env = context["rebuild_env"]()  # "Rebuild devcontainer" on this start
+    docker_host.start()
+    wait_for(lambda: len([c for c in coder.connections if c["token"] == coder.token]) == 3, 300, "main after rebuild")
+    assert devcontainer(docker_host) != container, "rebuilt"
+    assert docker_host.engine("exec", devcontainer(docker_host), "cat", "/workspaces/widgets/notes.txt") == "precious"
