@@ -109,10 +109,18 @@ def up(**flags: Any) -> None:
     sys.exit(run_up(settings, trigger, build_id))
 
 
+def trust_extra_certificates(settings: opts.Settings) -> None:
+    if settings.ca_bundle:
+        from devcontainer_builder.system import trust  # noqa: PLC0415
+
+        trust.trust(settings.ca_bundle, os.environ)
+
+
 def run_up(settings: opts.Settings, trigger: str, build_id: str) -> int:
     from devcontainer_builder.up import pipeline  # noqa: PLC0415 - only `up` and `rebuild` need the pipeline
 
     signal.signal(signal.SIGTERM, _terminate)
+    trust_extra_certificates(settings)
     log, coder = start_log(settings)
     try:
         code = pipeline.up(settings, os.environ, log, trigger=trigger, build_id=build_id)
@@ -198,6 +206,7 @@ def serve(**flags: Any) -> None:
     from devcontainer_builder.supervisor import serve as supervisor  # noqa: PLC0415 - only `serve` needs it
 
     settings = load_settings("serve", flags)
+    trust_extra_certificates(settings)
     log, coder = start_log(settings)
     # what each build's `up` reads; whether it rebuilds is the build's own (a rebuild, or keep-alive)
     children = {**os.environ, **as_environment("serve", flags)}

@@ -47,7 +47,27 @@ variable "builder_image" {
 variable "engine_image" {
   type        = string
   default     = "docker.io/library/docker:28.2.2-dind"
-  description = "The Docker engine image of each workspace's engine container (Docker >= 24)."
+  description = "The Docker engine image of each workspace's engine container (Docker >= 24), pinned by version or digest."
+  validation {
+    condition     = can(regex("(:[0-9][^:/@]*|@sha256:[0-9a-f]{64})$", var.engine_image))
+    error_message = "Pin the engine image by a version tag (docker:28.2.2-dind) or a digest."
+  }
+}
+
+variable "engine_dns" {
+  type        = list(string)
+  default     = []
+  description = "DNS servers for the engine's containers (the devcontainer, build steps). On the workspace's own network the engine's resolver is Docker's 127.0.0.11, which a nested engine cannot pass on: without servers here it falls back to public ones (8.8.8.8), which cannot resolve internal names."
+}
+
+variable "extra_ca_bundle" {
+  type        = string
+  default     = ""
+  description = "Extra CA certificates in PEM (a proxy that intercepts TLS, an internal Git server or registry), trusted by the builder and the engine beside the system's; empty for none."
+  validation {
+    condition     = var.extra_ca_bundle == "" || strcontains(var.extra_ca_bundle, "-----BEGIN CERTIFICATE-----")
+    error_message = "extra_ca_bundle is PEM text: one or more -----BEGIN CERTIFICATE----- blocks."
+  }
 }
 
 variable "engine_runtime" {
@@ -120,7 +140,7 @@ data "coder_parameter" "repository" {
   mutable      = true
   order        = 1
   validation {
-    regex = "^(https?://[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
+    regex = "^(https?://([^\\s@/:]+@)?[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
     error = "Give an https:// (or http://), ssh:// or user@host:path Git URL."
   }
 }
@@ -205,6 +225,8 @@ locals {
       DEVCONTAINER_SERVE_AGENT_TOKEN       = coder_agent.builder.token
       DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT = replace(coder_agent.builder.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
       DOCKER_HOST                          = "unix://${local.socket_dir}/docker.sock"
+      # the user's Coder git SSH key, for ssh URLs
+      DEVCONTAINER_SSH_PRIVATE_KEY = base64encode(data.coder_workspace_owner.me.ssh_private_key)
     },
     data.coder_parameter.branch.value == "" ? {} : { DEVCONTAINER_BRANCH = data.coder_parameter.branch.value },
     var.cache_repository == "" ? {} : {
@@ -212,6 +234,7 @@ locals {
       DEVCONTAINER_CACHE_TO   = "type=registry,ref=${var.cache_repository},mode=max"
     },
     var.external_auth_id == "" ? {} : { GH_TOKEN = data.coder_external_auth.git[0].access_token },
+    var.extra_ca_bundle == "" ? {} : { DEVCONTAINER_CA_BUNDLE = var.extra_ca_bundle },
   )
 }
 
@@ -345,9 +368,11 @@ resource "docker_container" "engine" {
   image      = var.engine_image
   hostname   = "${data.coder_workspace.me.name}-engine"
   privileged = var.engine_runtime == "" # the one privileged container; sysbox needs no privilege
-  runtime    = var.engine_runtime == "" ? null : var.engine_runtime
-  command    = ["dockerd", "--host=unix://${local.socket_dir}/docker.sock", "--group=${local.socket_gid}"]
-  restart    = "unless-stopped"
+  # a stop is SIGTERM and a grace period, not a kill: dockerd shuts its containers and storage down cleanly
+  destroy_grace_seconds = 30
+  runtime               = var.engine_runtime == "" ? null : var.engine_runtime
+  command               = ["dockerd", "--host=unix://${local.socket_dir}/docker.sock", "--group=${local.socket_gid}"]
+  restart               = "unless-stopped"
   # The builder is created first: a new volume takes its content - and owner - from the first container
   # that mounts it, and /workspaces in the builder's image belongs to its user (the engine's does not
   # exist). The builder waits for the engine to answer (DEVCONTAINER_ENGINE_TIMEOUT).
@@ -356,10 +381,21 @@ resource "docker_container" "engine" {
     # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it;
     # a bridge of its own: with Docker's default the devcontainer could not reach the host's 172.17.0.1
     file = "/etc/docker/daemon.json"
-    content = jsonencode({
-      features = { "containerd-snapshotter" = true }
-      bip      = var.engine_bridge
-    })
+    content = jsonencode(merge(
+      {
+        features = { "containerd-snapshotter" = true }
+        bip      = var.engine_bridge
+      },
+      length(var.engine_dns) == 0 ? {} : { dns = var.engine_dns },
+    ))
+  }
+  dynamic "upload" {
+    # dockerd (Go) trusts every certificate file in /etc/ssl/certs beside the system bundle
+    for_each = var.extra_ca_bundle == "" ? [] : [1]
+    content {
+      file    = "/etc/ssl/certs/devcontainer-builder-extra-ca.crt"
+      content = var.extra_ca_bundle
+    }
   }
   healthcheck {
     test     = ["CMD", "docker", "--host=unix://${local.socket_dir}/docker.sock", "version"]
@@ -396,6 +432,12 @@ resource "docker_container" "engine" {
 }
 
 resource "docker_container" "builder" {
+  lifecycle {
+    precondition {
+      condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$", local.repo_name)) && local.repo_name != ".git"
+      error_message = "The repository URL must end in a repository name (letters, digits, '.', '_', '-'): it names the workspace's folder."
+    }
+  }
   count     = data.coder_workspace.me.start_count
   name      = "${local.name}-builder"
   image     = var.builder_image
@@ -412,8 +454,9 @@ resource "docker_container" "builder" {
   capabilities {
     drop = ["ALL"]
   }
-  restart     = "unless-stopped"
-  stop_signal = "SIGTERM"
+  restart               = "unless-stopped"
+  stop_signal           = "SIGTERM"
+  destroy_grace_seconds = 30 # serve ends within 5 s of SIGTERM; without this the provider kills it at once
   networks_advanced {
     name = docker_network.workspace[0].name
   }

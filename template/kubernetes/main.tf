@@ -57,7 +57,11 @@ variable "builder_image" {
 variable "engine_image" {
   type        = string
   default     = "docker.io/library/docker:28.2.2-dind"
-  description = "The Docker engine image of the sidecar (Docker >= 24, for the containerd image store)."
+  description = "The Docker engine image of the sidecar (Docker >= 24, for the containerd image store), pinned by version or digest."
+  validation {
+    condition     = can(regex("(:[0-9][^:/@]*|@sha256:[0-9a-f]{64})$", var.engine_image))
+    error_message = "Pin the engine image by a version tag (docker:28.2.2-dind) or a digest."
+  }
 }
 
 variable "fallback_image" {
@@ -77,6 +81,20 @@ variable "cache_registry_auth" {
   default     = ""
   sensitive   = true
   description = "Docker config JSON ({\"auths\": {...}}) with credentials for the cache repository; empty for none."
+  validation {
+    condition     = var.cache_registry_auth == "" || can(jsondecode(var.cache_registry_auth).auths)
+    error_message = "cache_registry_auth is a Docker config JSON document with an \"auths\" object."
+  }
+}
+
+variable "extra_ca_bundle" {
+  type        = string
+  default     = ""
+  description = "Extra CA certificates in PEM (a proxy that intercepts TLS, an internal Git server or registry), trusted by the builder and the engine beside the system's; empty for none."
+  validation {
+    condition     = var.extra_ca_bundle == "" || strcontains(var.extra_ca_bundle, "-----BEGIN CERTIFICATE-----")
+    error_message = "extra_ca_bundle is PEM text: one or more -----BEGIN CERTIFICATE----- blocks."
+  }
 }
 
 variable "storage_class" {
@@ -147,7 +165,7 @@ data "coder_parameter" "repository" {
   mutable      = true
   order        = 1
   validation {
-    regex = "^(https?://[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
+    regex = "^(https?://([^\\s@/:]+@)?[^\\s@/]+/\\S+|ssh://[^\\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\\s-][^\\s]*)$"
     error = "Give an https:// (or http://), ssh:// or user@host:path Git URL."
   }
 }
@@ -282,12 +300,14 @@ locals {
       DEVCONTAINER_CACHE_TO   = "type=registry,ref=${var.cache_repository},mode=max"
     },
     var.cache_registry_auth == "" ? {} : { DOCKER_CONFIG = "/home/builder/.docker" },
+    var.extra_ca_bundle == "" ? {} : { DEVCONTAINER_CA_BUNDLE = var.extra_ca_bundle },
   )
   # from the Secret, never as literal values in the Deployment
   secret_env = merge(
     {
-      CODER_AGENT_TOKEN = "main-agent-token"
-      CODER_INIT_SCRIPT = "main-agent-init-script"
+      CODER_AGENT_TOKEN            = "main-agent-token"
+      CODER_INIT_SCRIPT            = "main-agent-init-script"
+      DEVCONTAINER_SSH_PRIVATE_KEY = "ssh-private-key" # the user's Coder git SSH key, for ssh URLs
     },
     var.external_auth_id == "" ? {} : { GH_TOKEN = "gh-token" },
   )
@@ -320,7 +340,7 @@ resource "coder_agent" "builder" {
   arch               = var.arch
   os                 = "linux"
   dir                = "/workspaces"
-  connection_timeout = 600
+  connection_timeout = var.build_timeout + 600 # serve starts it once the builder init container is done
   order              = 2
   env = {
     CODER_AGENT_DEVCONTAINERS_ENABLE = "false"
@@ -369,6 +389,10 @@ resource "kubernetes_persistent_volume_claim_v1" "workspaces" {
     annotations = local.annotations
   }
   wait_until_bound = false # WaitForFirstConsumer classes bind only once the pod exists
+  lifecycle {
+    # the storage class is the claim's for life: a new admin default must not replace the user's files
+    ignore_changes = [spec[0].storage_class_name]
+  }
   spec {
     access_modes       = ["ReadWriteOnce"]
     storage_class_name = var.storage_class == "" ? null : var.storage_class
@@ -389,6 +413,10 @@ resource "kubernetes_persistent_volume_claim_v1" "engine" {
     annotations = local.annotations
   }
   wait_until_bound = false
+  lifecycle {
+    # class and size apply to new workspaces: changing them must not replace a workspace's engine storage
+    ignore_changes = [spec[0].storage_class_name, spec[0].resources]
+  }
   spec {
     access_modes       = ["ReadWriteOnce"]
     storage_class_name = var.storage_class == "" ? null : var.storage_class
@@ -415,6 +443,7 @@ resource "kubernetes_secret_v1" "agent" {
       "main-agent-init-script"    = coder_agent.main.init_script
       "builder-agent-token"       = coder_agent.builder.token
       "builder-agent-init-script" = coder_agent.builder.init_script
+      "ssh-private-key"           = base64encode(data.coder_workspace_owner.me.ssh_private_key)
     },
     var.external_auth_id == "" ? {} : { "gh-token" = data.coder_external_auth.git[0].access_token },
   )
@@ -440,10 +469,13 @@ resource "kubernetes_config_map_v1" "engine" {
     namespace = var.namespace
     labels    = local.labels
   }
-  data = {
-    # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it
-    "daemon.json" = jsonencode({ features = { "containerd-snapshotter" = true } })
-  }
+  data = merge(
+    {
+      # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it
+      "daemon.json" = jsonencode({ features = { "containerd-snapshotter" = true } })
+    },
+    var.extra_ca_bundle == "" ? {} : { "extra-ca.crt" = var.extra_ca_bundle },
+  )
 }
 
 # -- the pod ---------------------------------------------------------------------------------------------
@@ -454,6 +486,12 @@ resource "kubernetes_deployment_v1" "workspace" {
   count            = data.coder_workspace.me.start_count
   wait_for_rollout = false # the builder keeps the pod un-ready while it builds: Coder shows its log
   depends_on       = [kubernetes_persistent_volume_claim_v1.workspaces]
+  lifecycle {
+    precondition {
+      condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$", local.repo_name)) && local.repo_name != ".git"
+      error_message = "The repository URL must end in a repository name (letters, digits, '.', '_', '-'): it names the workspace's folder."
+    }
+  }
 
   metadata {
     name        = local.name
@@ -475,12 +513,18 @@ resource "kubernetes_deployment_v1" "workspace" {
 
     template {
       metadata {
-        labels      = local.labels
-        annotations = local.annotations
+        labels = local.labels
+        # the agents' tokens are new on every build and reach the containers through the Secret, which a
+        # running pod does not reread: a changed digest here makes a new pod that reads the new ones
+        annotations = merge(local.annotations, {
+          "devcontainer-builder/agent-tokens" = nonsensitive(sha256(join(",", [coder_agent.main.token, coder_agent.builder.token])))
+        })
       }
 
       spec {
         termination_grace_period_seconds = 30
+        automount_service_account_token  = false # nothing in the pod talks to the Kubernetes API
+        enable_service_links             = false # no other Service's address in the containers' environment
         security_context {
           fs_group               = tostring(local.builder_uid) # /workspaces belongs to the builder's user
           fs_group_change_policy = "OnRootMismatch"
@@ -531,6 +575,16 @@ resource "kubernetes_deployment_v1" "workspace" {
             name       = "engine-config"
             mount_path = "/etc/docker"
             read_only  = true
+          }
+          dynamic "volume_mount" {
+            # dockerd (Go) trusts every certificate file in /etc/ssl/certs beside the system bundle
+            for_each = var.extra_ca_bundle == "" ? [] : [1]
+            content {
+              name       = "engine-config"
+              mount_path = "/etc/ssl/certs/devcontainer-builder-extra-ca.crt"
+              sub_path   = "extra-ca.crt"
+              read_only  = true
+            }
           }
         }
 
@@ -653,13 +707,14 @@ resource "kubernetes_deployment_v1" "workspace" {
             failure_threshold     = 6
           }
           resources {
+            # its rebuilds and keep-alive restarts run here: the same room as the builder's first build
             requests = {
               cpu    = "50m"
               memory = "128Mi"
             }
             limits = {
-              cpu    = "1"
-              memory = "512Mi"
+              cpu    = "2"
+              memory = "1Gi"
             }
           }
           dynamic "volume_mount" {
@@ -692,7 +747,9 @@ resource "kubernetes_deployment_v1" "workspace" {
           for_each = var.engine_storage == "volume" ? [] : [1]
           content {
             name = "engine"
-            empty_dir {}
+            empty_dir {
+              size_limit = "${var.engine_disk_size}Gi"
+            }
           }
         }
         volume {
@@ -713,11 +770,15 @@ resource "kubernetes_deployment_v1" "workspace" {
         }
         volume {
           name = "tmp"
-          empty_dir {}
+          empty_dir {
+            size_limit = "2Gi"
+          }
         }
         volume {
           name = "home"
-          empty_dir {}
+          empty_dir {
+            size_limit = "1Gi"
+          }
         }
         dynamic "volume" {
           for_each = var.cache_registry_auth == "" ? [] : [1]

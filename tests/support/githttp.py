@@ -5,6 +5,7 @@ records the Authorization headers it saw."""
 from __future__ import annotations
 
 import base64
+import ssl
 import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +14,12 @@ from pathlib import Path
 
 class GitHTTPServer:
     def __init__(
-        self, project_root: Path, token: str, username: str = "x-access-token", host: str = "127.0.0.1"
+        self,
+        project_root: Path,
+        token: str,
+        username: str = "x-access-token",
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.project_root = project_root
         self.token = token
@@ -22,12 +28,16 @@ class GitHTTPServer:
         self.requests: list[tuple[str, str, bool]] = []  # (method, path, authorised)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer((host, 0), self._handler())
+        self.scheme = "http"
+        if tls is not None:  # https, with a certificate of the test's own CA
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def url(self, repo_name: str) -> str:
         return f"{self.base_url}/{repo_name}.git"

@@ -39,7 +39,7 @@ def plan(template: Workdir) -> dict[str, Any]:
 
 
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN")  # fmt: skip
+           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY")  # fmt: skip
 
 
 def env_of(template: Workdir, parameters: dict[str, str] = PARAMETERS) -> dict[str, str]:
@@ -116,3 +116,13 @@ def test_coders_labels_are_on_every_container_and_volume(plan: dict[str, Any]) -
 
 def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
     assert_checkov_clean("docker")
+
+
+def test_stops_are_graceful_and_the_engine_takes_dns_and_an_extra_ca(template: Workdir) -> None:
+    ca = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+    plan = template.plan(dict(VARIABLES, extra_ca_bundle=ca, engine_dns=["10.0.0.53"]), PARAMETERS)
+    engine, builder = planned(plan, ENGINE), planned(plan, BUILDER)
+    assert engine["destroy_grace_seconds"] == 30 and builder["destroy_grace_seconds"] == 30
+    uploads = {upload["file"]: upload["content"] for upload in engine["upload"]}
+    assert uploads["/etc/ssl/certs/devcontainer-builder-extra-ca.crt"] == ca
+    assert json.loads(uploads["/etc/docker/daemon.json"])["dns"] == ["10.0.0.53"]

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixture
 
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN")  # fmt: skip
+           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY")  # fmt: skip
 LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
 
 
@@ -50,7 +50,10 @@ def builder_env(template: Workdir, workspace: dict[str, str], parameters: dict[s
     expression = f'{{for k, v in local.builder_env : k => contains([{names}], k) ? "" : try(nonsensitive(v), v)}}'
     env = template.evaluate(expression, {"fallback_image": images.FALLBACK_IMAGE, "engine_image": images.DIND_IMAGE,
                                          "external_auth_id": "github"}, parameters, **workspace)  # fmt: skip
-    assert {name for name, value in env.items() if value == ""} >= set(SECRETS) - {"GH_TOKEN"}
+    assert {name for name, value in env.items() if value == ""} >= set(SECRETS) - {
+        "GH_TOKEN",
+        "DEVCONTAINER_SSH_PRIVATE_KEY",
+    }
     return {**env, **secrets}
 
 

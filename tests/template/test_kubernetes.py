@@ -26,7 +26,7 @@ PARAMETERS = {"repository": "https://github.com/acme/widgets.git", "branch": "ma
 VARIABLES = {"namespace": "dev-workspaces", "builder_image": "ghcr.io/acme/devcontainer-builder:0.1.0",
              "cache_repository": "registry.example.com/team/cache", "external_auth_id": "github"}  # fmt: skip
 SECRET_NAMES = {"CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-                "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT"}  # fmt: skip
+                "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "DEVCONTAINER_SSH_PRIVATE_KEY"}  # fmt: skip
 # read by the docker client in the builder's containers, not by the builder: not in its options table
 DOCKER_CLIENT = {"DOCKER_HOST", "DOCKER_CONFIG"}
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
@@ -173,3 +173,27 @@ def test_the_builder_agent_shows_the_devcontainer_and_its_page(plan: dict[str, A
 
 def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
     assert_checkov_clean("kubernetes")
+
+
+CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
+
+
+def test_an_extra_ca_reaches_the_builder_and_the_engine(template: Workdir) -> None:
+    plan = template.plan(dict(VARIABLES, extra_ca_bundle=CA), PARAMETERS)
+    found = containers(plan)
+    for name in ("builder", "supervisor"):
+        assert env_of(found[name])["DEVCONTAINER_CA_BUNDLE"]["value"] == CA
+    (mount,) = [m for m in found["engine"]["volume_mount"] if m["mount_path"].startswith("/etc/ssl/certs/")]
+    assert mount["sub_path"] == "extra-ca.crt" and mount["read_only"] is True
+    assert planned(plan, "kubernetes_config_map_v1.engine[0]")["data"]["extra-ca.crt"] == CA
+    kubernetes_validate.validate(k8s.deployment(planned(plan, DEPLOYMENT)), KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_the_pod_gets_no_api_token_and_no_service_links(plan: dict[str, Any]) -> None:
+    spec = pod(plan)
+    assert spec["automount_service_account_token"] is False and spec["enable_service_links"] is False
+
+
+def test_a_url_without_a_repository_name_is_refused_before_anything_is_created(template: Workdir) -> None:
+    with pytest.raises(AssertionError, match="must end in a repository name"):
+        template.plan(VARIABLES, dict(PARAMETERS, repository="https://github.com/acme/.."))

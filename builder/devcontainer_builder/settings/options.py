@@ -183,6 +183,15 @@ class Settings:
         1800,
         commands=UP_SERVE,
     )
+    ca_bundle: str = setting(
+        "DEVCONTAINER_CA_BUNDLE",
+        "Extra CA certificates in PEM - a file's path or the PEM text itself - for a proxy that intercepts TLS or "
+        "an internal Git server: trusted beside the system's by git, the devcontainer CLI and the connection to "
+        "Coder.",
+        types.CertificateBundle(),
+        "",
+        commands=UP_SERVE,
+    )
     engine_timeout: int = setting(
         "DEVCONTAINER_ENGINE_TIMEOUT",
         "Seconds to wait at start for the container engine to answer (a DinD sidecar may still be starting).",

@@ -121,6 +121,28 @@ class ExistingFile(AbsolutePath):
         return path
 
 
+class CertificateBundle(click.ParamType[str]):
+    """CA certificates in PEM: a file's path, or the PEM text itself (a template's variable); at most
+    4 MiB, at least one certificate."""
+
+    name = "pem"
+    limit = 4 * 1024 * 1024
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if text.lstrip().startswith("-----BEGIN"):
+            content = text.encode("utf-8", "replace")
+        else:
+            path = ExistingFile().convert(text, param, ctx)
+            with open(path, "rb") as handle:
+                content = handle.read(self.limit + 1)
+            text = path
+        if len(content) > self.limit or b"-----BEGIN CERTIFICATE-----" not in content:
+            self.fail("is not a PEM bundle of CA certificates (-----BEGIN CERTIFICATE-----), as a file or as text",
+                      param, ctx)  # fmt: skip
+        return text
+
+
 class ConfigPath(click.ParamType[str]):
     name = "path"
 

@@ -272,6 +272,8 @@ def make_git(
             ("init", "", "templateDir", templates),
             ("core", "", "hooksPath", hooks),
         ]
+        if env.get("SSL_CERT_FILE"):  # Debian's libcurl has its own CA path compiled in: tell git directly
+            config.append(("http", "", "sslCAInfo", env["SSL_CERT_FILE"]))
         network = dict(base)
         password = repository.password or token
         if password and repository.kind in ("https", "http"):
