@@ -7,6 +7,9 @@
   raw CLI, fresh:     `devcontainer up` of a copy of the repository in the same engine, no container yet,
                       its Dockerfile's RUN line changed so that the pod's layers are no help
   raw CLI, existing:  `devcontainer up` again after that restart: its container is there, stopped
+  ephemeral engine:   engine_storage = "ephemeral" with a registry cache (cache_repository): the first
+                      start exports the layer cache, a stop empties the engine, the next start builds
+                      again from the cache (the base images loaded again, as pulls would)
 
 The pod's number is the builder init container's run (from its start to its exit 0); the CLI's is the
 `devcontainer up` run, in a container of the builder image on the pod's engine. Medians of BENCH_RUNS
@@ -35,11 +38,13 @@ from support.coder import bridge_gateway, init_script, make_double  # noqa: E402
 from support.githttp import GitHTTPServer  # noqa: E402
 from support.rehearsal import Pod  # noqa: E402
 from support.repos import Remote  # noqa: E402
+from support.services import Registry  # noqa: E402
 from support.terraform import workdir  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 IMAGE = os.environ.get("IMAGE", "devcontainer-builder:dev")
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+PLANNED_ENGINE = "docker.io/library/docker:28.2.2-dind"  # the default; the stand-in DinD image runs instead
 FILES = {
     ".devcontainer/devcontainer.json": json.dumps(
         {"build": {"dockerfile": "Dockerfile"}, "postCreateCommand": "echo created > /tmp/created"}
@@ -92,6 +97,28 @@ def remove_raw(pod: Pod, folder: str) -> None:
         pod.engine("rm", "-f", container)
 
 
+def plan_pod(tf, git: GitHTTPServer, coder, coder_url: str, image: str, **variables: str) -> Pod:
+    plan = tf.plan(
+        {"builder_image": PLANNED_BUILDER,          "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github", **variables},
+        {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10"},
+        CODER_AGENT_URL=coder_url, CODER_WORKSPACE_ID=str(uuid.uuid4()),
+    )  # fmt: skip
+    secret_name = next(c["change"]["after"]["metadata"][0]["name"] for c in plan["resource_changes"]
+                       if c["address"] == "kubernetes_secret_v1.agent[0]")  # fmt: skip
+    secret = {"main-agent-token": coder.token, "main-agent-init-script": init_script(coder_url),
+              "builder-agent-token": coder.add_agent(), "builder-agent-init-script": init_script(coder_url),
+              "gh-token": git.token, "ssh-private-key": ""}  # fmt: skip
+    return Pod(plan, {secret_name: secret}, {PLANNED_BUILDER: image, PLANNED_ENGINE: images.DIND_IMAGE})
+
+
+def insecure(pod: Pod, registry: str) -> None:
+    """The registry here speaks plain http: the engine is told so (a real cache registry has TLS)."""
+    for change in pod.plan["resource_changes"]:
+        if change["type"] == "kubernetes_config_map_v1":
+            data = change["change"]["after"]["data"]
+            data["daemon.json"] = json.dumps({**json.loads(data["daemon.json"]), "insecure-registries": [registry]})
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dcb-bench-template-", dir="/tmp"))
     root.chmod(0o755)
@@ -102,22 +129,12 @@ def main() -> None:
     tf.init()
     coder_url = f"http://{gateway}:{coder.port}"
     Remote(root, "widgets").commit(FILES)
-    rows: dict[str, list[float]] = {"first": [], "restart": [], "raw fresh": [], "raw existing": []}
+    registry = Registry(root / "registry", host=gateway)
+    rows: dict[str, list[float]] = {"first": [], "restart": [], "raw fresh": [], "raw existing": [],
+                                    "ephemeral first": [], "ephemeral cached": []}  # fmt: skip
     try:
         for run in range(RUNS):
-            builder_token = coder.add_agent()
-            plan = tf.plan(
-                {"builder_image": PLANNED_BUILDER, "engine_image": images.DIND_IMAGE,
-                 "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github"},
-                {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10"},
-                CODER_AGENT_URL=coder_url, CODER_WORKSPACE_ID=str(uuid.uuid4()),
-            )  # fmt: skip
-            secret_name = next(c["change"]["after"]["metadata"][0]["name"] for c in plan["resource_changes"]
-                               if c["address"] == "kubernetes_secret_v1.agent[0]")  # fmt: skip
-            secret = {"main-agent-token": coder.token, "main-agent-init-script": init_script(coder_url),
-                      "builder-agent-token": builder_token, "builder-agent-init-script": init_script(coder_url),
-                      "gh-token": git.token}  # fmt: skip
-            pod = Pod(plan, {secret_name: secret}, {PLANNED_BUILDER: IMAGE})
+            pod = plan_pod(tf, git, coder, coder_url, IMAGE)
             try:
                 rows["first"].append(timed_start(pod, first=True))
                 copy_workspace(pod, f"/workspaces/raw{run}")
@@ -129,8 +146,18 @@ def main() -> None:
                 remove_raw(pod, f"/workspaces/raw{run}")
             finally:
                 pod.destroy()
+            cache = f"{registry.address}/cache/widgets-{run}"
+            pod = plan_pod(tf, git, coder, coder_url, IMAGE, engine_storage="ephemeral", cache_repository=cache)
+            insecure(pod, registry.address)
+            try:
+                rows["ephemeral first"].append(timed_start(pod, first=True))
+                pod.stop()  # the engine's emptyDir goes with the pod
+                rows["ephemeral cached"].append(timed_start(pod, first=True))
+            finally:
+                pod.destroy()
             print(f"  run {run + 1}/{RUNS}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in rows.items()), flush=True)
     finally:
+        registry.stop()
         git.stop()
         coder.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -143,6 +170,10 @@ def main() -> None:
     print(
         f"  restart, engine volume kept (reuse):       {median['restart']:6.2f} s   raw CLI, existing: "
         f"{median['raw existing']:6.2f} s   ratio {median['restart'] / median['raw existing']:.2f}"
+    )
+    print(
+        f"  ephemeral engine, registry cache:           {median['ephemeral cached']:6.2f} s   its cold first "
+        f"start:  {median['ephemeral first']:6.2f} s   ratio {median['ephemeral cached'] / median['ephemeral first']:.2f}"
     )
     print(
         "  (the builder's runs also wait for the engine, clone or fetch, check the config against the policy, start"

@@ -29,8 +29,9 @@ def wait_for(check, timeout: float, what: str) -> None:
 
 
 class Registry:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.port = free_port()
+        self.host = host
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         config = root / "config.yml"
@@ -38,7 +39,7 @@ class Registry:
             "version: 0.1\n"
             "log:\n  level: warn\n"
             f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+            f"http:\n  addr: {host}:{self.port}\n"
         )
         self.log = open(root / "registry.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self.log, stderr=self.log)
@@ -46,7 +47,7 @@ class Registry:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -22,6 +22,7 @@ from support.terraform import Workdir, workdir
 pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixtures("docker_engine")]
 
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+PLANNED_ENGINE = "docker.io/library/docker:28.2.2-dind"  # the default; the stand-in DinD image runs instead
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
            "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY")  # fmt: skip
 LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
@@ -48,8 +49,7 @@ def builder_env(template: Workdir, workspace: dict[str, str], parameters: dict[s
                 secrets: dict[str, str]) -> dict[str, str]:  # fmt: skip
     names = ", ".join(f'"{name}"' for name in SECRETS)
     expression = f'{{for k, v in local.builder_env : k => contains([{names}], k) ? "" : try(nonsensitive(v), v)}}'
-    env = template.evaluate(expression, {"fallback_image": images.FALLBACK_IMAGE, "engine_image": images.DIND_IMAGE,
-                                         "external_auth_id": "github"}, parameters, **workspace)  # fmt: skip
+    env = template.evaluate(expression, {"fallback_image": images.FALLBACK_IMAGE,                                          "external_auth_id": "github"}, parameters, **workspace)  # fmt: skip
     assert {name for name, value in env.items() if value == ""} >= set(SECRETS) - {
         "GH_TOKEN",
         "DEVCONTAINER_SSH_PRIVATE_KEY",
@@ -63,14 +63,17 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
     coder_url = f"http://{gateway}:{coder.port}"
     workspace = {"CODER_WORKSPACE_ID": str(uuid.uuid4()), "CODER_AGENT_URL": coder_url}
     parameters = {"repository": git.url("widgets")}
-    variables = {"fallback_image": images.FALLBACK_IMAGE, "engine_image": images.DIND_IMAGE,
-                 "external_auth_id": "github"}  # fmt: skip
+    variables = {"fallback_image": images.FALLBACK_IMAGE,                  "external_auth_id": "github"}  # fmt: skip
     builder_token = coder.add_agent()
     secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url),
                "DEVCONTAINER_SERVE_AGENT_TOKEN": builder_token,
                "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token}  # fmt: skip
     plan = template.plan(variables, parameters, **workspace)
-    docker_host = DockerHost(plan, builder_env(template, workspace, parameters, secrets), {PLANNED_BUILDER: image})
+    docker_host = DockerHost(
+        plan,
+        builder_env(template, workspace, parameters, secrets),
+        {PLANNED_BUILDER: image, PLANNED_ENGINE: images.DIND_IMAGE},
+    )
     context = {"coder": coder, "builder_token": builder_token, "rebuild_env": lambda: builder_env(
         template, workspace, dict(parameters, rebuild="true"), secrets)}  # fmt: skip
     try:

@@ -23,6 +23,7 @@ from support.terraform import Workdir, workdir
 pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixtures("docker_engine")]
 
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
+PLANNED_ENGINE = "docker.io/library/docker:28.2.2-dind"  # the default; the stand-in DinD image runs instead
 LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
 
 
@@ -45,8 +46,7 @@ def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
 
 
 def plan_for(template: Workdir, git: GitHTTPServer, coder_url: str, **parameters: str) -> dict[str, Any]:
-    variables = {"builder_image": PLANNED_BUILDER, "engine_image": images.DIND_IMAGE,
-                 "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github"}  # fmt: skip
+    variables = {"builder_image": PLANNED_BUILDER,                  "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github"}  # fmt: skip
     values = {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
     return template.plan(variables, values, CODER_AGENT_URL=coder_url)
 
@@ -63,8 +63,13 @@ def rehearsed(template: Workdir, services, sandbox: Path, image: str) -> Iterato
         "builder-agent-token": builder_token,
         "builder-agent-init-script": init_script(coder_url),
         "gh-token": git.token,
+        "ssh-private-key": "",
     }
-    pod = Pod(plan, {"coder-4f0c8f3e-2a5b-4c1d-9e7f-0a1b2c3d4e5f-agent": secret}, {PLANNED_BUILDER: image})
+    pod = Pod(
+        plan,
+        {"coder-4f0c8f3e-2a5b-4c1d-9e7f-0a1b2c3d4e5f-agent": secret},
+        {PLANNED_BUILDER: image, PLANNED_ENGINE: images.DIND_IMAGE},
+    )
     try:
         yield pod, (git, coder, coder_url, builder_token)
     finally:
