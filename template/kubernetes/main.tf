@@ -113,6 +113,16 @@ variable "engine_storage" {
   }
 }
 
+variable "engine_bridge" {
+  type        = string
+  default     = ""
+  description = "The address of the engine's own bridge (dockerd --bip), where the devcontainer lives, e.g. 10.200.0.1/24; empty for Docker's default, 172.17.0.1/16. Set it when the workspace must reach something in 172.17.0.0/16 (Coder, a Git server)."
+  validation {
+    condition     = var.engine_bridge == "" || can(cidrhost(var.engine_bridge, 0))
+    error_message = "engine_bridge is an address with its prefix length, such as 10.200.0.1/24, or empty."
+  }
+}
+
 variable "engine_disk_size" {
   type        = number
   default     = 50
@@ -472,7 +482,10 @@ resource "kubernetes_config_map_v1" "engine" {
   data = merge(
     {
       # the containerd image store: BuildKit's registry cache export (--cache-to type=registry) needs it
-      "daemon.json" = jsonencode({ features = { "containerd-snapshotter" = true } })
+      "daemon.json" = jsonencode(merge(
+        { features = { "containerd-snapshotter" = true } },
+        var.engine_bridge == "" ? {} : { bip = var.engine_bridge },
+      ))
     },
     var.extra_ca_bundle == "" ? {} : { "extra-ca.crt" = var.extra_ca_bundle },
   )

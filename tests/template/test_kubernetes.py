@@ -3,6 +3,7 @@ plan whose objects Kubernetes accepts and whose wiring keeps every promise of th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,7 +179,7 @@ def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
 CA = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n"
 
 
-def test_an_extra_ca_reaches_the_builder_and_the_engine(template: Workdir) -> None:
+def test_an_extra_ca_and_a_bridge_reach_the_builder_and_the_engine(template: Workdir) -> None:
     plan = template.plan(dict(VARIABLES, extra_ca_bundle=CA), PARAMETERS)
     found = containers(plan)
     for name in ("builder", "supervisor"):
@@ -186,6 +187,9 @@ def test_an_extra_ca_reaches_the_builder_and_the_engine(template: Workdir) -> No
     (mount,) = [m for m in found["engine"]["volume_mount"] if m["mount_path"].startswith("/etc/ssl/certs/")]
     assert mount["sub_path"] == "extra-ca.crt" and mount["read_only"] is True
     assert planned(plan, "kubernetes_config_map_v1.engine[0]")["data"]["extra-ca.crt"] == CA
+    bridged = template.plan(dict(VARIABLES, engine_bridge="10.200.0.1/24"), PARAMETERS)
+    daemon = json.loads(planned(bridged, "kubernetes_config_map_v1.engine[0]")["data"]["daemon.json"])
+    assert daemon == {"bip": "10.200.0.1/24", "features": {"containerd-snapshotter": True}}
     kubernetes_validate.validate(k8s.deployment(planned(plan, DEPLOYMENT)), KUBERNETES_VERSIONS[-1], strict=True)
 
 
