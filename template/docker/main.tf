@@ -98,6 +98,12 @@ variable "cache_repository" {
   description = "A registry repository for the build's layer cache (registry.example.com/team/cache); empty for none."
 }
 
+variable "external_auth_host" {
+  type        = string
+  default     = "github.com"
+  description = "The only host the external auth token is given to: a repository elsewhere (a lookalike host included) is cloned without it. Empty gives it to any host."
+}
+
 variable "external_auth_id" {
   type        = string
   default     = ""
@@ -192,6 +198,10 @@ data "coder_external_auth" "git" {
 # -- names, labels and the builder's settings -----------------------------------------------------------
 
 locals {
+  # the host the repository URL names (https://[user@]host/..., ssh://[user@]host[:port]/..., user@host:path)
+  repo_host = try(lower(regex("^(?:[a-z]+://)?(?:[^@/]*@)?([^/:]+)", data.coder_parameter.repository.value)[0]), "")
+  # the git token only for the host it is for
+  use_token  = var.external_auth_id != "" && (var.external_auth_host == "" || local.repo_host == lower(var.external_auth_host))
   name       = "coder-${data.coder_workspace.me.id}"
   repo_name  = trimsuffix(basename(data.coder_parameter.repository.value), ".git")
   socket_dir = "/run/engine"
@@ -233,7 +243,7 @@ locals {
       DEVCONTAINER_CACHE_FROM = var.cache_repository
       DEVCONTAINER_CACHE_TO   = "type=registry,ref=${var.cache_repository},mode=max"
     },
-    var.external_auth_id == "" ? {} : { GH_TOKEN = data.coder_external_auth.git[0].access_token },
+    local.use_token ? { GH_TOKEN = data.coder_external_auth.git[0].access_token } : {},
     var.extra_ca_bundle == "" ? {} : { DEVCONTAINER_CA_BUNDLE = var.extra_ca_bundle },
   )
 }

@@ -133,6 +133,12 @@ variable "engine_disk_size" {
   }
 }
 
+variable "external_auth_host" {
+  type        = string
+  default     = "github.com"
+  description = "The only host the external auth token is given to: a repository elsewhere (a lookalike host included) is cloned without it. Empty gives it to any host."
+}
+
 variable "external_auth_id" {
   type        = string
   default     = ""
@@ -269,6 +275,10 @@ data "coder_external_auth" "git" {
 # -- names, labels and the builder's settings -----------------------------------------------------------
 
 locals {
+  # the host the repository URL names (https://[user@]host/..., ssh://[user@]host[:port]/..., user@host:path)
+  repo_host = try(lower(regex("^(?:[a-z]+://)?(?:[^@/]*@)?([^/:]+)", data.coder_parameter.repository.value)[0]), "")
+  # the git token only for the host it is for
+  use_token   = var.external_auth_id != "" && (var.external_auth_host == "" || local.repo_host == lower(var.external_auth_host))
   name        = "coder-${data.coder_workspace.me.id}"
   repo_name   = trimsuffix(basename(data.coder_parameter.repository.value), ".git")
   socket_dir  = "/run/engine"
@@ -319,7 +329,7 @@ locals {
       CODER_INIT_SCRIPT            = "main-agent-init-script"
       DEVCONTAINER_SSH_PRIVATE_KEY = "ssh-private-key" # the user's Coder git SSH key, for ssh URLs
     },
-    var.external_auth_id == "" ? {} : { GH_TOKEN = "gh-token" },
+    local.use_token ? { GH_TOKEN = "gh-token" } : {},
   )
 }
 
@@ -455,7 +465,7 @@ resource "kubernetes_secret_v1" "agent" {
       "builder-agent-init-script" = coder_agent.builder.init_script
       "ssh-private-key"           = base64encode(data.coder_workspace_owner.me.ssh_private_key)
     },
-    var.external_auth_id == "" ? {} : { "gh-token" = data.coder_external_auth.git[0].access_token },
+    local.use_token ? { "gh-token" = data.coder_external_auth.git[0].access_token } : {},
   )
 }
 

@@ -45,11 +45,17 @@ def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
     coder.stop()
 
 
-def builder_env(template: Workdir, workspace: dict[str, str], parameters: dict[str, str],
+def variables_for(git: GitHTTPServer) -> dict[str, str]:
+    """The admin's variables: the stand-in images, and the test's git server as the token's host."""
+    host = git.base_url.split("://", 1)[1].rsplit(":", 1)[0]
+    return {"fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github", "external_auth_host": host}
+
+
+def builder_env(template: Workdir, variables: dict[str, str], workspace: dict[str, str], parameters: dict[str, str],
                 secrets: dict[str, str]) -> dict[str, str]:  # fmt: skip
     names = ", ".join(f'"{name}"' for name in SECRETS)
     expression = f'{{for k, v in local.builder_env : k => contains([{names}], k) ? "" : try(nonsensitive(v), v)}}'
-    env = template.evaluate(expression, {"fallback_image": images.FALLBACK_IMAGE,                                          "external_auth_id": "github"}, parameters, **workspace)  # fmt: skip
+    env = template.evaluate(expression, variables, parameters, **workspace)
     assert {name for name, value in env.items() if value == ""} >= set(SECRETS) - {
         "GH_TOKEN",
         "DEVCONTAINER_SSH_PRIVATE_KEY",
@@ -63,7 +69,7 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
     coder_url = f"http://{gateway}:{coder.port}"
     workspace = {"CODER_WORKSPACE_ID": str(uuid.uuid4()), "CODER_AGENT_URL": coder_url}
     parameters = {"repository": git.url("widgets")}
-    variables = {"fallback_image": images.FALLBACK_IMAGE,                  "external_auth_id": "github"}  # fmt: skip
+    variables = variables_for(git)
     builder_token = coder.add_agent()
     secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url),
                "DEVCONTAINER_SERVE_AGENT_TOKEN": builder_token,
@@ -71,11 +77,11 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
     plan = template.plan(variables, parameters, **workspace)
     docker_host = DockerHost(
         plan,
-        builder_env(template, workspace, parameters, secrets),
+        builder_env(template, variables, workspace, parameters, secrets),
         {PLANNED_BUILDER: image, PLANNED_ENGINE: images.DIND_IMAGE},
     )
     context = {"coder": coder, "builder_token": builder_token, "rebuild_env": lambda: builder_env(
-        template, workspace, dict(parameters, rebuild="true"), secrets)}  # fmt: skip
+        template, variables, workspace, dict(parameters, rebuild="true"), secrets)}  # fmt: skip
     try:
         yield docker_host, context
     finally:

@@ -201,3 +201,12 @@ def test_the_pod_gets_no_api_token_and_no_service_links(plan: dict[str, Any]) ->
 def test_a_url_without_a_repository_name_is_refused_before_anything_is_created(template: Workdir) -> None:
     with pytest.raises(AssertionError, match="must end in a repository name"):
         template.plan(VARIABLES, dict(PARAMETERS, repository="https://github.com/acme/.."))
+
+
+def test_the_git_token_goes_only_to_the_host_it_is_for(template: Workdir) -> None:
+    lookalike = "https://g\u0456thub.com/acme/widgets.git"  # a Cyrillic i
+    plan = template.plan(VARIABLES, dict(PARAMETERS, repository=lookalike))
+    for name in ("builder", "supervisor"):
+        assert "GH_TOKEN" not in env_of(containers(plan)[name]), "no token for another host"
+    ssh = template.plan(VARIABLES, dict(PARAMETERS, repository="git@github.com:acme/widgets.git"))
+    assert "GH_TOKEN" in env_of(containers(ssh)["builder"]), "the same host, whatever the URL's form"

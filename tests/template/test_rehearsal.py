@@ -46,7 +46,9 @@ def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
 
 
 def plan_for(template: Workdir, git: GitHTTPServer, coder_url: str, **parameters: str) -> dict[str, Any]:
-    variables = {"builder_image": PLANNED_BUILDER,                  "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github"}  # fmt: skip
+    host = git.base_url.split("://", 1)[1].rsplit(":", 1)[0]  # the token's host: the test's git server
+    variables = {"builder_image": PLANNED_BUILDER, "fallback_image": images.FALLBACK_IMAGE,
+                 "external_auth_id": "github", "external_auth_host": host}  # fmt: skip
     values = {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
     return template.plan(variables, values, CODER_AGENT_URL=coder_url)
 
