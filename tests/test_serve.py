@@ -557,6 +557,20 @@ def test_status_short_is_one_line_for_coders_metadata(remote: Remote, make_works
     wait_for(lambda: ws.run("--short", command="status").stdout.startswith("building "), 30, "building N s")
 
 
+def test_a_rebuild_request_with_an_identity_is_honoured_once(remote: Remote, make_workspace) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    first = ws.container()
+    assert ws.up(DEVCONTAINER_REBUILD="true", DEVCONTAINER_REBUILD_ID="build-1").returncode == 0
+    second = ws.container()
+    assert second != first, "rebuilt"
+    # the pod or container started again within the same workspace build: the same environment
+    run = ws.up(DEVCONTAINER_REBUILD="true", DEVCONTAINER_REBUILD_ID="build-1")
+    assert run.returncode == 0 and "was done already" in run.output
+    assert ws.container() == second, "not rebuilt a second time"
+    assert ws.up(DEVCONTAINER_REBUILD="true", DEVCONTAINER_REBUILD_ID="build-2").returncode == 0
+    assert ws.container() != second, "a new request rebuilds"
+
+
 def test_rebuild_full_on_start_builds_without_the_cache(remote: Remote, make_workspace) -> None:
     ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
     first = ws.container()

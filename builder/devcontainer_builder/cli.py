@@ -210,7 +210,7 @@ def serve(**flags: Any) -> None:
     log, coder = start_log(settings)
     # what each build's `up` reads; whether it rebuilds is the build's own (a rebuild, or keep-alive)
     children = {**os.environ, **as_environment("serve", flags)}
-    for name in ("DEVCONTAINER_REBUILD", "DEVCONTAINER_REBUILD_FULL"):
+    for name in ("DEVCONTAINER_REBUILD", "DEVCONTAINER_REBUILD_FULL", "DEVCONTAINER_REBUILD_ID"):
         children.pop(name, None)
     try:
         code = supervisor.serve(settings, os.environ, children, log, _version())

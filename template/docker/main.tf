@@ -219,16 +219,19 @@ locals {
   # the builder's entrypoint moves them off its environment before anything else runs.
   builder_env = merge(
     {
-      DEVCONTAINER_BUILDER_MODE            = "up-serve"
-      DEVCONTAINER_REPOSITORY              = data.coder_parameter.repository.value
-      DEVCONTAINER_WORKSPACE_FOLDER        = "/workspaces/${local.repo_name}"
-      DEVCONTAINER_STATE_DIR               = "/workspaces/.devcontainer-builder"
-      DEVCONTAINER_FALLBACK_IMAGE          = var.fallback_image
-      DEVCONTAINER_BUILD_TIMEOUT           = tostring(var.build_timeout)
-      DEVCONTAINER_ENGINE_TIMEOUT          = "300"
-      DEVCONTAINER_ALLOWED_PRIVILEGES      = var.allowed_privileges
-      DEVCONTAINER_REBUILD                 = tostring(data.coder_parameter.rebuild.value)
-      DEVCONTAINER_REBUILD_FULL            = tostring(data.coder_parameter.rebuild_full.value)
+      DEVCONTAINER_BUILDER_MODE       = "up-serve"
+      DEVCONTAINER_REPOSITORY         = data.coder_parameter.repository.value
+      DEVCONTAINER_WORKSPACE_FOLDER   = "/workspaces/${local.repo_name}"
+      DEVCONTAINER_STATE_DIR          = "/workspaces/.devcontainer-builder"
+      DEVCONTAINER_FALLBACK_IMAGE     = var.fallback_image
+      DEVCONTAINER_BUILD_TIMEOUT      = tostring(var.build_timeout)
+      DEVCONTAINER_ENGINE_TIMEOUT     = "300"
+      DEVCONTAINER_ALLOWED_PRIVILEGES = var.allowed_privileges
+      DEVCONTAINER_REBUILD            = tostring(data.coder_parameter.rebuild.value)
+      DEVCONTAINER_REBUILD_FULL       = tostring(data.coder_parameter.rebuild_full.value)
+      # one per workspace build (the agents' tokens are new on each): a restart of this container later in
+      # the build - a host reboot - does not rebuild again
+      DEVCONTAINER_REBUILD_ID              = nonsensitive(sha256(coder_agent.main.token))
       CODER_AGENT_URL                      = local.agent_url
       CODER_AGENT_TOKEN                    = coder_agent.main.token
       CODER_INIT_SCRIPT                    = replace(coder_agent.main.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")

@@ -275,6 +275,8 @@ data "coder_external_auth" "git" {
 # -- names, labels and the builder's settings -----------------------------------------------------------
 
 locals {
+  # new on every workspace build: the agents' tokens are
+  build_digest = nonsensitive(sha256(join(",", [coder_agent.main.token, coder_agent.builder.token])))
   # the host the repository URL names (https://[user@]host/..., ssh://[user@]host[:port]/..., user@host:path)
   repo_host = try(lower(regex("^(?:[a-z]+://)?(?:[^@/]*@)?([^/:]+)", data.coder_parameter.repository.value)[0]), "")
   # the git token only for the host it is for
@@ -540,7 +542,7 @@ resource "kubernetes_deployment_v1" "workspace" {
         # the agents' tokens are new on every build and reach the containers through the Secret, which a
         # running pod does not reread: a changed digest here makes a new pod that reads the new ones
         annotations = merge(local.annotations, {
-          "devcontainer-builder/agent-tokens" = nonsensitive(sha256(join(",", [coder_agent.main.token, coder_agent.builder.token])))
+          "devcontainer-builder/agent-tokens" = local.build_digest
         })
       }
 
@@ -621,6 +623,8 @@ resource "kubernetes_deployment_v1" "workspace" {
               DEVCONTAINER_BUILDER_MODE = "up"
               DEVCONTAINER_REBUILD      = tostring(data.coder_parameter.rebuild.value)
               DEVCONTAINER_REBUILD_FULL = tostring(data.coder_parameter.rebuild_full.value)
+              # one per workspace build: a pod recreated later in this build does not rebuild again
+              DEVCONTAINER_REBUILD_ID = local.build_digest
             })
             content {
               name  = env.key

@@ -39,7 +39,8 @@ def plan(template: Workdir) -> dict[str, Any]:
 
 
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY")  # fmt: skip
+           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
+           "DEVCONTAINER_REBUILD_ID")  # fmt: skip  # the last: a digest of a token, known after apply
 
 
 def env_of(template: Workdir, parameters: dict[str, str] = PARAMETERS) -> dict[str, str]:

@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixture
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
 PLANNED_ENGINE = "docker.io/library/docker:28.2.2-dind"  # the default; the stand-in DinD image runs instead
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY")  # fmt: skip
+           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
+           "DEVCONTAINER_REBUILD_ID")  # fmt: skip  # the last: a digest of a token, known after apply
 LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
 
 
@@ -73,7 +74,8 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
     builder_token = coder.add_agent()
     secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url),
                "DEVCONTAINER_SERVE_AGENT_TOKEN": builder_token,
-               "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token}  # fmt: skip
+               "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token,
+               "DEVCONTAINER_REBUILD_ID": "build-1"}  # fmt: skip
     plan = template.plan(variables, parameters, **workspace)
     docker_host = DockerHost(
         plan,
@@ -81,7 +83,7 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
         {PLANNED_BUILDER: image, PLANNED_ENGINE: images.DIND_IMAGE},
     )
     context = {"coder": coder, "builder_token": builder_token, "rebuild_env": lambda: builder_env(
-        template, variables, workspace, dict(parameters, rebuild="true"), secrets)}  # fmt: skip
+        template, variables, workspace, dict(parameters, rebuild="true"), dict(secrets, DEVCONTAINER_REBUILD_ID="build-2"))}  # fmt: skip
     try:
         yield docker_host, context
     finally:

@@ -130,7 +130,7 @@ def test_every_variable_the_template_sets_is_a_builder_setting(plan: dict[str, A
     assert builder["DEVCONTAINER_CACHE_TO"]["value"] == "type=registry,ref=registry.example.com/team/cache,mode=max"
     # the same settings in both, so `serve`'s rebuilds build what `up` built
     shared = {k: v for k, v in builder.items() if k not in ("DEVCONTAINER_BUILDER_MODE", "DEVCONTAINER_REBUILD",
-                                                                "DEVCONTAINER_REBUILD_FULL")}  # fmt: skip
+                                                                "DEVCONTAINER_REBUILD_FULL", "DEVCONTAINER_REBUILD_ID")}  # fmt: skip
     supervisor = env_of(containers(plan)["supervisor"])
     assert all(supervisor.get(k) == v for k, v in shared.items())
 

@@ -316,6 +316,14 @@ class Settings:
         False,
         switch=True,
     )
+    rebuild_id: str = setting(
+        "DEVCONTAINER_REBUILD_ID",
+        "The identity of the rebuild request (a template gives one per workspace build). With it, "
+        "DEVCONTAINER_REBUILD and DEVCONTAINER_REBUILD_FULL are honoured once for that identity: a pod or "
+        "container started again later with the same environment does not rebuild again.",
+        types.Text(200),
+        "",
+    )
     allowed_mounts: tuple[str, ...] = setting(
         "DEVCONTAINER_ALLOWED_MOUNTS",
         "Admin policy: host paths a config's bind mounts may come from, besides the workspace folder, separated "

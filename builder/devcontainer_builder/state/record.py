@@ -130,6 +130,7 @@ class State:
     commit: str = ""
     agent: AgentInfo | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    rebuild_id: str = ""  # the DEVCONTAINER_REBUILD_ID of the last rebuild honoured
     keepalive_failures: int = 0  # consecutive failed restarts by the supervisor
     keepalive_error: str = ""
 

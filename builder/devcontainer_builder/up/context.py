@@ -126,4 +126,5 @@ def initial_state(settings: Settings, previous: State, dirs: StateDir, trigger: 
         commit=previous.commit,
         remote_user=previous.remote_user,
         remote_workspace_folder=previous.remote_workspace_folder,
+        rebuild_id=previous.rebuild_id,
     )

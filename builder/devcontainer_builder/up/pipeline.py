@@ -9,6 +9,7 @@ the fallback, in recovery.py.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -22,7 +23,7 @@ from devcontainer_builder.engine.engine import Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
-from devcontainer_builder.state.record import Event, Status
+from devcontainer_builder.state.record import Event, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
@@ -105,6 +106,7 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
         env = environment.for_engine(environ, settings.workspace_folder)
         engine = Engine(settings.docker_path, env)
         previous = dirs.read_state()
+        settings = once(settings, previous, log)
         dirs.compact_events()
         cache_to = settings.cache_to
         run = Run(
@@ -128,6 +130,16 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
                 if restarted is not None:
                     return restarted
             return _pipeline(run)
+
+
+def once(settings: Settings, previous: State, log: Log) -> Settings:
+    """A rebuild request with an identity is honoured once: the same request seen again (the pod or
+    container started again with the same environment) is a plain start."""
+    wanted = settings.rebuild or settings.rebuild_full
+    if wanted and settings.rebuild_id and settings.rebuild_id == previous.rebuild_id:
+        log.info("the rebuild this start asks for (DEVCONTAINER_REBUILD_ID) was done already: starting as usual")
+        return dataclasses.replace(settings, rebuild=False, rebuild_full=False)
+    return settings
 
 
 def _restart(run: Run) -> int | None:
@@ -268,6 +280,8 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
     settings, log, resolved = run.settings, run.log, run.resolved_config()
     run.containers_before = [container.id for container in existing]
     rebuild = settings.rebuild or settings.rebuild_full
+    if rebuild and settings.rebuild_id:
+        run.state.rebuild_id = settings.rebuild_id  # recorded with the state this run writes, whatever its end
     plan = decide.plan_up(existing, run.previous, resolved.config_hash, rebuild=rebuild)
     if plan.reuse is not None:
         # `devcontainer up` would only inspect this container: skip its start-up entirely
