@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.builder import Workspace, base_env, remove_containers_under
-from support.coder import CoderDouble, make_double
+from support.coder import CoderDouble, bridge_gateway, make_double
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.services import Registry, SSHServer
@@ -138,3 +138,15 @@ def image(docker_engine: None) -> str:
                             timeout=1800, check=False)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return IMAGE
+
+
+@pytest.fixture
+def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
+    """A private repository over HTTP and Coder where containers reach them - the host's bridge - and
+    that address."""
+    gateway = bridge_gateway()
+    git = GitHTTPServer(sandbox / "remotes", f"ghp_{uuid.uuid4().hex}", host=gateway).start()
+    coder = make_double(host=gateway)
+    yield git, coder, gateway
+    git.stop()
+    coder.stop()

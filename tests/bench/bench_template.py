@@ -100,7 +100,7 @@ def remove_raw(pod: Pod, folder: str) -> None:
 def plan_pod(tf, git: GitHTTPServer, coder, coder_url: str, image: str, **variables: str) -> Pod:
     plan = tf.plan(
         {"builder_image": PLANNED_BUILDER, "fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github",
-         "external_auth_host": git.base_url.split("://", 1)[1].rsplit(":", 1)[0], **variables},
+         "external_auth_host": git.host, **variables},
         {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10"},
         CODER_AGENT_URL=coder_url, CODER_WORKSPACE_ID=str(uuid.uuid4()),
     )  # fmt: skip

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from support import images
 from support.builder import docker
-from support.coder import CoderDouble, bridge_gateway, init_script, make_double
-from support.githttp import GitHTTPServer
+from support.coder import init_script
 from support.repos import Remote
 
 pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixtures("docker_engine")]
@@ -138,18 +137,6 @@ def pod(image: str) -> Iterator[Pod]:
         yield pod
     finally:
         pod.remove()
-
-
-@pytest.fixture
-def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
-    """Git over HTTP (a private repository) and Coder, where containers reach them: the host's bridge."""
-    gateway = bridge_gateway()
-    token = f"ghp_{uuid.uuid4().hex}"
-    git = GitHTTPServer(sandbox / "remotes", token, host=gateway).start()
-    coder = make_double(host=gateway)
-    yield git, coder, gateway
-    git.stop()
-    coder.stop()
 
 
 def wait_for(condition, timeout: float = 60) -> None:

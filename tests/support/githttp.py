@@ -35,6 +35,10 @@ class GitHTTPServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
+    def host(self) -> str:
+        return str(self.server.server_address[0])
+
+    @property
     def base_url(self) -> str:
         host, port = self.server.server_address[:2]
         return f"{self.scheme}://{host}:{port}"

@@ -31,6 +31,26 @@ PRIVILEGED = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt"
               "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw"]  # fmt: skip
 
 
+ENGINE_HOST = "--host=unix:///run/engine/docker.sock"  # where both templates' engines put their socket
+
+
+def in_engine(container: str, *argv: str) -> list[str]:
+    """docker against the engine in `container`, through its socket, from inside that container."""
+    return ["docker", "exec", container, "docker", ENGINE_HOST, *argv]
+
+
+def load_into(container: str, *images: str) -> None:
+    """Images from the host's engine into the one in `container` (there is no registry to pull from)."""
+    save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
+    load = ["docker", "exec", "-i", container, "docker", ENGINE_HOST, "load"]
+    subprocess.run(load, stdin=save.stdout, capture_output=True, timeout=600, check=True)
+    save.wait(timeout=60)
+
+
+def engine_output(container: str, *argv: str, timeout: float = 120) -> str:
+    return docker(*in_engine(container, *argv)[1:], timeout=timeout)
+
+
 def pod_spec(plan: dict[str, Any]) -> dict[str, Any]:
     return planned(plan, "kubernetes_deployment_v1.workspace[0]")["spec"][0]["template"][0]["spec"][0]
 
@@ -199,16 +219,10 @@ class Pod:
         return docker("exec", self.name(container), *argv, check=check)
 
     def engine(self, *argv: str, timeout: float = 120) -> str:
-        """docker against the pod's engine, through its socket, from inside the engine container."""
-        return docker("exec", self.name("engine"), "docker", "--host=unix:///run/engine/docker.sock", *argv,
-                      timeout=timeout)  # fmt: skip
+        return engine_output(self.name("engine"), *argv, timeout=timeout)
 
     def load_images(self, *names: str) -> None:
-        """The base images into the pod's engine (there is no registry to pull them from)."""
-        save = subprocess.Popen(["docker", "save", *names], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "exec", "-i", self.name("engine"), "docker", "--host=unix:///run/engine/docker.sock",
-                        "load"], stdin=save.stdout, capture_output=True, timeout=600, check=True)  # fmt: skip
-        save.wait(timeout=60)
+        load_into(self.name("engine"), *names)
 
     def stop(self) -> None:
         """The pod goes (a stop, or before a restart): its containers and emptyDirs, not its PVCs."""
@@ -291,12 +305,10 @@ class DockerHost:
         return [*args, image, *(spec.get("command") or [])]
 
     def engine_cmd(self, *argv: str) -> list[str]:
-        return ["docker", "exec", self.name("engine"), "docker", "--host=unix:///run/engine/docker.sock", *argv]
+        return in_engine(self.name("engine"), *argv)
 
     def engine(self, *argv: str, timeout: float = 120) -> str:
-        result = subprocess.run(self.engine_cmd(*argv), capture_output=True, text=True, timeout=timeout, check=False)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        return engine_output(self.name("engine"), *argv, timeout=timeout)
 
     def wait_for_engine(self, timeout: float = 120) -> None:
         """Until the engine answers: the container's health check."""
@@ -317,10 +329,7 @@ class DockerHost:
         docker("run", "-d", *self.docker_args("engine"))
         self.created.append("engine")
         self.wait_for_engine()
-        save = subprocess.Popen(["docker", "save", *images], stdout=subprocess.PIPE)
-        load = ["docker", "exec", "-i", *self.engine_cmd("load")[2:]]
-        subprocess.run(load, stdin=save.stdout, capture_output=True, timeout=600, check=True)
-        save.wait(timeout=60)
+        load_into(self.name("engine"), *images)
         docker("rm", "-f", self.name("engine"))
 
     def _create_storage(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from support import images
-from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.coder import CoderDouble, init_script
 from support.githttp import GitHTTPServer
 from support.rehearsal import DockerHost
 from support.repos import Remote
@@ -36,20 +36,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     return work
 
 
-@pytest.fixture
-def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
-    gateway = bridge_gateway()
-    git = GitHTTPServer(sandbox / "remotes", f"ghp_{uuid.uuid4().hex}", host=gateway).start()
-    coder = make_double(host=gateway)
-    yield git, coder, gateway
-    git.stop()
-    coder.stop()
-
-
 def variables_for(git: GitHTTPServer) -> dict[str, str]:
     """The admin's variables: the stand-in images, and the test's git server as the token's host."""
-    host = git.base_url.split("://", 1)[1].rsplit(":", 1)[0]
-    return {"fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github", "external_auth_host": host}
+    return {"fallback_image": images.FALLBACK_IMAGE, "external_auth_id": "github", "external_auth_host": git.host}
 
 
 def builder_env(template: Workdir, variables: dict[str, str], workspace: dict[str, str], parameters: dict[str, str],

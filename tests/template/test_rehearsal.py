@@ -5,7 +5,6 @@ things a user does: work, stop and start, rebuild on start, push a broken config
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from support import images
 from support.builder import docker
-from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.coder import init_script
 from support.githttp import GitHTTPServer
 from support.rehearsal import Pod
 from support.repos import Remote
@@ -34,21 +33,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     return work
 
 
-@pytest.fixture
-def services(sandbox: Path) -> Iterator[tuple[GitHTTPServer, CoderDouble, str]]:
-    """A private repository over HTTP and Coder, where the pod's containers reach them: the host's bridge."""
-    gateway = bridge_gateway()
-    git = GitHTTPServer(sandbox / "remotes", f"ghp_{uuid.uuid4().hex}", host=gateway).start()
-    coder = make_double(host=gateway)
-    yield git, coder, gateway
-    git.stop()
-    coder.stop()
-
-
 def plan_for(template: Workdir, git: GitHTTPServer, coder_url: str, **parameters: str) -> dict[str, Any]:
-    host = git.base_url.split("://", 1)[1].rsplit(":", 1)[0]  # the token's host: the test's git server
+    # the token's host: the test's git server
     variables = {"builder_image": PLANNED_BUILDER, "fallback_image": images.FALLBACK_IMAGE,
-                 "external_auth_id": "github", "external_auth_host": host}  # fmt: skip
+                 "external_auth_id": "github", "external_auth_host": git.host}  # fmt: skip
     values = {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
     return template.plan(variables, values, CODER_AGENT_URL=coder_url)
 
