@@ -33,6 +33,7 @@ from devcontainer_builder.up import KEEPALIVE
 
 AGENT_CHECK = 15.0
 RECHECK = 60.0  # the container's status is asked for this often anyway (an event stream can break)
+BACKOFF = (5.0, 120.0)  # seconds: the first wait between restart attempts, and the longest
 STABLE = 15.0  # seconds a restarted container must stay up for the restart to count as good
 ACTIONS = ("die", "stop", "kill", "destroy", "oom", "died", "remove")  # docker's, podman's
 
@@ -50,7 +51,7 @@ class KeepAlive:
         self.wake = threading.Event()  # an engine event, or the end of a build
         self._stream: proc.Child | None = None
         self._stream_for = ""
-        self._waits = retry.delays(5.0, 120.0)
+        self._waits = retry.delays(*BACKOFF)
         self._next_attempt = 0.0
         self._probation: tuple[str, float] | None = None  # (container, monotonic time) until a restart is good
 
@@ -144,11 +145,11 @@ class KeepAlive:
                 self._failed(state, f"the restart ended with exit code {build.exit_code}; see the build log")
         elif build.exit_code == 0:
             self._probation = None  # a rebuild starts afresh
-            self._waits = retry.delays(5.0, 120.0)
+            self._waits = retry.delays(*BACKOFF)
         self.wake.set()
 
     def _good(self, state: State) -> None:
-        self._waits = retry.delays(5.0, 120.0)
+        self._waits = retry.delays(*BACKOFF)
         self._next_attempt = 0.0
         if not (state.keepalive_failures or state.keepalive_error):
             self.log.info("keep-alive: the workspace's container is running again")
