@@ -10,9 +10,22 @@ RUNNING = State(status="running", container_id="c1", remote_user="coder", config
 
 
 def container(
-    id: str = "c1", role: str = "devcontainer", config_hash: str = "h1", state: str = "running", metadata: str = ""
+    id: str = "c1",
+    role: str = "devcontainer",
+    config_hash: str = "h1",
+    state: str = "running",
+    metadata: str = "",
+    project: str = "",
 ) -> Labelled:
-    return Labelled(id, role, config_hash, state, metadata)
+    return Labelled(id, role, config_hash, state, project, "db" if role == "service" else "", metadata)
+
+
+def compose_app(**changes: str) -> Labelled:
+    return container(project="ws-1", **changes)
+
+
+def compose_db(**changes: str) -> Labelled:
+    return container("d1", role="service", project="ws-1", **changes)
 
 
 def test_the_running_container_of_the_last_successful_run_is_reused() -> None:
@@ -72,9 +85,31 @@ def test_a_late_hook_keeps_the_container_in_use_only() -> None:
 
 
 def test_after_a_run_every_other_container_is_stale() -> None:
-    assert decide.stale(["a", "b", "c"], "b") == ["a", "c"]
+    assert decide.stale(["a", "b", "c"], {"b"}) == ["a", "c"]
+    assert decide.stale(["a", "b", "c"], {"b", "c"}) == ["a"], "the other services of its compose project stay"
 
 
 def test_the_fallback_replaces_only_the_repositorys_containers() -> None:
     fallback = container("f", role="fallback")
     assert decide.before_fallback([container(), fallback]) == [container()]
+    assert decide.before_fallback([compose_app(), compose_db(), fallback]) == [compose_app(), compose_db()]
+
+
+def test_a_compose_devcontainer_is_reused_with_every_service_running() -> None:
+    plan = decide.plan_up([compose_app(), compose_db()], RUNNING, "h1", rebuild=False)
+    assert plan.reuse == compose_app()
+
+
+def test_a_compose_devcontainer_with_a_stopped_service_goes_through_the_cli() -> None:
+    existing = [compose_app(), compose_db(state="exited")]
+    assert decide.plan_up(existing, RUNNING, "h1", rebuild=False).reuse is None
+    assert decide.stopped_services(existing, "ws-1") == [compose_db(state="exited")]
+    assert decide.stopped_services([compose_app(state="exited"), compose_db(state="exited")], "ws-1") == [], (
+        "a stopped devcontainer is started with its project by the CLI"
+    )
+
+
+def test_a_changed_compose_config_removes_every_service_of_the_old_project() -> None:
+    existing = [compose_app(config_hash="h0"), compose_db(config_hash="h0")]
+    plan = decide.plan_up(existing, RUNNING, "h1", rebuild=False)
+    assert [c.id for c, _ in plan.remove] == ["c1", "d1"]

@@ -1,7 +1,8 @@
 """A workspace's containers: who they are (labels) and the setup the builder does inside a new one.
 
-Every container carries identity labels - the workspace, its role (the repository's devcontainer or the
-fallback) and the hash of the config it was built from - so a rerun finds its own container, a changed
+Every container carries identity labels - the workspace, its role (the repository's devcontainer, the
+fallback, or another service of the devcontainer's compose project) and the hash of the config it was
+built from - so a rerun finds its own container, a changed
 config or a fallback is never mistaken for the current devcontainer, and stale ones can be removed.
 """
 
@@ -24,6 +25,7 @@ from devcontainer_builder.system.proc import last_line
 
 ROLE_DEVCONTAINER = "devcontainer"
 ROLE_FALLBACK = "fallback"
+ROLE_SERVICE = "service"  # another service of the devcontainer's compose project (a database, a cache)
 BANNER_PATH = "/etc/profile.d/zz-devcontainer-build-error.sh"
 # Lifecycle commands (onCreate, postCreate, ...) run before the builder can configure git in the new
 # container; this environment makes git trust the workspace for them whoever owns it. It is "command"
@@ -53,6 +55,9 @@ class Spec:
     remote_folder: str  # where the CLI will mount the workspace, unless the config says otherwise
     banner: str = ""  # a profile script to install (the fallback's), or nothing
     runs_host_code: bool = False  # an initializeCommand: the repository's code runs beside the builder
+    compose_project: str = ""  # a compose config: the workspace's project (engine/compose.py)
+    services: tuple[str, ...] = ()  # the services its compose files define
+    builds_service: bool = False  # the compose files build the devcontainer's service from a Dockerfile
 
 
 def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER
+from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE
 from devcontainer_builder.engine.engine import Labelled
 from devcontainer_builder.state.record import State, Status
 
@@ -34,20 +34,36 @@ def interrupted(previous: State) -> bool:
 
 def up_to_date(existing: list[Labelled], previous: State, config_hash: str) -> Labelled | None:
     """The container `devcontainer up` would find and leave as it is, if there is one: this workspace's
-    only container, running, brought up by the last successful run, with the current config hash and
-    no postAttachCommand (from the config, the image or a feature). On such a container the CLI would
-    only inspect and probe."""
-    if len(existing) != 1 or previous.status != Status.RUNNING or not previous.remote_user:
+    only container (besides the other services of its compose project, all running with the same
+    config), running, brought up by the last successful run, with the current config hash and no
+    postAttachCommand (from the config, the image or a feature). On such a container the CLI would only
+    inspect and probe."""
+    primary = [container for container in existing if container.role != ROLE_SERVICE]
+    if len(primary) != 1 or previous.status != Status.RUNNING or not previous.remote_user:
         return None
-    container = existing[0]
+    container = primary[0]
     unchanged = (
         container.id == previous.container_id
         and container.role == ROLE_DEVCONTAINER
         and container.config_hash == config_hash
         and container.state == "running"
         and not container.has_post_attach
+        and all(
+            other.config_hash == config_hash and other.state == "running" and other.project == container.project
+            for other in existing
+            if other.role == ROLE_SERVICE
+        )
     )
     return container if unchanged else None
+
+
+def stopped_services(existing: list[Labelled], project: str) -> list[Labelled]:
+    """Other services of the devcontainer's compose project that are not running while the devcontainer
+    is: the CLI leaves a running devcontainer's project alone, so the builder starts them."""
+    primary = [c for c in existing if c.role == ROLE_DEVCONTAINER and c.project == project and c.state == "running"]
+    if not project or not primary:
+        return []
+    return [c for c in existing if c.role == ROLE_SERVICE and c.project == project and c.state != "running"]
 
 
 def plan_up(existing: list[Labelled], previous: State, config_hash: str, *, rebuild: bool) -> Plan:
@@ -59,7 +75,7 @@ def plan_up(existing: list[Labelled], previous: State, config_hash: str, *, rebu
     remove = [
         (container, "config changed")
         for container in existing
-        if container.role == ROLE_DEVCONTAINER and container.config_hash != config_hash
+        if container.role in (ROLE_DEVCONTAINER, ROLE_SERVICE) and container.config_hash != config_hash
     ]
     if rebuild:
         return Plan(remove=remove, remove_existing=True, reason="a rebuild was asked for")
@@ -98,11 +114,13 @@ def keep_despite_late_hook(step: str, container: str, previous: State) -> bool:
     )
 
 
-def stale(before: list[str], now_running: str) -> list[str]:
-    """After a successful run, every other container of the workspace is stale (a fallback, a leftover)."""
-    return [container for container in before if container != now_running]
+def stale(before: list[str], keep: set[str]) -> list[str]:
+    """After a successful run, every other container of the workspace is stale (a fallback, a leftover):
+    all but the one now running and the other services of its compose project."""
+    return [container for container in before if container not in keep]
 
 
 def before_fallback(existing: list[Labelled]) -> list[Labelled]:
-    """The repository's containers go before the fallback comes up (a failed postCreate leaves one)."""
-    return [container for container in existing if container.role == ROLE_DEVCONTAINER]
+    """The repository's containers go before the fallback comes up (a failed postCreate leaves one; a
+    failed compose project, its services)."""
+    return [container for container in existing if container.role in (ROLE_DEVCONTAINER, ROLE_SERVICE)]

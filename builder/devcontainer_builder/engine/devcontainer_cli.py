@@ -205,8 +205,11 @@ def up_args(
     build_no_cache: bool = False,
     update_remote_user_uid: str = "",
     remote_env: Mapping[str, str] | None = None,
+    compose_path: str = "",
 ) -> list[str]:
     args = [cli, "up", "--log-format", "json", "--workspace-folder", workspace, "--docker-path", docker_path]
+    if compose_path:
+        args += ["--docker-compose-path", compose_path]
     for key, value in id_labels.items():
         args += ["--id-label", f"{key}={value}"]
     args += ["--override-config" if override else "--config", config]
@@ -237,10 +240,13 @@ def build_args(
     cache_to: str,
     no_cache: bool,
     no_lockfile: bool,
+    compose_path: str = "",
 ) -> list[str]:
     """`devcontainer build`: the image `up` would build, into the engine's layer cache. It has no
     --override-config: a generated config is given as --config (it is named devcontainer.json)."""
     args = [cli, "build", "--log-format", "json", "--workspace-folder", workspace, "--docker-path", docker_path]
+    if compose_path:
+        args += ["--docker-compose-path", compose_path]
     args += ["--config", config]
     for ref in cache_from:
         args += ["--cache-from", ref]

@@ -19,6 +19,8 @@ LABEL_ROLE = "devcontainer-builder.role"
 LABEL_CONFIG = "devcontainer-builder.config"
 LABEL_LOCAL_FOLDER = "devcontainer.local_folder"
 LABEL_METADATA = "devcontainer.metadata"
+LABEL_PROJECT = "com.docker.compose.project"  # compose's own, on every container of a project
+LABEL_SERVICE = "com.docker.compose.service"
 
 
 def engine_problem(docker: str, error: str) -> str:
@@ -39,6 +41,8 @@ class Labelled:
     role: str
     config_hash: str
     state: str = ""  # running, exited, created, ...
+    project: str = ""  # the compose project it belongs to, if any
+    service: str = ""  # its compose service
     metadata: str = ""  # the devcontainer.metadata label: lifecycle hooks of image, features and config
 
     @property
@@ -82,6 +86,7 @@ class Engine:
                 "ps", "-a", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={workspace}",
                 "--format",
                 f'{{{{.ID}}}}\t{{{{.Label "{LABEL_ROLE}"}}}}\t{{{{.Label "{LABEL_CONFIG}"}}}}\t{{{{.State}}}}'
+                f'\t{{{{.Label "{LABEL_PROJECT}"}}}}\t{{{{.Label "{LABEL_SERVICE}"}}}}'
                 f'\t{{{{.Label "{LABEL_METADATA}"}}}}',
             ]
         )  # fmt: skip
@@ -91,8 +96,8 @@ class Engine:
             )
         found = []
         for line in result.stdout.splitlines():
-            parts = line.split("\t", 4)
-            if len(parts) == 5:
+            parts = line.split("\t", 6)
+            if len(parts) == 7:
                 found.append(Labelled(*parts))
         return found
 
@@ -130,10 +135,20 @@ class Engine:
         result = self._run(["inspect", "--type", "container", "--format", template, container])
         return result.stdout.strip() if result.ok else ""
 
-    def events_argv(self, container: str) -> list[str]:
-        """An endless stream of the container's lifecycle events, one action a line."""
-        return [self.docker, "events", "--filter", "type=container", "--filter", f"container={container}",
+    def events_argv(self, container: str, project: str = "") -> list[str]:
+        """An endless stream of the container's lifecycle events (of every container of its compose
+        project, when it has one), one action a line."""
+        which = f"label={LABEL_PROJECT}={project}" if project else f"container={container}"
+        return [self.docker, "events", "--filter", "type=container", "--filter", which,
                 "--format", "{{.Action}}"]  # fmt: skip
+
+    def compose(self, project: str, args: list[str], timeout: float = 180.0) -> proc.Result:
+        """`compose -p PROJECT ...` on a project's existing containers (no compose file needed)."""
+        return self._run(["compose", "--project-name", project, *args], timeout=timeout)
+
+    def logs_tail(self, container: str, lines: int = 20) -> str:
+        result = self._run(["logs", "--tail", str(lines), container], timeout=30.0)
+        return (result.stdout + result.stderr).strip()
 
     def start(self, container: str, timeout: float = 120.0) -> proc.Result:
         return self._run(["start", container], timeout=timeout)

@@ -18,6 +18,7 @@ from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.settings.options import Settings
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(policy.__file__)), "docker-guard")
+COMPOSE_SHIM = os.path.join(os.path.dirname(SHIM), "docker-compose-guard")
 PYTHON_VAR = "DEVCONTAINER_BUILDER_PYTHON"
 ENGINE_VAR = "DEVCONTAINER_BUILDER_ENGINE"
 
@@ -27,6 +28,7 @@ class Guard:
     docker_path: str  # what the CLI gets as --docker-path
     env: dict[str, str]  # the CLI's environment, with the policy in it
     report: str
+    compose_path: str = COMPOSE_SHIM  # what the CLI gets as --docker-compose-path
 
     def clear(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -88,12 +90,26 @@ def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: 
         docker=engine,
         report=report,
         force_rm=force_rm,
+        compose_dir=os.path.join(os.path.dirname(report), "compose"),
     )
     guarded = dict(env)
     guarded[policy.POLICY_VAR] = rules.to_text()
     guarded[PYTHON_VAR] = sys.executable
     guarded[ENGINE_VAR] = engine
     return Guard(SHIM, guarded, report)
+
+
+def for_compose(guard: Guard, *, project: str, service: str, labels: Mapping[str, str]) -> Guard:
+    """The guard for a compose config: compose may act on the workspace's project only, whose name the
+    CLI takes from COMPOSE_PROJECT_NAME (before a repository's .env or `name:`), and every container of
+    it gets `labels`."""
+    rules = policy.Policy.from_text(guard.env[policy.POLICY_VAR])
+    rules.project, rules.service = project, service
+    rules.labels = tuple(f"{key}={value}" for key, value in labels.items())
+    env = dict(guard.env)
+    env[policy.POLICY_VAR] = rules.to_text()
+    env["COMPOSE_PROJECT_NAME"] = project
+    return Guard(guard.docker_path, env, guard.report, guard.compose_path)
 
 
 def initialize_command_refusal(data: Mapping[str, Any], settings: Settings) -> BuildFailed | None:

@@ -3,12 +3,12 @@
 The devcontainer CLI turns a config - plus its features and its image's metadata, which the builder
 cannot see in advance - into `docker run` and `docker build` command lines. The builder gives the CLI
 `--docker-path` pointing at docker-guard (a shell script beside this file), which sends `run`,
-`create` and `build` here and everything else straight to the engine. This module reads the final
-argument list, refuses what the policy does not allow - bind mounts of host paths outside the
-workspace, --privileged, added capabilities, security options, host namespaces, devices, host files
-read or written, build entitlements - and otherwise executes the real engine CLI with the same
-arguments. A refusal writes one JSON line to the report file (the builder turns it into a clear error
-and the fallback) and exits 125, docker's own code for a refused request.
+`create` and `build` here (and `compose`, on to compose_policy.py) and everything else straight to the
+engine. This module reads the final argument list, refuses what the policy does not allow - bind mounts
+of host paths outside the workspace, --privileged, added capabilities, security options, host
+namespaces, devices, host files read or written, build entitlements - and otherwise executes the real
+engine CLI with the same arguments. A refusal writes one JSON line to the report file (the builder turns
+it into a clear error and the fallback) and exits 125, docker's own code for a refused request.
 
 It runs as `python -I -S policy.py ...` for each such call (a build runs it two or three times), so it
 imports nothing but os and sys - no dataclasses, no json, each worth a dozen milliseconds - and reads its
@@ -86,14 +86,14 @@ HOST_MODES = ("host",)
 
 
 FIELD_SEPARATOR = "\x1f"
-LISTS = ("mounts", "capabilities", "privileges", "build_dirs")
+LISTS = ("mounts", "capabilities", "privileges", "build_dirs", "labels")
 
 
 class Policy:
     """What the admin allows, for one workspace."""
 
-    __slots__ = ("build_dirs", "cache_to", "capabilities", "docker", "engine", "force_rm", "mounts",
-                 "privileges", "report", "workspace")  # fmt: skip
+    __slots__ = ("build_dirs", "cache_to", "capabilities", "compose_dir", "docker", "engine", "force_rm", "labels",
+                 "mounts", "privileges", "project", "report", "service", "workspace")  # fmt: skip
 
     def __init__(
         self,
@@ -108,6 +108,10 @@ class Policy:
         docker: str = "docker",  # the real engine CLI
         report: str = "",  # refusals are appended here, one JSON line each
         force_rm: bool = False,  # the legacy builder: remove intermediate containers of a failed build
+        project: str = "",  # the workspace's compose project: the only one compose may act on
+        service: str = "",  # the compose service that is the devcontainer
+        labels: tuple[str, ...] = (),  # key=value labels every other container of the project gets
+        compose_dir: str = "",  # where checked compose projects are written (compose_policy.py)
     ) -> None:
         self.workspace = workspace
         self.mounts = tuple(mounts)
@@ -119,6 +123,10 @@ class Policy:
         self.docker = docker
         self.report = report
         self.force_rm = force_rm
+        self.project = project
+        self.service = service
+        self.labels = tuple(labels)
+        self.compose_dir = compose_dir
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
@@ -411,6 +419,12 @@ def _refuse(policy: Policy, command: str, found: list[dict[str, str]]) -> None:
 
 def guarded(policy: Policy, args: list[str]) -> Iterator[str]:
     """The argument list to execute after the checks (refusing, and exiting, when they fail)."""
+    if args and args[0] == "compose":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import compose_policy  # type: ignore[import-not-found]  # noqa: PLC0415 - compose calls only
+
+        yield from compose_policy.guarded(policy, args)
+        return
     command, start = _subcommand(args)
     if command == "run":
         found = check_run(policy, args[start:])

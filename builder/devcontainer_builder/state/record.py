@@ -36,6 +36,8 @@ class Event:
     CONFIG_CHANGED = "config_changed"
     CONTAINER_REUSED = "container_reused"
     CONTAINER_REMOVED = "container_removed"
+    COMPOSE_DOWN = "compose_down"  # a compose project taken down (its named volumes kept)
+    COMPOSE_STARTED = "compose_started"  # stopped services of the project started again
     CACHE_TO_IGNORED = "cache_to_ignored"
     STEP = "step"
     HOOK_FAILED = "hook_failed"
@@ -133,6 +135,8 @@ class State:
     rebuild_id: str = ""  # the DEVCONTAINER_REBUILD_ID of the last rebuild honoured
     keepalive_failures: int = 0  # consecutive failed restarts by the supervisor
     keepalive_error: str = ""
+    compose_project: str = ""  # a compose config's project: its other services run beside the devcontainer
+    compose_volumes: list[str] = field(default_factory=list)  # the project's named volumes: no rebuild removes them
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,6 +21,8 @@ import threading
 import time
 
 from devcontainer_builder.coder import agent
+from devcontainer_builder.engine import compose
+from devcontainer_builder.engine.containers import ROLE_SERVICE
 from devcontainer_builder.engine.engine import Engine
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import Log
@@ -63,7 +65,7 @@ class KeepAlive:
                 container = state.container_id if state.status in (Status.RUNNING, Status.DEGRADED) else ""
                 if state.keepalive_error and state.status == Status.FAILED:
                     container = state.container_id  # keep trying, at the slowest pace
-                self._follow(container)
+                self._follow(container, state.compose_project if container else "")
                 if container and self.builds.current is None:
                     running = self._check(state, container)
                     if running and time.monotonic() >= next_agent_check and self.settings.coder_init_script:
@@ -76,21 +78,24 @@ class KeepAlive:
                 self.wake.wait(timeout)
                 self.wake.clear()
         finally:
-            self._follow("")
+            self._follow("", "")
 
     # -- the container ------------------------------------------------------------------------------
-    def _follow(self, container: str) -> None:
-        """Keep an event stream open for `container` (none for "")."""
-        if container == self._stream_for and (self._stream is None or self._stream.poll() is None):
+    def _follow(self, container: str, project: str) -> None:
+        """Keep an event stream open for `container` and the other services of its compose project (none
+        for "")."""
+        key = f"{container} {project}"
+        if key == self._stream_for and (self._stream is None or self._stream.poll() is None):
             return
         if self._stream is not None:
             self._stream.stop(1.0)
             self._stream = None
-        self._stream_for = container
+        self._stream_for = key
         if not container:
             return
+        argv = self.engine.events_argv(container, project)
         try:
-            self._stream = proc.Child(self.engine.events_argv(container), env=self.engine.env, stdout=subprocess.PIPE)
+            self._stream = proc.Child(argv, env=self.engine.env, stdout=subprocess.PIPE)
         except OSError as err:
             self.log.debug(f"no event stream for the container ({err}): checking every {RECHECK:.0f} s")
             return
@@ -113,26 +118,38 @@ class KeepAlive:
             self.log.warn(f"keep-alive: {err.message}")
             return False
         probation = self._probation if self._probation is not None and self._probation[0] == container else None
-        if status == "running":
+        reason = ("" if status == "running" else f"it is {status}") if status else "it was removed"
+        if not reason and state.compose_project:
+            reason = self._services_down(state)
+        if not reason:
             if probation is not None and time.monotonic() >= probation[1]:
                 self._probation = None
                 self._good(state)
             return True
-        reason = f"it is {status}" if status else "it was removed"
         if probation is not None:  # the restart did not hold: a crash loop, not a one-off
             self._probation = None
             self._failed(state, f"it stopped again within {STABLE:.0f} s of being started ({reason})")
             state = self.dirs.read_state()
         if time.monotonic() < self._next_attempt:
             return False  # backing off; the wait ends when the next attempt is due
-        self.log.warn(
-            f"keep-alive: the workspace's container {container[:12]} is not running ({reason}): starting it again"
-        )
+        self.log.warn(f"keep-alive: the workspace is down ({reason}; container {container[:12]}): starting it again")
         self.dirs.record_event(Event.CONTAINER_RESTARTED, container_id=container, reason=reason)
         started, _ = self.builds.request(KEEPALIVE)
         if started:
             self._next_attempt = time.monotonic() + next(self._waits)
         return False
+
+    def _services_down(self, state: State) -> str:
+        """The other services of the compose project that stopped with a failure, as a reason; or ""."""
+        try:
+            found = self.engine.workspace_containers(self.settings.workspace_folder)
+        except BuildFailed:
+            return ""
+        ours = [c for c in found if c.role == ROLE_SERVICE and c.project == state.compose_project]
+        failed = compose.exited(self.engine, ours)
+        if not failed:
+            return ""
+        return "the compose service " + ", ".join(repr(item.service) for item in failed) + " stopped"
 
     def ended(self, build: Build) -> None:
         """A build ended (builds.on_end): a keep-alive build that brought the container back is on

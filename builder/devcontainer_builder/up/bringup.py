@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from devcontainer_builder.coder import agent
-from devcontainer_builder.engine import containers, control_manifest, decide, devcontainer_cli
+from devcontainer_builder.engine import compose, containers, control_manifest, decide, devcontainer_cli
 from devcontainer_builder.engine.containers import Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import Labelled, engine_problem
@@ -56,8 +56,11 @@ def _cache_to(run: Run, wanted: str) -> str:
     return ""
 
 
-def builds_an_image(config: dict[str, object]) -> bool:
-    """The config has a Dockerfile or features to build (an image-only config only pulls)."""
+def builds_an_image(config: dict[str, object], spec: Spec) -> bool:
+    """The config has a Dockerfile or features to build (an image-only config only pulls); for a compose
+    config, features or a build of the devcontainer's service (`devcontainer build` builds that one)."""
+    if spec.compose_project:
+        return bool(config.get("features")) or spec.builds_service
     return bool(config.get("build") or config.get("dockerFile") or config.get("features"))
 
 
@@ -72,6 +75,7 @@ def prebuild(run: Run, spec: Spec, *, no_cache: bool) -> None:
         run.cli,
         workspace=settings.workspace_folder,
         docker_path=run.guard.docker_path,
+        compose_path=run.guard.compose_path,
         config=spec.config_path,
         cache_from=() if no_cache else settings.cache_from,
         cache_to="" if no_cache else _cache_to(run, settings.cache_to),
@@ -91,6 +95,7 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
         run.cli,
         workspace=settings.workspace_folder,
         docker_path=run.guard.docker_path,
+        compose_path=run.guard.compose_path,
         id_labels=containers.identity_labels(settings.workspace_folder, spec.role, spec.config_hash),
         config=spec.config_path,
         override=spec.override,
@@ -112,9 +117,62 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
             early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
 
     try:
-        return _run(run, args, contain=spec.runs_host_code, what="devcontainer up", on_step=started)
+        outcome = _run(run, args, contain=spec.runs_host_code, what="devcontainer up", on_step=started)
+    except BuildFailed as err:
+        raise blame_service(run, spec, err) from None
     finally:
         run.configured = early[0].result() if early else None
+    if spec.compose_project:
+        check_services(run, spec, outcome)
+    return outcome
+
+
+def blame_service(run: Run, spec: Spec, err: BuildFailed) -> BuildFailed:
+    """A compose project's failure, naming the service compose's output blames."""
+    text = f"{run.tail.text()}\n{err.message}"
+    service = compose.failing_service(text, spec.compose_project, list(spec.services))
+    if not spec.compose_project or not service or err.step == "policy":
+        return err
+    return BuildFailed(
+        f"the compose service {service!r} failed: {err.message}",
+        step=err.step,
+        detail=err.detail,
+        container_id=err.container_id,
+    )
+
+
+def check_services(run: Run, spec: Spec, outcome: Outcome) -> None:
+    """Every service of the project the CLI brought up is still running (or finished its job): one that
+    exited with a failure fails the build, as a failing build would."""
+    project = [c for c in workspace_containers(run) if c.project == spec.compose_project]
+    failed = compose.exited(run.engine, project)
+    if not failed:
+        return
+    first = failed[0]
+    names = ", ".join(repr(item.service) for item in failed)
+    raise BuildFailed(
+        f"the compose service {first.service!r} stopped right after it started (exit code {first.exit_code or '?'}); "
+        f"its last output:\n{first.logs or '(none)'}\nFix the service (services that stopped: {names}) and rebuild.",
+        step="compose service",
+        container_id=outcome.container_id,
+    )
+
+
+def remove_containers(run: Run, found: list[Labelled], why: str) -> None:
+    """Remove containers of the workspace. A compose project goes as a whole - `compose down`, its
+    network with it - and its named volumes stay (a database's data outlives rebuilds and failures)."""
+    for project in sorted({container.project for container in found if container.project}):
+        volumes = compose.volumes(run.engine, project)
+        kept = f"; its named volumes are kept ({', '.join(volumes)})" if volumes else ""
+        run.log.info(f"taking the compose project {project} down ({why}){kept}")
+        error = compose.down(run.engine, project)
+        if error:
+            run.log.warn(f"`compose down` of {project} did not finish: {error}; removing its containers one by one")
+        run.event(Event.COMPOSE_DOWN, project=project, reason=why, volumes_kept=volumes)
+    for container in found:
+        if not container.project or run.engine.container_status(container.id):
+            run.engine.remove(container.id)
+        run.event(Event.CONTAINER_REMOVED, container_id=container.id, reason=why)
 
 
 def _run(
@@ -184,9 +242,14 @@ def after_up(run: Run, outcome: Outcome, spec: Spec, *, always_configure: bool) 
     # before the build tells which ones are now stale (a fallback, a leftover duplicate) - unless the
     # last builder was killed mid-run, when what it started may have appeared since: ask again.
     before = run.containers_before
-    if decide.interrupted(run.previous):
-        before = [container.id for container in run.engine.workspace_containers(run.settings.workspace_folder)]
-    for container in decide.stale(before, outcome.container_id):
+    keep = {outcome.container_id}
+    if decide.interrupted(run.previous) or spec.compose_project:
+        now = run.engine.workspace_containers(run.settings.workspace_folder)
+        if spec.compose_project:
+            keep |= {container.id for container in now if container.project == spec.compose_project}
+        if decide.interrupted(run.previous):
+            before = sorted(set(before) | {container.id for container in now})
+    for container in decide.stale(before, keep):
         run.log.info(f"removing container {container[:12]}: it is no longer this workspace's container")
         run.engine.remove(container)
         run.event(Event.CONTAINER_REMOVED, container_id=container)

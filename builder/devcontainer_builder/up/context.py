@@ -43,6 +43,7 @@ class Run:
     configured: tuple[str, str] | None = None  # (container, folder) the builder has set up already
     hook_failure: BuildFailed | None = None  # a postStart/postAttach that failed in a container kept running
     removed: list[str] = field(default_factory=list)  # containers this run removed
+    compose_project: str = ""  # a compose config's project (engine/compose.py)
 
     @property
     def owner(self) -> files.Owner | None:

@@ -16,10 +16,10 @@ import tempfile
 import traceback
 from collections.abc import Mapping
 
-from devcontainer_builder.engine import containers, decide, guard
-from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, Spec
+from devcontainer_builder.engine import compose, containers, decide, guard
+from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
-from devcontainer_builder.engine.engine import Engine, Labelled
+from devcontainer_builder.engine.engine import LABEL_LOCAL_FOLDER, Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
@@ -30,7 +30,7 @@ from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
 from devcontainer_builder.up import KEEPALIVE, bringup, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
-from devcontainer_builder.workspace import checkout, config, fingerprint, git
+from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
 
 def preflight(settings: Settings, environ: Mapping[str, str]) -> str:
@@ -301,17 +301,34 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
         runs_host_code=bool(resolved.data.get("initializeCommand")),
     )
+    if layout.compose_files(resolved.path, resolved.data):
+        spec = for_compose(run, spec, resolved)
     prebuilt = False
-    if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data):
+    if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data, spec):
         # an initializeCommand may write what the build needs: only `up` runs it, so no build before it
         bringup.prebuild(run, spec, no_cache=settings.rebuild_full)
         prebuilt = True
+    removing = [container for container, _ in plan.remove]
     for container, why in plan.remove:
         log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
         run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
+    if spec.compose_project and (removing or plan.remove_existing):
+        # the project is recreated as a whole: no service of the old config runs beside the new one
+        removing += [c for c in existing if c.project == spec.compose_project and c not in removing]
+    if removing:
+        bringup.remove_containers(run, removing, "config changed" if plan.remove else plan.reason)
+    for container in removing:
         run.removed.append(container.id)
-        run.engine.remove(container.id)
-        run.containers_before.remove(container.id)
+        if container.id in run.containers_before:
+            run.containers_before.remove(container.id)
+    stopped = [] if removing else decide.stopped_services(existing, spec.compose_project)
+    if stopped:
+        names = ", ".join(sorted({container.service for container in stopped}))
+        log.info(f"starting the compose project's stopped services ({names})")
+        error = compose.start(run.engine, spec.compose_project)
+        if error:
+            log.warn(f"compose could not start them: {error}")
+        run.event(Event.COMPOSE_STARTED, project=spec.compose_project, services=names, error=error)
     if plan.reason:
         log.info(f"recreating the devcontainer: {plan.reason}")
     record_inputs(run, resolved.path)
@@ -329,6 +346,33 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
     return outcome
+
+
+def for_compose(run: Run, spec: Spec, resolved: config.ResolvedConfig) -> Spec:
+    """A compose config: the workspace's own project, and a guard that lets compose act on it alone."""
+    problem = compose.problem(run.engine)
+    if problem:
+        raise BuildFailed(f"{resolved.description} uses Docker Compose, but {problem}.", step="config")
+    project = compose.project_name(run.settings.workspace_folder)
+    service = str(resolved.data["service"])
+    labels = containers.identity_labels(run.settings.workspace_folder, ROLE_SERVICE, resolved.config_hash)
+    labels.pop(LABEL_LOCAL_FOLDER)  # the CLI finds the devcontainer by it: only the devcontainer has it
+    run.guard = guard.for_compose(run.guard, project=project, service=service, labels=labels)
+    project_files = fingerprint.compose_project(resolved.path, resolved.data)
+    run.log.info(f"compose project {project}: the devcontainer is the service {service!r}")
+    run.compose_project = project
+    volumes = compose.volumes(run.engine, project)
+    if (run.settings.rebuild or run.settings.rebuild_full) and volumes:
+        run.log.info(
+            f"this rebuild recreates every service of the project and keeps its named volumes ({', '.join(volumes)}): "
+            "their data survives. Remove them yourself (docker volume rm) to start from empty."
+        )
+    return dataclasses.replace(
+        spec,
+        compose_project=project,
+        services=tuple(project_files.services),
+        builds_service=any(build.service == service for build in project_files.builds),
+    )
 
 
 def record_inputs(run: Run, config_path: str) -> None:
@@ -382,6 +426,8 @@ def _running(run: Run, outcome: Outcome) -> int:
         changed_files=[],
         keepalive_failures=0,
         keepalive_error="",
+        compose_project=run.compose_project,
+        compose_volumes=compose.volumes(run.engine, run.compose_project) if run.compose_project else [],
     )
     total = run.seconds()
     run.event(

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from devcontainer_builder.engine import containers, decide
-from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_FALLBACK, Spec
+from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import BuildFailed
-from devcontainer_builder.state.record import Event
 from devcontainer_builder.system import clock, files
 from devcontainer_builder.up import bringup
 from devcontainer_builder.up.context import Run
@@ -176,9 +175,8 @@ def bring_up(run: Run, failure: BuildFailed) -> tuple[Outcome, str]:
     except OSError as err:  # a full disk must not keep the user out of the workspace
         run.log.warn(f"could not write {ERROR_LOG} into {folder} ({err.strerror}); the failure is in the build log")
     existing = engine.workspace_containers(folder)
-    for container in decide.before_fallback(existing):
-        engine.remove(container.id)
-        run.event(Event.CONTAINER_REMOVED, container_id=container.id, reason="build failed")
+    removed = decide.before_fallback(existing)
+    bringup.remove_containers(run, removed, "build failed")
     path = run.dirs.file("generated/fallback/devcontainer.json")
     data = config(settings.repository.name, settings.fallback_image)
     write_config(path, data)
@@ -190,7 +188,7 @@ def bring_up(run: Run, failure: BuildFailed) -> tuple[Outcome, str]:
         remote_folder=remote_folder,
         banner=containers.banner_script(remote_folder, ERROR_LOG),
     )
-    run.containers_before = [c.id for c in existing if c.role != ROLE_DEVCONTAINER]
+    run.containers_before = [c.id for c in existing if c not in removed]
     outcome = bringup.run_cli(run, spec, cache=False, remove_existing=False)
     bringup.after_up(run, outcome, spec, always_configure=True)
     bringup.start_agent(run, outcome)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from devcontainer_builder.engine import containers, decide
+from devcontainer_builder.engine import compose, containers, decide
 from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed
@@ -36,6 +36,12 @@ def restart(run: Run) -> int | None:
         return None
     run.event(Event.BUILD_STARTED, trigger=run.state.trigger, build_id=run.state.build_id, restart=True)
     log.info(f"keep-alive: starting container {container.id[:12]} again (no rebuild, no repository update)")
+    if container.project:
+        # every service of the project, in compose's order; then the CLI runs the devcontainer's hooks
+        error = compose.start(run.engine, container.project)
+        if error:
+            log.warn(f"keep-alive: compose could not start every service of {container.project}: {error}")
+        run.event(Event.COMPOSE_STARTED, project=container.project, error=error)
     path = run.dirs.file("generated/restart/devcontainer.json")
     folder = previous.remote_workspace_folder
     recovery.write_config(path, {"image": _image(run, container.id), "workspaceFolder": folder})

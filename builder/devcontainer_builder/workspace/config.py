@@ -120,14 +120,7 @@ def load(path: str, workspace: str) -> dict[str, Any]:
             step="config",
         )
     if data.get("dockerComposeFile"):
-        # a compose file can ask for privileged services, host mounts and host namespaces, and the CLI runs
-        # it with `docker compose` (or a docker-compose binary found on PATH) where no policy reaches it
-        raise BuildFailed(
-            f"{shown} uses Docker Compose (dockerComposeFile), which this builder does not run yet: compose "
-            "files are not checked against the admin's policy (privileges, host mounts, host namespaces). Use "
-            '"image" or "build.dockerfile" in the config; the workspace comes up on the fallback meanwhile.',
-            step="config",
-        )
+        check_compose(shown, path, data, workspace)
     if dockerfile:
         dockerfile_path = os.path.join(os.path.dirname(path), dockerfile)
         confine.require_inside(workspace, dockerfile_path, "the Dockerfile")
@@ -138,6 +131,44 @@ def load(path: str, workspace: str) -> dict[str, Any]:
                 step="config",
             )
     return data
+
+
+def check_compose(shown: str, path: str, data: dict[str, Any], workspace: str) -> None:
+    """A compose config names its files and its service, and compose reads nothing outside the
+    repository (compose_files.py); what it runs is checked by the engine's policy."""
+    from devcontainer_builder.workspace import compose_files  # noqa: PLC0415 - yaml, for compose configs only
+
+    value = data.get("dockerComposeFile")
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise BuildFailed(
+            f'{shown}: "dockerComposeFile" must be a file name or a list of them (relative to the config).',
+            step="config",
+        )
+    service = data.get("service")
+    if not isinstance(service, str) or not service:
+        raise BuildFailed(
+            f'{shown} uses Docker Compose but names no "service": the devcontainer CLI needs to know which '
+            "service of the compose project is the devcontainer.",
+            step="config",
+        )
+    run_services = data.get("runServices", [])
+    if not isinstance(run_services, list) or not all(isinstance(name, str) and name for name in run_services):
+        raise BuildFailed(f'{shown}: "runServices" must be a list of service names.', step="config")
+    for compose in layout.compose_files(path, data):
+        confine.require_inside(workspace, compose, "the compose file")
+        if not os.path.isfile(compose):
+            raise BuildFailed(
+                f"{shown} uses the compose file {_relative(workspace, compose)}, which does not exist.", step="config"
+            )
+    project = compose_files.read(path, data, workspace)
+    for name in [service, *run_services]:
+        if name not in project.services:
+            defined = ", ".join(project.services) or "none"
+            raise BuildFailed(
+                f"{shown} names the service {name!r}, which its compose files do not define (they define: {defined}).",
+                step="config",
+            )
 
 
 def generated_text(repo_name: str, label: str, marker: str, image: str) -> str:

@@ -1,7 +1,8 @@
 """What a devcontainer is built from, as one hash.
 
 `config_hash` - the container's identity, on its label - covers the config file, its Dockerfile,
-every file in the config's folder (.devcontainer or .devcontainer/<name>) and its local features: a
+every file in the config's folder (.devcontainer or .devcontainer/<name>), its local features, and for
+a compose config every compose file, env file and Dockerfile the project reads (compose_files.py): a
 change there replaces the container on the next `up`. Every file is hashed, however many there are,
 within bounds that no real config folder comes near; past them the config is refused with a message,
 never silently cut short. Only regular files are read (a link to a FIFO or to /dev/zero cannot hang
@@ -15,10 +16,13 @@ import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.workspace import confine, layout
+
+if TYPE_CHECKING:
+    from devcontainer_builder.workspace import compose_files
 
 SKIP = {"devcontainer-lock.json"}
 MAX_FILES = 50_000
@@ -39,7 +43,17 @@ def identity_files(config_path: str, data: dict[str, Any]) -> list[str]:
     folders += [feature for feature in layout.local_features(config_path, data) if os.path.isdir(feature)]
     for folder in folders:
         found.update(path for path in layout.walk(folder) if os.path.basename(path) not in SKIP)
+    if layout.compose_files(config_path, data):
+        found.update(compose_project(config_path, data).inputs)
     return sorted(os.path.abspath(path) for path in found)
+
+
+def compose_project(config_path: str, data: dict[str, Any]) -> compose_files.Project:
+    """What a compose config's files read and build, as far as can be read (nothing is refused here:
+    config.load checks, this only lists)."""
+    from devcontainer_builder.workspace import compose_files  # noqa: PLC0415 - yaml, for compose configs only
+
+    return compose_files.read(config_path, data)
 
 
 def digest(paths: Iterable[str], root: str) -> str:
@@ -186,12 +200,15 @@ def build_inputs(
     folders = {os.path.dirname(config_path)}
     folders.update(os.path.dirname(path) for path in paths)
     truncated = False
-    source = layout.dockerfile_of(config_path, data)
-    if source and confine.inside(workspace, source):
-        context = layout.context_of(config_path, data)
-        if confine.inside(workspace, context):
+    builds: list[tuple[str | None, str]] = [
+        (layout.dockerfile_of(config_path, data), layout.context_of(config_path, data))
+    ]
+    if layout.compose_files(config_path, data):
+        builds = [(build.dockerfile, build.context) for build in compose_project(config_path, data).builds]
+    for source, context in builds:
+        if source and confine.inside(workspace, source) and context and confine.inside(workspace, context):
             taken = dockerfile.sources(source, context)
-            truncated = taken.truncated
+            truncated = truncated or taken.truncated
             paths = sorted(set(paths) | set(taken.files))
             folders.update(os.path.dirname(path) for path in taken.files)
             folders.update(taken.folders)

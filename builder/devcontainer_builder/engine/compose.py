@@ -1,0 +1,122 @@
+"""A workspace's Docker Compose project, around what the devcontainer CLI does with it.
+
+One project per workspace, named from the workspace's path (project_name): the CLI takes it from
+COMPOSE_PROJECT_NAME, the guard refuses any other, so a repository's `.env` or `name:` cannot move the
+workspace onto another project. The builder itself takes projects down (a changed config, a rebuild,
+a failure - named volumes are always kept), starts services that stopped, and tells which service a
+failure belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+
+from devcontainer_builder.engine.engine import LABEL_PROJECT, Engine, Labelled
+from devcontainer_builder.system.proc import last_line
+
+DOWN_TIMEOUT = 10  # seconds each container gets to stop before it is killed
+
+
+def project_name(workspace: str) -> str:
+    """Lower-case letters, digits, - and _, as compose wants; unique per workspace path."""
+    base = re.sub(r"[^a-z0-9_-]", "", os.path.basename(workspace.rstrip("/")).lower())[:40].lstrip("-_")
+    return f"{base or 'workspace'}-{hashlib.sha256(workspace.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def problem(engine: Engine) -> str:
+    """Why this engine cannot run a compose project, or ""."""
+    result = engine._run(["compose", "version", "--short"], timeout=30.0)
+    if result.ok:
+        return ""
+    why = last_line(result.stderr) or f"exit code {result.returncode}"
+    if os.path.basename(engine.docker).startswith("podman"):
+        return (
+            f"Docker Compose configs are not supported with Podman here: `podman compose` does not work ({why}). "
+            "It needs Podman 4.7 or later with a compose provider; or use an image or Dockerfile config"
+        )
+    return (
+        f"Docker Compose v2 is not available (`{os.path.basename(engine.docker)} compose version` failed: {why}); "
+        "install the docker-compose plugin (Debian trixie: the docker-compose package; the builder image ships it)"
+    )
+
+
+def down(engine: Engine, project: str) -> str:
+    """Take the project down - containers and networks; named volumes stay. Returns compose's error, or ""."""
+    result = engine.compose(project, ["down", "--remove-orphans", "--timeout", str(DOWN_TIMEOUT)])
+    return "" if result.ok else last_line(result.stderr)
+
+
+def volumes(engine: Engine, project: str) -> list[str]:
+    """The project's named volumes (compose labels them with the project)."""
+    result = engine._run(["volume", "ls", "--quiet", "--filter", f"label={LABEL_PROJECT}={project}"])
+    return sorted(result.stdout.split()) if result.ok else []
+
+
+def start(engine: Engine, project: str) -> str:
+    """Start the project's stopped services. Returns compose's error, or ""."""
+    result = engine.compose(project, ["start"])
+    return "" if result.ok else last_line(result.stderr)
+
+
+@dataclass(frozen=True)
+class Exited:
+    service: str
+    container: str
+    exit_code: str
+    logs: str
+
+
+def exited(engine: Engine, containers: list[Labelled]) -> list[Exited]:
+    """Services of the project that stopped with a failure (a non-zero exit, or restarting in a loop)."""
+    found = []
+    for container in containers:
+        if container.state == "running":
+            continue
+        code = engine.inspect_format(container.id, "{{.State.ExitCode}}")
+        restarting = engine.inspect_format(container.id, "{{.State.Restarting}}") == "true"
+        if container.state in ("exited", "dead") and code == "0" and not restarting:
+            continue  # a one-shot service that did its job
+        if container.state == "created":
+            continue  # not started: `runServices` leaves it out
+        found.append(Exited(container.service, container.id, code, engine.logs_tail(container.id)))
+    return found
+
+
+# compose's words for a failing service, in its plain (non-terminal) progress output
+_PATTERNS = (
+    re.compile(r"Service '(?P<service>[^']+)' failed to build"),
+    re.compile(r"target (?P<service>[\w.-]+): failed to solve"),
+    re.compile(r"^\s*[✘x]?\s*(?P<service>[\w.-]+) Error\b"),
+    re.compile(r"Container (?P<container>[\w.-]+)\s+Error\b"),
+    re.compile(r"container (?P<container>[\w.-]+) (exited|is unhealthy)"),
+    re.compile(r"\[(?P<service>[\w.-]+) (?:[\w.-]+ )?\d+/\d+\]"),  # a BuildKit step: [app stage 2/3]
+    re.compile(r"compose .*\bbuild (?P<service>[\w.-]+)\.?$"),  # the CLI's "Command failed: ... build app"
+)
+
+
+def failing_service(text: str, project: str, services: list[str]) -> str:
+    """The service compose's output blames for a failure (the last one it names), or ""."""
+    for line in reversed(text.splitlines()):
+        for pattern in _PATTERNS:
+            match = pattern.search(line)
+            if not match:
+                continue
+            groups = match.groupdict()
+            name = groups.get("service") or _service_of(groups.get("container") or "", project, services)
+            if name in services:
+                return name
+    return ""
+
+
+def _service_of(container: str, project: str, services: list[str]) -> str:
+    """compose names containers PROJECT-SERVICE-N (PROJECT_SERVICE_N before 2.8)."""
+    for separator in ("-", "_"):
+        prefix = project + separator
+        if container.startswith(prefix):
+            service = container[len(prefix) :].rpartition(separator)[0]
+            if service in services:
+                return service
+    return ""
