@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from devcontainer_builder.engine import compose
 from support.builder import Workspace, docker, key_material, tree_contains
 from support.coder import CoderDouble
 from support.githttp import GitHTTPServer
@@ -169,9 +170,11 @@ def test_a_config_that_builds_outside_the_repository_is_refused(
     assert run_git("status", "--porcelain", cwd=ws.folder) == ""
 
 
-def test_a_compose_config_is_refused_before_any_compose_runs(remote: Remote, make_workspace) -> None:
-    """Compose files escape the admin's policy (privileged services, `/:/host`, host namespaces): until
-    they are checked, a compose config gets the fallback, and no service of it is started."""
+def test_a_compose_service_that_asks_for_the_host_is_refused_before_any_service_runs(
+    remote: Remote, make_workspace
+) -> None:
+    """Compose talks to the engine itself, past docker-guard's `docker run` checks: the project compose would
+    run (privileged, `/:/host`, the host's pid namespace) is checked as a whole, and nothing of it starts."""
     compose = (
         f"services:\n  app:\n    image: {BASE_IMAGE}\n    privileged: true\n    pid: host\n"
         "    volumes: ['/:/host', '..:/workspaces/ws']\n    command: sleep infinity\n"
@@ -183,10 +186,9 @@ def test_a_compose_config_is_refused_before_any_compose_runs(remote: Remote, mak
         ".devcontainer/compose.yml": compose,
     })  # fmt: skip
     ws = make_workspace(remote.url)
-    degraded_with(ws, "config", "Docker Compose", "not checked against the admin's policy")
-    hosts = docker("ps", "-a", "--filter", f"label=com.docker.compose.project.working_dir={ws.folder}/.devcontainer",
-                   "-q", check=False)  # fmt: skip
-    assert hosts == "", "no compose service was started"
+    degraded_with(ws, "policy", "privileged: true", "bind mount of /", "namespace outside the container")
+    project = compose.project_name(str(ws.folder))
+    assert docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}") == "", "nothing was created"
 
 
 def test_a_devcontainer_folder_that_links_to_the_host_is_refused(remote: Remote, make_workspace, sandbox: Path) -> None:

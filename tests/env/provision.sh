@@ -17,6 +17,7 @@ mkdir -p "$cache"
 BASE_IMAGE=devcontainer-builder-test/debian:trixie-slim
 FALLBACK_IMAGE=devcontainer-builder-test/enterprise-base:ubuntu
 DIND_IMAGE=devcontainer-builder-test/dind:trixie
+KV_IMAGE=devcontainer-builder-test/kv:trixie
 # the templates' test tools (terraform-providers.sh pins the providers)
 CHECKOV_VERSION=3.3.30
 TOFU_VERSION=1.10.10
@@ -100,6 +101,22 @@ install_buildx() {
   dpkg -x "$cache"/apt-trixie/docker-buildx_*.deb "$tmp"
   mkdir -p "$(dirname "$plugin")"
   install -m 0755 "$tmp/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
+  rm -rf "$tmp"
+}
+
+install_compose() {
+  # Docker Compose v2, the plugin the builder image ships (trixie's docker-compose): bookworm only has
+  # the old Python docker-compose. Installed where the docker CLI finds plugins for every user, unless
+  # this machine's docker already has a compose of its own.
+  local plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+  docker compose version >/dev/null 2>&1 && return 0
+  say "docker compose (from trixie)"
+  trixie_apt docker-compose
+  local tmp
+  tmp=$(mktemp -d)
+  dpkg -x "$cache"/apt-trixie/docker-compose_*.deb "$tmp"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$tmp/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
   rm -rf "$tmp"
 }
 
@@ -215,9 +232,11 @@ packages=(docker.io debootstrap git ca-certificates openssh-client)
 [ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium)
 apt_install "${packages[@]}"
 start_docker
+install_compose
 base_image
 cached_image "$FALLBACK_IMAGE" "$root/tests/env/images/enterprise-base.Dockerfile"
 [ "$profile" = test ] && cached_image "$DIND_IMAGE" "$root/tests/env/images/dind.Dockerfile"
+[ "$profile" = test ] && cached_image "$KV_IMAGE" "$root/tests/env/images/kv.Dockerfile"
 devcontainer_cli
 python_env
 if [ "$profile" = test ]; then

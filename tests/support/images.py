@@ -9,3 +9,4 @@ developer's machine they cannot shadow debian:trixie-slim or codercom/enterprise
 BASE_IMAGE = "devcontainer-builder-test/debian:trixie-slim"
 FALLBACK_IMAGE = "devcontainer-builder-test/enterprise-base:ubuntu"
 DIND_IMAGE = "devcontainer-builder-test/dind:trixie"
+KV_IMAGE = "devcontainer-builder-test/kv:trixie"  # a database stand-in for compose projects (kv.Dockerfile)

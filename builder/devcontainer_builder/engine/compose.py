@@ -89,7 +89,7 @@ def exited(engine: Engine, containers: list[Labelled]) -> list[Exited]:
 _PATTERNS = (
     re.compile(r"Service '(?P<service>[^']+)' failed to build"),
     re.compile(r"target (?P<service>[\w.-]+): failed to solve"),
-    re.compile(r"^\s*[✘x]?\s*(?P<service>[\w.-]+) Error\b"),
+    re.compile(r"(?:^|[\]\s])[✘x]?\s*(?P<service>[\w.-]+) +Error\b"),  # " db Error pull access denied"
     re.compile(r"Container (?P<container>[\w.-]+)\s+Error\b"),
     re.compile(r"container (?P<container>[\w.-]+) (exited|is unhealthy)"),
     re.compile(r"\[(?P<service>[\w.-]+) (?:[\w.-]+ )?\d+/\d+\]"),  # a BuildKit step: [app stage 2/3]
@@ -98,8 +98,11 @@ _PATTERNS = (
 
 
 def failing_service(text: str, project: str, services: list[str]) -> str:
-    """The service compose's output blames for a failure (the last one it names), or ""."""
-    for line in reversed(text.splitlines()):
+    """The service compose's output blames for a failure (the last one it names after the last compose
+    command started, so that a build that went well is not blamed for the `up` after it), or ""."""
+    lines = text.splitlines()
+    started = [index for index, line in enumerate(lines) if "Run: " in line and " compose " in line]
+    for line in reversed(lines[started[-1] if started else 0 :]):
         for pattern in _PATTERNS:
             match = pattern.search(line)
             if not match:
