@@ -166,7 +166,9 @@ def test_a_failing_service_brings_up_the_fallback_naming_it(
 ) -> None:
     files = project_files()
     replaces_image = "image:" in db or "build:" in db
-    files[".devcontainer/compose.yml"] = compose_file(db=db).replace(f"    image: {KV_IMAGE}\n", "", int(replaces_image))
+    files[".devcontainer/compose.yml"] = compose_file(db=db).replace(
+        f"    image: {KV_IMAGE}\n", "", int(replaces_image)
+    )
     files[".devcontainer/Broken.Dockerfile"] = f"FROM {BASE_IMAGE}\nRUN echo the database cannot build && exit 3\n"
     remote.commit(files)
     ws = make_workspace(remote.url)

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from devcontainer_builder.engine import compose
+from devcontainer_builder.engine.compose import project_name
 from support.builder import Workspace, docker, key_material, tree_contains
 from support.coder import CoderDouble
 from support.githttp import GitHTTPServer
@@ -187,7 +187,7 @@ def test_a_compose_service_that_asks_for_the_host_is_refused_before_any_service_
     })  # fmt: skip
     ws = make_workspace(remote.url)
     degraded_with(ws, "policy", "privileged: true", "bind mount of /", "namespace outside the container")
-    project = compose.project_name(str(ws.folder))
+    project = project_name(str(ws.folder))
     assert docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project}") == "", "nothing was created"
 
 
