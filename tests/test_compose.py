@@ -6,7 +6,6 @@ rebuilds, keep-alive, rebuild suggestions and Coder's agent in the devcontainer'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from devcontainer_builder.engine import compose
 from support.builder import Workspace, docker
 from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.compose_project import PROJECT_LABEL, compose_file, forget_projects, project_files, services_of
 from support.images import BASE_IMAGE, FALLBACK_IMAGE, KV_IMAGE
 from support.repos import Remote
 from support.repos import git as run_git
@@ -22,70 +22,13 @@ from support.supervisor import Supervisor
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 ERROR_LOG = ".devcontainer-build-error.log"
-PROJECT_LABEL = "com.docker.compose.project"
 
 
 @pytest.fixture(autouse=True)
-def forget_projects(sandbox: Path) -> Iterator[None]:
+def projects_cleaned_up(sandbox: Path) -> Iterator[None]:
     """The projects' networks and named volumes go with the test (the sandbox removes containers only)."""
     yield
-    for folder in (sandbox / "workspaces").glob("*"):
-        project = compose.project_name(str(folder))
-        docker("compose", "--project-name", project, "down", "--volumes", "--timeout", "1", check=False)
-        volumes = docker("volume", "ls", "-q", "--filter", f"label={PROJECT_LABEL}={project}", check=False).split()
-        if volumes:
-            docker("volume", "rm", "-f", *volumes, check=False)
-
-
-def compose_file(db: str = "", app: str = "", mounts: str = "") -> str:
-    return f"""services:
-  app:
-    build:
-      context: .
-      dockerfile: Dockerfile
-    volumes:
-      - ..:/workspaces/project:cached
-{mounts}
-    command: sleep infinity
-{app}
-  db:
-    image: {KV_IMAGE}
-    volumes:
-      - kvdata:/var/lib/kv
-{db}
-volumes:
-  kvdata: {{}}
-"""
-
-
-def project_files(**config: object) -> dict[str, str]:
-    return {
-        ".devcontainer/devcontainer.json": json.dumps(
-            {
-                "dockerComposeFile": ["compose.yml"],
-                "service": "app",
-                "runServices": ["app", "db"],
-                "workspaceFolder": "/workspaces/project",
-                "postCreateCommand": "echo created >> /tmp/created",
-                **config,
-            }
-        ),
-        ".devcontainer/compose.yml": compose_file(),
-        ".devcontainer/Dockerfile": f"FROM {FALLBACK_IMAGE}\nRUN echo built > /tmp/built\n",
-    }
-
-
-def services_of(ws: Workspace) -> dict[str, dict[str, str]]:
-    """The workspace's containers by compose service: id, role label, config label, state, project."""
-    out = docker("ps", "-a", "--no-trunc", "--filter", f"label=devcontainer-builder.workspace={ws.folder}",
-                 "--format", '{{.Label "com.docker.compose.service"}}\t{{.ID}}\t{{.Label "devcontainer-builder.role"}}'
-                 '\t{{.Label "devcontainer-builder.config"}}\t{{.State}}\t{{.Label "com.docker.compose.project"}}')  # fmt: skip
-    found: dict[str, dict[str, str]] = {}
-    for line in out.splitlines():
-        service, cid, role, config, state, project = line.split("\t")
-        assert (service or role) not in found, f"two containers for {service or role}: {out}"
-        found[service or role] = {"id": cid, "role": role, "config": config, "state": state, "project": project}
-    return found
+    forget_projects(sandbox)
 
 
 def kv(ws: Workspace, *command: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.compose_project import forget_projects, project_files
 from support.images import BASE_IMAGE
 from support.repos import Remote
 from support.supervisor import Supervisor
@@ -97,3 +98,28 @@ def test_the_page_takes_a_degraded_workspace_to_running_and_shows_suggestions(
         shot(phone, "5-phone")
     finally:
         sup.stop()
+
+
+def test_the_page_says_a_rebuild_keeps_the_compose_projects_volumes(
+    remote: Remote, make_workspace, browser, sandbox: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    remote.commit(project_files())
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    sup = Supervisor(ws)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(sup.url)
+        expect(page.locator("#status")).to_have_attribute("data-status", "running", timeout=WAIT_MS)
+        project = ws.state()["compose_project"]
+        note = page.locator("#volumes-note")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text(f"every service of the compose project {project}")
+        expect(note).to_contain_text(f"keeps its named volumes ({project}_kvdata)")
+        expect(page.locator("#details")).to_contain_text(project)
+        shot(page, "6-compose")
+    finally:
+        sup.stop()
+        forget_projects(sandbox)

@@ -130,6 +130,8 @@ class Supervisor:
             "build": current.to_json() if current else None,
             "last_build": self.builds.last.to_json() if self.builds.last else None,
             "keepalive_error": state.keepalive_error,
+            "compose_project": state.compose_project,
+            "compose_volumes": state.compose_volumes,
             "updated_at": state.updated_at,
         }
 

@@ -34,6 +34,12 @@ function render(summary) {
     setText("problem-step", "Keep-alive");
     setText("problem-message", summary.keepalive_error);
   }
+  const volumes = summary.compose_volumes || [];
+  $("volumes-note").hidden = !summary.compose_project;
+  if (summary.compose_project) {
+    setText("volumes-note", `A rebuild, full or not, recreates every service of the compose project ${summary.compose_project}`
+      + (volumes.length ? ` and keeps its named volumes (${volumes.join(", ")}): their data survives.` : "."));
+  }
   const suggested = summary.rebuild_suggested && !building;
   $("suggestion").hidden = !suggested;
   if (suggested) setText("changed-files", (summary.changed_files || []).join(", ") || "(files)");
@@ -47,7 +53,8 @@ function renderDetails(full) {
   const rows = [
     ["Repository", repo.url], ["Branch", repo.branch], ["Commit", (repo.commit || "").slice(0, 12)],
     ["Local changes", repo.modified != null ? `${repo.modified} modified, ${repo.untracked} untracked` : ""],
-    ["Container", (state.container_id || "").slice(0, 12)], ["Config", state.config_path],
+    ["Container", (state.container_id || "").slice(0, 12)], ["Compose project", state.compose_project],
+    ["Config", state.config_path],
     ["Remote user", state.remote_user], ["Updated", state.updated_at],
   ];
   for (const [name, value] of rows) {
