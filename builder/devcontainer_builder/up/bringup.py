@@ -128,7 +128,12 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
 
 
 def blame_service(run: Run, spec: Spec, err: BuildFailed) -> BuildFailed:
-    """A compose project's failure, naming the service compose's output blames."""
+    """A compose project's failure, naming the service compose's output blames - or saying that this
+    engine has no compose at all (asked only now: the CLI asks first on every run)."""
+    if spec.compose_project and err.step != "policy":
+        problem = compose.problem(run.engine)
+        if problem:
+            return BuildFailed(f"the config uses Docker Compose, but {problem}.", step="config", detail=err.detail)
     text = f"{run.tail.text()}\n{err.message}"
     service = compose.failing_service(text, spec.compose_project, list(spec.services))
     if not spec.compose_project or not service or err.step == "policy":
@@ -144,8 +149,8 @@ def blame_service(run: Run, spec: Spec, err: BuildFailed) -> BuildFailed:
 def check_services(run: Run, spec: Spec, outcome: Outcome) -> None:
     """Every service of the project the CLI brought up is still running (or finished its job): one that
     exited with a failure fails the build, as a failing build would."""
-    project = [c for c in workspace_containers(run) if c.project == spec.compose_project]
-    failed = compose.exited(run.engine, project)
+    run.project_containers = [c for c in workspace_containers(run) if c.project == spec.compose_project]
+    failed = compose.exited(run.engine, run.project_containers)
     if not failed:
         return
     first = failed[0]
@@ -243,10 +248,11 @@ def after_up(run: Run, outcome: Outcome, spec: Spec, *, always_configure: bool) 
     # last builder was killed mid-run, when what it started may have appeared since: ask again.
     before = run.containers_before
     keep = {outcome.container_id}
-    if decide.interrupted(run.previous) or spec.compose_project:
+    if spec.compose_project:  # the project's services stay: as check_services found them, or found now
+        project = run.project_containers or [c for c in workspace_containers(run) if c.project == spec.compose_project]
+        keep |= {container.id for container in project}
+    if decide.interrupted(run.previous):
         now = run.engine.workspace_containers(run.settings.workspace_folder)
-        if spec.compose_project:
-            keep |= {container.id for container in now if container.project == spec.compose_project}
         if decide.interrupted(run.previous):
             before = sorted(set(before) | {container.id for container in now})
     for container in decide.stale(before, keep):

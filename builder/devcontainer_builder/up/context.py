@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devcontainer_builder.engine.devcontainer_cli import Outcome
-from devcontainer_builder.engine.engine import Engine
+from devcontainer_builder.engine.engine import Engine, Labelled
 from devcontainer_builder.engine.guard import Guard
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import FileSink, Log, Sink, TailSink
@@ -44,6 +44,7 @@ class Run:
     hook_failure: BuildFailed | None = None  # a postStart/postAttach that failed in a container kept running
     removed: list[str] = field(default_factory=list)  # containers this run removed
     compose_project: str = ""  # a compose config's project (engine/compose.py)
+    project_containers: list[Labelled] = field(default_factory=list)  # its containers once it came up
 
     @property
     def owner(self) -> files.Owner | None:

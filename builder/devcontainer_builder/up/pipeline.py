@@ -350,9 +350,6 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
 
 def for_compose(run: Run, spec: Spec, resolved: config.ResolvedConfig) -> Spec:
     """A compose config: the workspace's own project, and a guard that lets compose act on it alone."""
-    problem = compose.problem(run.engine)
-    if problem:
-        raise BuildFailed(f"{resolved.description} uses Docker Compose, but {problem}.", step="config")
     project = compose.project_name(run.settings.workspace_folder)
     service = str(resolved.data["service"])
     labels = containers.identity_labels(run.settings.workspace_folder, ROLE_SERVICE, resolved.config_hash)
@@ -361,8 +358,8 @@ def for_compose(run: Run, spec: Spec, resolved: config.ResolvedConfig) -> Spec:
     project_files = fingerprint.compose_project(resolved.path, resolved.data)
     run.log.info(f"compose project {project}: the devcontainer is the service {service!r}")
     run.compose_project = project
-    volumes = compose.volumes(run.engine, project)
-    if (run.settings.rebuild or run.settings.rebuild_full) and volumes:
+    volumes = compose.volumes(run.engine, project) if run.settings.rebuild or run.settings.rebuild_full else []
+    if volumes:
         run.log.info(
             f"this rebuild recreates every service of the project and keeps its named volumes ({', '.join(volumes)}): "
             "their data survives. Remove them yourself (docker volume rm) to start from empty."

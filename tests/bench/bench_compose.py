@@ -1,0 +1,106 @@
+"""`make bench`: the builder's `up` of a compose devcontainer against a raw `devcontainer up` of the same
+repository, side by side (an app built from a Dockerfile + a database stand-in with a named volume).
+
+Each row is a median of interleaved runs in one process, so machine noise hits both sides alike:
+  warm:   a rerun on the running project (the builder sees nothing could change and does not start the
+          CLI) vs `devcontainer up` on its running project
+  fresh:  the project taken down (`compose down`, volumes kept) before each run, images in the cache:
+          the builder's policy check of the project (`compose config` before `compose build` and `up`)
+          is in this row
+Goal: ratios at most 1.15.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from devcontainer_builder.engine import compose  # noqa: E402
+from support.builder import BUILDER, CLI_BIN, base_env, docker, remove_containers_under  # noqa: E402
+from support.compose_project import forget_projects, project_files  # noqa: E402
+from support.repos import Remote, git  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "7"))
+GOAL = 1.15
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0 or '"outcome":"error"' in result.stdout:
+        raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def down(project: str) -> None:
+    docker("compose", "--project-name", project, "down", "--timeout", "1", check=False)
+
+
+def measure(root: Path, name: str, *, fresh: bool) -> tuple[list[float], list[float]]:
+    """Interleaved timings of the builder and of the raw CLI on twin clones of one repository."""
+    remote = Remote(root, name)
+    remote.commit(project_files())
+    ours_folder = root / "workspaces" / f"ours-{name}"
+    raw_folder = root / "workspaces" / f"raw-{name}"
+    git("clone", "-q", remote.url, str(raw_folder))
+    env = base_env()
+    env.update(
+        DEVCONTAINER_REPOSITORY=remote.url,
+        DEVCONTAINER_WORKSPACE_FOLDER=str(ours_folder),
+        DEVCONTAINER_STATE_DIR=str(root / "state" / name),
+    )
+    ours = [BUILDER, "up"]
+    raw = [f"{CLI_BIN}/devcontainer", "up", "--log-format", "json", "--workspace-folder", str(raw_folder)]
+    ours_project = compose.project_name(str(ours_folder))
+    raw_project = f"raw-{name}_devcontainer"  # the CLI's own name: the folder's name and _devcontainer
+    timed(ours, env)  # warm up both sides: clone, images, caches
+    timed(raw, env)
+    mine, theirs = [], []
+    for _ in range(RUNS):
+        if fresh:
+            down(ours_project)
+        mine.append(timed(ours, env))
+        if fresh:
+            down(raw_project)
+        theirs.append(timed(raw, env))
+    down(raw_project)
+    docker("volume", "rm", "-f", f"{raw_project}_kvdata", check=False)
+    return mine, theirs
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="dcb-bench-compose-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        rows = [("warm (running project)", measure(root, "warm", fresh=False))]
+        rows.append(("fresh (project down)", measure(root, "fresh", fresh=True)))
+        print(f"compose devcontainer: builder up vs raw devcontainer up (median of {RUNS} interleaved runs each)")
+        print(f"{'case':<24}{'builder':>10}{'raw CLI':>10}{'ratio':>8}  goal")
+        ok = True
+        for name, (mine, theirs) in rows:
+            ratio = statistics.median(mine) / statistics.median(theirs)
+            ok &= ratio <= GOAL
+            verdict = "met" if ratio <= GOAL else "MISSED"
+            print(
+                f"{name:<24}{statistics.median(mine):>9.3f}s{statistics.median(theirs):>9.3f}s{ratio:>8.3f}"
+                f"  <= {GOAL} {verdict}"
+            )
+        sys.exit(0 if ok else 1)
+    finally:
+        remove_containers_under(str(root))
+        forget_projects(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
