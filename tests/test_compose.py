@@ -6,11 +6,13 @@ rebuilds, keep-alive, rebuild suggestions and Coder's agent in the devcontainer'
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from devcontainer_builder.engine import compose
+from devcontainer_builder.engine.engine import Engine
 from support.builder import Workspace, docker
 from support.coder import CoderDouble, bridge_gateway, init_script, make_double
 from support.compose_project import PROJECT_LABEL, compose_file, forget_projects, project_files, services_of
@@ -290,3 +292,12 @@ def test_coders_agent_connects_from_the_devcontainers_service(
     assert connection["hostname"] == app[:12], "the agent runs in the service the config names"
     db = services_of(ws)["db"]["id"]
     assert bridged_coder.token not in docker("inspect", db), "no other service sees the agent's token"
+
+
+def test_podman_without_compose_is_a_clear_error() -> None:
+    """Debian bookworm's Podman 4.3 has no `podman compose`: the failure says so in words, not as the
+    CLI's "An error occurred retrieving the Docker Compose configuration"."""
+    problem = compose.problem(Engine("podman", {"PATH": os.environ["PATH"]}))
+    assert problem.startswith("Docker Compose configs are not supported with Podman here"), problem
+    assert "podman compose" in problem and "Podman 4.7" in problem
+    assert compose.problem(Engine("docker", {"PATH": os.environ["PATH"]})) == "", "the host's docker has compose"

@@ -229,7 +229,7 @@ python_install() {
 }
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)
-[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium)
+[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium podman)
 apt_install "${packages[@]}"
 start_docker
 install_compose

@@ -28,7 +28,7 @@ def project_name(workspace: str) -> str:
 
 def problem(engine: Engine) -> str:
     """Why this engine cannot run a compose project, or ""."""
-    result = engine._run(["compose", "version", "--short"], timeout=30.0)
+    result = engine._run(["compose", "version"], timeout=30.0)
     if result.ok:
         return ""
     why = last_line(result.stderr) or f"exit code {result.returncode}"
