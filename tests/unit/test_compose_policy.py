@@ -20,6 +20,7 @@ def rules(tmp_path: Path) -> Policy:
         project="ws-1234",
         service="app",
         labels=("devcontainer-builder.workspace=/w", "devcontainer-builder.role=service"),
+        snapshot="/state/compose/snapshot.json",
     )
 
 
@@ -193,14 +194,30 @@ def test_compose_calls_outside_the_workspaces_project_are_refused(rules: Policy,
     refused(rules, *args)
 
 
-def test_read_only_and_project_calls_pass_through(rules: Policy) -> None:
-    for args in (["version", "--short"], ["-f", "a.yml", "--profile", "*", "config"], ["-p", "ws-1234", "ps"]):
+def test_compose_reads_the_builders_snapshot_never_the_repositorys_files(rules: Policy, tmp_path: Path) -> None:
+    repo_file = tmp_path / "ws" / "compose.yml"
+    repo_file.write_text("services: {}\n")
+    rules.sources, rules.snapshot = (str(repo_file),), str(tmp_path / "snapshot.json")
+    override = f"{rules.build_dirs[0]}/docker-compose/override.yml"
+    args = ["compose", "-f", str(repo_file), "-f", override, "--profile", "*", "config"]
+    assert compose_policy.guarded(rules, args) == [
+        "compose", "-f", rules.snapshot, "-f", override, "--profile", "*", "config"
+    ]  # fmt: skip
+    (tmp_path / "ws" / "other.yml").write_text("services: {}\n")
+    for extra in (["-f", str(tmp_path / "ws" / "other.yml")], ["--env-file", "/etc/passwd"],
+                  ["--project-directory", "/"]):  # fmt: skip
+        refused(rules, "-f", str(repo_file), *extra, "config")
+
+
+def test_project_calls_pass_through(rules: Policy) -> None:
+    for args in (["version", "--short"], ["-p", "ws-1234", "ps"], ["-p", "ws-1234", "down"]):
         assert compose_policy.guarded(rules, ["compose", *args]) == ["compose", *args]
 
 
 def test_a_workspace_without_a_compose_config_may_not_run_compose(tmp_path: Path) -> None:
     (tmp_path / "ws").mkdir()
-    refused(Policy(workspace=str(tmp_path / "ws")), "-p", "", "up", "-d")
+    for args in (["-p", "", "up", "-d"], ["-f", "/etc/compose.yml", "config"]):
+        refused(Policy(workspace=str(tmp_path / "ws")), *args)
 
 
 def test_project_names_are_compose_names_and_unique_per_workspace() -> None:

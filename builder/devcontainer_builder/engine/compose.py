@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 
 from devcontainer_builder.engine.engine import LABEL_PROJECT, Engine, Labelled
+from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.system import files, proc
 from devcontainer_builder.system.proc import last_line
 
 DOWN_TIMEOUT = 10  # seconds each container gets to stop before it is killed
@@ -24,6 +26,29 @@ def project_name(workspace: str) -> str:
     """Lower-case letters, digits, - and _, as compose wants; unique per workspace path."""
     base = re.sub(r"[^a-z0-9_-]", "", os.path.basename(workspace.rstrip("/")).lower())[:40].lstrip("-_")
     return f"{base or 'workspace'}-{hashlib.sha256(workspace.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def snapshot(engine: Engine, paths: list[str], project: str, folder: str) -> str:
+    """The project as the repository's compose files describe it, read once - right after config.py
+    checked what they read - and written where only the builder writes: from here on compose reads this
+    file instead of the repository's (compose_policy.py), so a file changed in the workspace meanwhile
+    (by a hook of the running devcontainer, say) changes nothing. Profiles all included and kept."""
+    argv = ["compose", *(arg for path in paths for arg in ("-f", path)), "--profile", "*", "config", "--format", "json"]
+    result = proc.run([engine.docker, *argv], timeout=60.0, env={**engine.env, "COMPOSE_PROJECT_NAME": project})
+    if not result.ok:
+        missing = problem(engine)
+        raise BuildFailed(
+            f"the config uses Docker Compose, but {missing}."
+            if missing
+            else f"compose cannot read the project's files: {last_line(result.stderr)}",
+            step="config",
+            detail=result.stderr,
+        )
+    text = result.stdout
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, f"{project}-source-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json")
+    files.write_atomic(path, text, sync=False, mode=0o600)
+    return path
 
 
 def problem(engine: Engine) -> str:

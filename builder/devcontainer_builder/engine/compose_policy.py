@@ -12,8 +12,12 @@ rendered file - written to the builder's state dir - never from the repository's
 swapped after the check changes nothing. The rewrite also gives every container of the project the
 workspace's labels, and takes the builder's own labels away from services that claim them.
 
-The project is the workspace's: every call but `version`, `config` and `ls` must name it (-p), so a
-repository's `.env` or `name:` cannot point compose at another workspace's project. Compose commands
+Compose reads the repository's files once: the builder checks what they read (compose_files.py) and at
+once renders them into a snapshot in the state dir; in every compose call the repository's files are
+replaced by that snapshot (and any other file, `--env-file` or `--project-directory` is refused), so a
+compose file changed in the workspace during the build - by a hook of the running devcontainer, say -
+is never read. The project is the workspace's: every call but `version`, `config` and `ls` must name
+it (-p), so a repository's `.env` or `name:` cannot point compose at another workspace's project. Compose commands
 the devcontainer CLI does not use and that reach outside (`run`, `exec`, `cp`, `watch`, ...) are
 refused.
 
@@ -57,7 +61,6 @@ COMMANDS: dict[str, tuple[set[str], set[str]]] = {
               {"--no-cache", "--pull", "-q", "--quiet", "--with-dependencies"}),
 }  # fmt: skip
 CREATING = set(COMMANDS)
-READ_ONLY = {"version", "config", "ls"}
 # acting on the project's existing containers only
 PROJECT_COMMANDS = {"ps", "start", "stop", "restart", "down", "rm", "logs", "kill", "pause", "unpause", "top", "port",
                     "images", "events", "wait", "pull"}  # fmt: skip
@@ -282,10 +285,7 @@ def label(policy: Any, model: dict[str, Any]) -> None:
 
 def render(policy: Any, options: list[tuple[str, str]], env: dict[str, str]) -> dict[str, Any]:
     """The project as compose would run it: the merged, interpolated model of the given files."""
-    argv = [policy.docker, "compose"]
-    for name, value in options:
-        argv += [name] if name in GLOBAL_SWITCHES else [name, value]
-    argv += ["config", "--format", "json"]
+    argv = [policy.docker, "compose", *_argv(options), "config", "--format", "json"]
     try:
         result = subprocess.run(argv, capture_output=True, timeout=CONFIG_TIMEOUT, env=env, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -328,6 +328,37 @@ def _prune(folder: str, project: str, *, keep: str, count: int = 8) -> None:
             os.unlink(entry.path)
 
 
+def substitute(policy: Any, command: str, options: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The global options with the repository's compose files replaced by the builder's snapshot of them
+    (compose/snapshot: read once, right after they were checked), the CLI's own override files kept.
+    Any other file, an env file or another project directory is refused: compose would read it unchecked."""
+    kept: list[tuple[str, str]] = []
+    placed = False
+    for name, value in options:
+        if name in ("-f", "--file"):
+            real = os.path.realpath(value)
+            if real in policy.sources:
+                if not placed:
+                    kept.append(("-f", policy.snapshot))
+                    placed = True
+                continue
+            if not any(real.startswith(os.path.realpath(folder).rstrip("/") + "/") for folder in policy.build_dirs):
+                refusal = _item(name, value, "a compose file the builder did not check")
+                rules._refuse(policy, f"compose {command}", [refusal])
+        elif name in ("--env-file", "--project-directory"):
+            refusal = _item(name, value, f"{name}, which compose would read unchecked")
+            rules._refuse(policy, f"compose {command}", [refusal])
+        kept.append((name, value))
+    return kept
+
+
+def _argv(options: list[tuple[str, str]]) -> list[str]:
+    argv: list[str] = []
+    for name, value in options:
+        argv += [name] if name in GLOBAL_SWITCHES else [name, value]
+    return argv
+
+
 def guarded(policy: Any, args: list[str]) -> list[str]:
     """The compose argument list to execute (after `compose`), or a refusal (exits)."""
     parsed = parse_globals(args[1:])
@@ -335,10 +366,14 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
         rules._refuse(policy, "compose", [_item("compose", " ".join(args[1:3]), "an unknown compose option")])
         raise SystemExit(rules.REFUSED_EXIT)  # not reached: _refuse exits
     options, command, rest = parsed
-    if command in READ_ONLY or not command:
-        if command == "config" and any(arg in ("-o", "--output") or arg.startswith("--output=") for arg in rest):
-            rules._refuse(policy, "compose config", [_item("--output", "", "compose config writing a file")])
+    if command in ("version", "ls") or not command:
         return args
+    if not policy.snapshot:
+        rules._refuse(policy, f"compose {command}", [_item(command, "", "compose, for a config that does not use it")])
+    if command == "config":
+        if any(arg in ("-o", "--output") or arg.startswith("--output=") for arg in rest):
+            rules._refuse(policy, "compose config", [_item("--output", "", "compose config writing a file")])
+        return ["compose", *_argv(substitute(policy, command, options)), "config", *rest]
     if command not in CREATING and command not in PROJECT_COMMANDS:
         rules._refuse(policy, f"compose {command}", [_item(command, "", f"compose {command}, which the builder does "
                                                                          "not use and cannot check")])  # fmt: skip
@@ -356,6 +391,7 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
         rules._refuse(policy, f"compose {command}", [_item(name, "", reason) for name in unknown])
     env = dict(os.environ)
     env.pop(rules.POLICY_VAR, None)
+    options = substitute(policy, command, options)
     model = render(policy, options, env)
     refused = check_model(policy, model)
     if refused:

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,13 +99,22 @@ def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: 
     return Guard(SHIM, guarded, report)
 
 
-def for_compose(guard: Guard, *, project: str, service: str, labels: Mapping[str, str]) -> Guard:
+def for_compose(
+    guard: Guard,
+    *,
+    project: str,
+    service: str,
+    labels: Mapping[str, str],
+    sources: Sequence[str] = (),
+    snapshot: str = "",
+) -> Guard:
     """The guard for a compose config: compose may act on the workspace's project only, whose name the
-    CLI takes from COMPOSE_PROJECT_NAME (before a repository's .env or `name:`), and every container of
-    it gets `labels`."""
+    CLI takes from COMPOSE_PROJECT_NAME (before a repository's .env or `name:`); every container of it
+    gets `labels`; and compose reads `snapshot` wherever the CLI names the repository's files (`sources`)."""
     rules = policy.Policy.from_text(guard.env[policy.POLICY_VAR])
     rules.project, rules.service = project, service
     rules.labels = tuple(f"{key}={value}" for key, value in labels.items())
+    rules.sources, rules.snapshot = tuple(os.path.realpath(path) for path in sources), snapshot
     env = dict(guard.env)
     env[policy.POLICY_VAR] = rules.to_text()
     env["COMPOSE_PROJECT_NAME"] = project

@@ -86,14 +86,15 @@ HOST_MODES = ("host",)
 
 
 FIELD_SEPARATOR = "\x1f"
-LISTS = ("mounts", "capabilities", "privileges", "build_dirs", "labels")
+LISTS = ("mounts", "capabilities", "privileges", "build_dirs", "labels", "sources")
 
 
 class Policy:
     """What the admin allows, for one workspace."""
 
     __slots__ = ("build_dirs", "cache_to", "capabilities", "compose_dir", "docker", "engine", "force_rm", "labels",
-                 "mounts", "privileges", "project", "report", "service", "workspace")  # fmt: skip
+                 "mounts", "privileges", "project", "report", "service", "snapshot", "sources",
+                 "workspace")  # fmt: skip
 
     def __init__(
         self,
@@ -112,6 +113,8 @@ class Policy:
         service: str = "",  # the compose service that is the devcontainer
         labels: tuple[str, ...] = (),  # key=value labels every other container of the project gets
         compose_dir: str = "",  # where checked compose projects are written (compose_policy.py)
+        sources: tuple[str, ...] = (),  # the repository's compose files (real paths) ...
+        snapshot: str = "",  # ... read once by the builder, right after checking them: compose reads this
     ) -> None:
         self.workspace = workspace
         self.mounts = tuple(mounts)
@@ -127,6 +130,8 @@ class Policy:
         self.service = service
         self.labels = tuple(labels)
         self.compose_dir = compose_dir
+        self.sources = tuple(sources)
+        self.snapshot = snapshot
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)

@@ -354,7 +354,11 @@ def for_compose(run: Run, spec: Spec, resolved: config.ResolvedConfig) -> Spec:
     service = str(resolved.data["service"])
     labels = containers.identity_labels(run.settings.workspace_folder, ROLE_SERVICE, resolved.config_hash)
     labels.pop(LABEL_LOCAL_FOLDER)  # the CLI finds the devcontainer by it: only the devcontainer has it
-    run.guard = guard.for_compose(run.guard, project=project, service=service, labels=labels)
+    sources = layout.compose_files(resolved.path, resolved.data)
+    snapshot = compose.snapshot(run.engine, sources, project, run.dirs.file("compose"))
+    run.guard = guard.for_compose(
+        run.guard, project=project, service=service, labels=labels, sources=sources, snapshot=snapshot
+    )
     project_files = fingerprint.compose_project(resolved.path, resolved.data)
     run.log.info(f"compose project {project}: the devcontainer is the service {service!r}")
     run.compose_project = project

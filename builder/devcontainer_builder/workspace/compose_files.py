@@ -157,7 +157,9 @@ class _Walk:
             return None
         return data
 
-    def file(self, path: str, project_dir: str, origin: str) -> None:
+    def file(self, path: str, project_dir: str, origin: str, *, defines: bool = True) -> None:
+        """One compose file and what it reads; `defines`: its services are the project's (not so for a
+        file that is only extended)."""
         data = self.load(path, origin)
         if data is None:
             return
@@ -181,12 +183,12 @@ class _Walk:
         for name, service in services.items():
             if not isinstance(service, dict):
                 continue
-            if str(name) not in self.project.services:
+            if defines and str(name) not in self.project.services:
                 self.project.services.append(str(name))
             extends = service.get("extends")
             if isinstance(extends, dict) and "file" in extends:
                 for found in self.path_field(extends.get("file"), [here], "the extended compose file", path):
-                    self.file(found, project_dir, path)
+                    self.file(found, project_dir, path, defines=False)
             for entry in _items(service.get("env_file")):
                 value = entry.get("path") if isinstance(entry, dict) else entry
                 self.project.env_files += self.path_field(value, bases, "the env file", path)
