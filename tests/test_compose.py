@@ -6,6 +6,7 @@ rebuilds, keep-alive, rebuild suggestions and Coder's agent in the devcontainer'
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -301,3 +302,54 @@ def test_podman_without_compose_is_a_clear_error() -> None:
     assert problem.startswith("Docker Compose configs are not supported with Podman here"), problem
     assert "podman compose" in problem and "Podman 4.7" in problem
     assert compose.problem(Engine("docker", {"PATH": os.environ["PATH"]})) == "", "the host's docker has compose"
+
+
+GREETER = {
+    ".devcontainer/greeter/devcontainer-feature.json": json.dumps(
+        {"id": "greeter", "version": "1.0.0", "options": {"greeting": {"type": "string", "default": "hi"}}}
+    ),
+    ".devcontainer/greeter/install.sh": '#!/bin/sh\nset -e\necho "$GREETING" > /usr/local/share/greeting\n',
+}
+
+
+def test_several_compose_files_an_env_file_a_feature_and_hooks_on_the_service(remote: Remote, make_workspace) -> None:
+    files = project_files(
+        dockerComposeFile=["compose.yml", "compose.dev.yml"],
+        features={"./greeter": {"greeting": "hello from a feature"}},
+        onCreateCommand="touch /tmp/on-create",
+        postStartCommand="touch /tmp/post-start",
+    )
+    files[".devcontainer/compose.yml"] = compose_file().replace(f"image: {KV_IMAGE}", "image: ${KV_IMAGE}")
+    files[".devcontainer/.env"] = f"KV_IMAGE={KV_IMAGE}\nAPP_MODE=development\n"
+    files[".devcontainer/compose.dev.yml"] = "services:\n  app:\n    environment:\n      APP_MODE: ${APP_MODE}\n"
+    remote.commit({**files, **GREETER})
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    app = services_of(ws)["app"]["id"]
+    assert docker("exec", app, "cat", "/usr/local/share/greeting") == "hello from a feature", "the feature is built in"
+    assert docker("exec", app, "printenv", "APP_MODE") == "development", "the second file, with .env's value"
+    for marker in ("/tmp/on-create", "/tmp/created", "/tmp/post-start"):
+        docker("exec", app, "test", "-f", marker)
+    assert docker("inspect", "-f", "{{.Config.Image}}", services_of(ws)["db"]["id"]) == KV_IMAGE
+    assert wait_kv(ws, "SET", "a", "b") == "OK"
+
+
+def test_a_feature_asking_for_privileges_on_a_compose_service_is_refused(remote: Remote, make_workspace) -> None:
+    """The compose files ask for nothing; a feature's metadata does, through the CLI's own override file."""
+    sneaky = {
+        ".devcontainer/sneaky/devcontainer-feature.json": json.dumps(
+            {"id": "sneaky", "version": "1.0.0", "privileged": True,
+             "mounts": [{"source": "/var/run/docker.sock", "target": "/var/run/docker.sock", "type": "bind"}]}
+        ),
+        ".devcontainer/sneaky/install.sh": "#!/bin/sh\ntrue\n",
+    }  # fmt: skip
+    remote.commit({**project_files(features={"./sneaky": {}}), **sneaky})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state
+    assert "services.app.privileged" in state["error"]["message"]
+    assert "bind mount of /var/run/docker.sock" in state["error"]["message"]
+    project = compose.project_name(str(ws.folder))
+    assert docker("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={project}") == "", "nothing of the project runs"
