@@ -6,7 +6,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 demo=${DEMO_DIR:-/tmp/devcontainer-builder-demo}
-examples=(image dockerfile no-config)
+examples=(image dockerfile compose no-config)
 export PATH="$root/builder/node_modules/.bin:$root/.venv/bin:$PATH"
 export GIT_AUTHOR_NAME=demo GIT_AUTHOR_EMAIL=demo@example.invalid
 export GIT_COMMITTER_NAME=demo GIT_COMMITTER_EMAIL=demo@example.invalid
@@ -27,7 +27,8 @@ sync_repo() {
     git init -q --initial-branch=main "$repo"
   fi
   rsync_like "$root/examples/$example" "$repo"
-  grep -rlF --exclude-dir=.git debian:trixie-slim "$repo" | while read -r file; do
+  # (no match is fine: grep's exit 1 must not end the demo under pipefail)
+  { grep -rlF --exclude-dir=.git debian:trixie-slim "$repo" || true; } | while read -r file; do
     sed -i "s|debian:trixie-slim|$base|g" "$file"
   done
   git -C "$repo" add -A
@@ -59,12 +60,14 @@ done
 
 printf '\n======== inside the containers ========\n'
 for example in "${examples[@]}"; do
-  container=$(docker ps -q --filter "label=devcontainer-builder.workspace=$demo/workspaces/$example")
+  # the devcontainer (or the fallback): only it has the CLI's local_folder label, not a compose project's other services
+  container=$(docker ps -q --filter "label=devcontainer.local_folder=$demo/workspaces/$example" | head -n1)
   [ -n "$container" ] || continue
   printf '%-11s %s  ' "$example" "${container:0:12}"
   case $example in
     image) docker exec "$container" cat /tmp/created-at ;;
     dockerfile) docker exec "$container" sh -c 'echo "$(hello); hooks ran: $(tr "\n" " " </tmp/hooks)"' ;;
+    compose) docker exec "$container" sh -c 'echo "$(cat /etc/app-image); db heartbeats: $(wc -l </data/heartbeat)"' ;;
     *) docker exec "$container" sh -c 'echo "$(id -un) on $(. /etc/os-release; echo "$PRETTY_NAME")"' ;;
   esac
 done
