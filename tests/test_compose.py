@@ -353,3 +353,67 @@ def test_a_feature_asking_for_privileges_on_a_compose_service_is_refused(remote:
     assert "bind mount of /var/run/docker.sock" in state["error"]["message"]
     project = compose.project_name(str(ws.folder))
     assert docker("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={project}") == "", "nothing of the project runs"
+
+
+def test_a_bind_mount_swapped_for_a_link_to_the_host_is_never_started_again(
+    remote: Remote, make_workspace, sandbox: Path
+) -> None:
+    """The policy checks `data` when the project is created; then the devcontainer's own hook replaces
+    it with a link to `/`. The engine would follow that link at the next start of `evil` - by its restart
+    policy, keep-alive or a rerun - and mount the host's root. It never gets that start."""
+    marker = sandbox / "escaped"
+    evil = (
+        f"  evil:\n    image: {BASE_IMAGE}\n    restart: always\n    volumes: ['../data:/data']\n"
+        f"    command: ['sh', '-c', 'if [ -e /data/etc/hostname ]; then touch /data{marker}; fi; sleep infinity']\n"
+    )
+    files = project_files(
+        runServices=["app", "db", "evil"],
+        postCreateCommand="cd /workspaces/project && rm -rf data && ln -s / data",
+    )
+    files[".devcontainer/compose.yml"] = compose_file().replace("volumes:\n  kvdata", evil + "volumes:\n  kvdata")
+    files["data/.keep"] = ""
+    remote.commit(files)
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "running", ws.state()
+    assert os.readlink(ws.folder / "data") == "/", "the hook swapped the folder for a link"
+    evil_id = services_of(ws)["evil"]["id"]
+    assert docker("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", evil_id) == "no", (
+        "the engine may not start it again by itself"
+    )
+    docker("kill", evil_id)
+    rerun = ws.up()
+    assert rerun.returncode == 0, rerun.output
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state
+    assert "now leads outside the workspace" in state["error"]["message"]
+    assert not marker.exists(), "the host's root was mounted into a container"
+    assert set(services_of(ws)) == {"fallback"}, "the project was taken down"
+
+
+def test_a_service_that_crash_loops_is_a_failure_not_running(remote: Remote, make_workspace) -> None:
+    files = project_files()
+    files[".devcontainer/compose.yml"] = compose_file(db="    restart: always\n    command: ['sh', '-c', 'exit 3']")
+    remote.commit(files)
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    state = ws.state()
+    assert state["status"] == "degraded", state
+    assert "the compose service 'db' is failing" in state["error"]["message"], state["error"]["message"]
+
+
+def test_a_built_image_cannot_take_the_fallback_images_name(remote: Remote, make_workspace) -> None:
+    """`build` with `image: <the fallback image>` would replace the admin's recovery image on the engine."""
+    before = docker("image", "inspect", "-f", "{{.Id}}", FALLBACK_IMAGE)
+    files = project_files()
+    files[".devcontainer/compose.yml"] = compose_file(app=f"    image: {FALLBACK_IMAGE}")
+    files[".devcontainer/Dockerfile"] = f"FROM {FALLBACK_IMAGE}\nLABEL poisoned=yes\n"
+    remote.commit(files)
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "running", ws.state()
+    project = compose.project_name(str(ws.folder))
+    assert docker("inspect", "-f", "{{.Config.Image}}", services_of(ws)["app"]["id"]) == f"{project}-app"
+    assert docker("image", "inspect", "-f", "{{.Id}}", FALLBACK_IMAGE) == before, "the fallback image is untouched"

@@ -54,12 +54,20 @@ def project_files(**config: object) -> dict[str, str]:
 
 def services_of(ws: Workspace) -> dict[str, dict[str, str]]:
     """The workspace's containers by compose service: id, role label, config label, state, project."""
-    out = docker("ps", "-a", "--no-trunc", "--filter", f"label=devcontainer-builder.workspace={ws.folder}",
-                 "--format", '{{.Label "com.docker.compose.service"}}\t{{.ID}}\t{{.Label "devcontainer-builder.role"}}'
-                 '\t{{.Label "devcontainer-builder.config"}}\t{{.State}}\t{{.Label "com.docker.compose.project"}}')  # fmt: skip
+    out = docker(
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        f"label=devcontainer-builder.workspace={ws.folder}",
+        "--format",
+        '{{.ID}}\t{{.State}}\t{{.Label "devcontainer-builder.role"}}\t'
+        '{{.Label "devcontainer-builder.config"}}\t{{.Label "com.docker.compose.project"}}\t'
+        '{{.Label "com.docker.compose.service"}}.',
+    )  # fmt: skip  (the dot: no field is trimmed)
     found: dict[str, dict[str, str]] = {}
     for line in out.splitlines():
-        service, cid, role, config, state, project = line.split("\t")
+        cid, state, role, config, project, service = line.removesuffix(".").split("\t")
         assert (service or role) not in found, f"two containers for {service or role}: {out}"
         found[service or role] = {"id": cid, "role": role, "config": config, "state": state, "project": project}
     return found

@@ -96,6 +96,7 @@ def test_a_service_may_not_reach_the_host(rules: Policy, setting: dict[str, Any]
         ({"cache_from": ["type=local,src=/root"]}, "local cache"),
         ({"cache_to": ["type=registry,ref=evil/x"]}, "cache destination"),
         ({"secrets_from_host": True}, "not one the builder knows"),
+        ({"tags": ["devcontainer-builder-test/enterprise-base:ubuntu"]}, "not one the builder knows"),
     ],
 )
 def test_a_build_may_not_reach_the_host(rules: Policy, build: dict[str, Any], expected: str) -> None:
@@ -122,6 +123,15 @@ def test_builds_from_the_clis_own_folder_are_allowed(rules: Policy) -> None:
         ("secrets", {"s": {"environment": "GH_TOKEN"}}, "builder's environment"),
         ("configs", {"c": {"file": "/etc/passwd"}}, "outside the workspace"),
         ("include", [{"path": "/x.yml"}], "not one the builder knows"),
+        ("volumes", {"stolen": {"name": "ws-9999_pgdata"}}, "not this workspace's project's"),
+        ("volumes", {"stolen": {"external": True, "name": "ws-9999_pgdata"}}, "not this workspace's project's"),
+        ("networks", {"default": {"name": "ws-9999_default"}}, "not this workspace's project's"),
+        ("networks", {"o": {"external": True, "name": "ws-9999_default"}}, "not this workspace's project's"),
+        (
+            "networks",
+            {"default": {"name": "ws-1234_default", "ipam": {"config": [{"subnet": "10.0.0.0/8"}]}}},
+            "chosen subnets",
+        ),
     ],
 )
 def test_top_level_entries_may_not_reach_the_host(rules: Policy, key: str, entry: Any, expected: str) -> None:
@@ -135,6 +145,7 @@ def test_the_admin_can_allow_what_a_project_asks_for(tmp_path: Path) -> None:
     (tmp_path / "ws").mkdir()
     generous = Policy(
         workspace=str(tmp_path / "ws"),
+        project="ws-1234",
         mounts=("/srv/data",),
         capabilities=("SYS_PTRACE",),
         privileges=("privileged", "host-namespaces", "devices"),
@@ -241,3 +252,22 @@ def test_project_names_are_compose_names_and_unique_per_workspace() -> None:
 )
 def test_the_failing_service_is_found_in_composes_output(output: str, blamed: str) -> None:
     assert compose.failing_service(output, "ws-1234", ["app", "db", "cache"]) == blamed
+
+
+def test_a_built_image_has_the_projects_name_never_one_the_repository_chose(rules: Policy) -> None:
+    """`build` with `image: <the fallback image>` would replace the admin's fallback on the engine."""
+    found = reasons(rules, model(rules, image="devcontainer-builder-test/enterprise-base:ubuntu"))
+    assert any("would replace that image on the engine" in reason for reason in found), found
+    assert reasons(rules, model(rules, image="ws-1234-app")) == []
+    assert reasons(rules, model(rules, image="vsc-project-0a1b2c-features")) == [], "the CLI's own feature image"
+
+
+def test_a_service_binding_a_file_inside_the_workspace_is_never_restarted_by_the_engine(rules: Policy) -> None:
+    """A container can replace a bind-mounted subfolder of the workspace with a link to `/`: the engine
+    would follow it at its next start. Only the builder starts such a service again, after a check."""
+    project = model(rules, restart="always")
+    project["services"]["app"]["volumes"].append({"type": "bind", "source": f"{rules.workspace}/data", "target": "/d"})
+    project["services"]["db"]["restart"] = "always"
+    compose_policy.no_restarts(rules, project)
+    assert project["services"]["app"]["restart"] == "no"
+    assert project["services"]["db"]["restart"] == "always", "a service with no bind mount keeps its policy"

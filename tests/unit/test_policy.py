@@ -206,3 +206,14 @@ def test_the_policy_travels_in_one_environment_variable(rules: Policy) -> None:
     assert Policy.from_text(rules.to_text()) == rules
     with pytest.raises(ValueError, match="unknown policy line"):
         Policy.from_text("workspace=/w\nsomething=else")
+
+
+def test_a_restart_policy_is_refused_beside_a_bind_mount_inside_the_workspace(rules: Policy) -> None:
+    """A container can swap a bind-mounted subfolder for a link to `/`; the engine must not start it again
+    by itself (keep-alive does, after checking the mounts)."""
+    inside = ["--mount", f"type=bind,source={rules.workspace}/data,target=/data"]
+    assert "a restart policy with a bind mount inside the workspace" in run_problems(
+        rules, *the_clis_run(rules, "--restart", "always", *inside)
+    )
+    assert run_problems(rules, *the_clis_run(rules, "--restart=unless-stopped")) == [], "the workspace root alone"
+    assert run_problems(rules, *the_clis_run(rules, "--restart", "no", *inside)) == []

@@ -10,10 +10,13 @@ failure belongs to.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from devcontainer_builder.engine import compose_policy
 from devcontainer_builder.engine.engine import LABEL_PROJECT, Engine, Labelled
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.system import files, proc
@@ -35,20 +38,47 @@ def snapshot(engine: Engine, paths: list[str], project: str, folder: str) -> str
     (by a hook of the running devcontainer, say) changes nothing. Profiles all included and kept."""
     argv = ["compose", *(arg for path in paths for arg in ("-f", path)), "--profile", "*", "config", "--format", "json"]
     result = proc.run([engine.docker, *argv], timeout=60.0, env={**engine.env, "COMPOSE_PROJECT_NAME": project})
-    if not result.ok:
+    model = _json(result.stdout) if result.ok else None
+    if model is None:
         missing = problem(engine)
+        why = last_line(result.stderr) or ("it timed out" if result.timed_out else f"exit code {result.returncode}")
         raise BuildFailed(
             f"the config uses Docker Compose, but {missing}."
             if missing
-            else f"compose cannot read the project's files: {last_line(result.stderr)}",
+            else f"compose cannot read the project's files: {why}",
             step="config",
             detail=result.stderr,
         )
-    text = result.stdout
+    own_image_names(model, project)
+    text = json.dumps(model, indent=1, sort_keys=True)
     os.makedirs(folder, mode=0o700, exist_ok=True)
     path = os.path.join(folder, f"{project}-source-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json")
     files.write_atomic(path, text, sync=False, mode=0o600)
     return path
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    try:
+        model = json.loads(text)
+    except ValueError:
+        return None
+    return model if isinstance(model, dict) else None
+
+
+def own_image_names(model: dict[str, Any], project: str) -> None:
+    """Every image the project builds is named PROJECT-SERVICE, whatever `image:` says: `build` with
+    `image: <any tag>` would replace that image on the engine - the fallback, a base image, another
+    workspace's. Services that run a built image by its old name get the new one."""
+    services = model.get("services") or {}
+    renamed: dict[str, str] = {}
+    for name, service in services.items():
+        if isinstance(service, dict) and service.get("build") is not None:
+            if service.get("image"):
+                renamed[str(service["image"])] = compose_policy.image_name(project, str(name))
+            service["image"] = compose_policy.image_name(project, str(name))
+    for service in services.values():
+        if isinstance(service, dict) and service.get("build") is None and service.get("image") in renamed:
+            service["image"] = renamed[service["image"]]
 
 
 def problem(engine: Engine) -> str:
@@ -90,23 +120,36 @@ def start(engine: Engine, project: str) -> str:
 class Exited:
     service: str
     container: str
-    exit_code: str
+    why: str  # exit code 4; exit code 1, restarted 3 times; unhealthy
     logs: str
 
 
-def exited(engine: Engine, containers: list[Labelled]) -> list[Exited]:
-    """Services of the project that stopped with a failure (a non-zero exit, or restarting in a loop)."""
+FAILING = (
+    "{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.Restarting}}"
+    "\t{{if .State.Health}}{{.State.Health.Status}}{{end}}\t."  # the dot: an empty field stays a field
+)
+
+
+def exited(engine: Engine, containers: list[Labelled], *, just_started: bool) -> list[Exited]:
+    """Services of the project that are failing: stopped with a non-zero code, or restarting. Right after
+    `up` (`just_started`) also those the engine already restarted (a crash loop caught between two
+    restarts is still one) and the unhealthy. A one-shot service that exited 0 and one that was never
+    started (left out of `runServices`) are fine."""
     found = []
     for container in containers:
-        if container.state == "running":
+        fields = engine.inspect_format(container.id, FAILING).split("\t")
+        if len(fields) != 6:
+            continue  # gone meanwhile
+        status, code, restarts, restarting, health, _ = fields
+        crashed = restarting == "true" or (just_started and (restarts not in ("", "0") or health == "unhealthy"))
+        if status == "created" or (not crashed and (status == "running" or code == "0")):
             continue
-        code = engine.inspect_format(container.id, "{{.State.ExitCode}}")
-        restarting = engine.inspect_format(container.id, "{{.State.Restarting}}") == "true"
-        if container.state in ("exited", "dead") and code == "0" and not restarting:
-            continue  # a one-shot service that did its job
-        if container.state == "created":
-            continue  # not started: `runServices` leaves it out
-        found.append(Exited(container.service, container.id, code, engine.logs_tail(container.id)))
+        why = (
+            "unhealthy"
+            if health == "unhealthy"
+            else f"exit code {code}" + (f", restarted {restarts} times" if restarts not in ("", "0") else "")
+        )
+        found.append(Exited(container.service, container.id, why, engine.logs_tail(container.id)))
     return found
 
 

@@ -80,7 +80,7 @@ SERVICE_KEYS = {
 BUILD_KEYS = {
     "context", "dockerfile", "dockerfile_inline", "args", "ssh", "cache_from", "cache_to", "additional_contexts",
     "entitlements", "extra_hosts", "isolation", "privileged", "labels", "no_cache", "pull", "network", "shm_size",
-    "target", "secrets", "tags", "ulimits", "platforms",
+    "target", "secrets", "ulimits", "platforms",
 }  # fmt: skip
 NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 # labels the builder uses to know containers; the CLI sets the devcontainer's own in its override file
@@ -170,6 +170,10 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
         refusals.add(at("logging.options"), "path", "a log file on the host", "")
     if isinstance(service.get("build"), dict):
         check_build(refusals, name, service["build"])
+        image = str(service.get("image") or "")
+        if image and image != image_name(policy.project, name) and not image.startswith("vsc-"):
+            reason = f"naming a built image {image}, which would replace that image on the engine (the fallback image, "
+            refusals.add(at("image"), image, reason + "a base image, another workspace's)", "")
 
 
 def _volume(refusals: Any, option: str, volume: object, model: dict[str, Any]) -> None:
@@ -191,6 +195,11 @@ def _volume(refusals: Any, option: str, volume: object, model: dict[str, Any]) -
     elif kind not in ("tmpfs", "image"):
         refusals.add(option, f"type={kind}", f"a mount of type {kind} is not one the builder can check",
                      "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
+
+
+def image_name(project: str, service: str) -> str:
+    """The name compose gives a service's built image; the builder gives every built image this name."""
+    return f"{project}-{service}"
 
 
 def check_build(refusals: Any, name: str, build: dict[str, Any]) -> None:
@@ -237,15 +246,35 @@ def check_build(refusals: Any, name: str, build: dict[str, Any]) -> None:
                          "DEVCONTAINER_CACHE_TO")  # fmt: skip
 
 
+def own(policy: Any, name: str) -> bool:
+    """A volume or network name of the workspace's own project (compose names them PROJECT_KEY)."""
+    return bool(policy.project) and name.startswith(f"{policy.project}_")
+
+
 def check_top_level(refusals: Any, model: dict[str, Any]) -> None:
+    policy = refusals.policy
     for name, declared in (model.get("networks") or {}).items():
         network = declared or {}
         option = f"networks.{name}"
-        if network.get("external") and str(network.get("name") or name) == "host":
+        actual = str(network.get("name") or f"{policy.project}_{name}")
+        if actual == "host":
             refusals.need("host-namespaces", option, "host", "the host's network")
+        elif not own(policy, actual):
+            reason = f"the network {actual}, which is not this workspace's project's (another workspace's?)"
+            refusals.need("host-namespaces", option, actual, reason)
         if network.get("driver") not in (None, "", "bridge", "default") or network.get("driver_opts"):
             refusals.need("host-namespaces", option, str(network.get("driver") or "driver_opts"),
                           "a network driver or driver options that can reach the host's network")  # fmt: skip
+        ipam = network.get("ipam") or {}
+        if ipam.get("config") or ipam.get("driver"):
+            refusals.need("host-namespaces", f"{option}.ipam", json.dumps(ipam)[:200],
+                          "chosen subnets, which can take over the host's routes to its own networks")  # fmt: skip
+    for name, declared in (model.get("volumes") or {}).items():
+        actual = str((declared or {}).get("name") or f"{policy.project}_{name}")
+        if not own(policy, actual) and "*" not in policy.mounts:
+            refusals.add(f"volumes.{name}", actual,
+                         f"the volume {actual}, which is not this workspace's project's (another workspace's data?)",
+                         "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
     for kind in ("secrets", "configs"):
         for name, entry in (model.get(kind) or {}).items():
             item = entry or {}
@@ -267,6 +296,29 @@ def check_model(policy: Any, model: dict[str, Any]) -> list[dict[str, str]]:
         check_service(refusals, str(name), service or {}, model)
     check_top_level(refusals, model)
     return refusals.found
+
+
+def swappable_binds(policy: Any, service: dict[str, Any]) -> bool:
+    """The service bind-mounts something other than the workspace folder itself: a file or folder inside it,
+    which a container (the devcontainer, with the workspace mounted) can replace with a link to `/`. The
+    engine follows that link at the next start - so no start may happen that the builder does not check
+    first (bringup.check_mounts)."""
+    workspace = os.path.realpath(policy.workspace)
+    return any(
+        isinstance(volume, dict)
+        and volume.get("type") == "bind"
+        and os.path.realpath(str(volume.get("source") or "")) != workspace
+        for volume in service.get("volumes") or []
+    )
+
+
+def no_restarts(policy: Any, model: dict[str, Any]) -> None:
+    """The engine does not restart a service with such a bind mount by itself (`restart:`, a restart of
+    the engine): keep-alive does, after checking where its mounts lead."""
+    for service in (model.get("services") or {}).values():
+        if swappable_binds(policy, service):
+            service["restart"] = "no"
+            ((service.get("deploy") or {}).get("restart_policy") or {}).clear()
 
 
 def label(policy: Any, model: dict[str, Any]) -> None:
@@ -321,7 +373,11 @@ def write_checked(policy: Any, model: dict[str, Any]) -> str:
 
 def _prune(folder: str, project: str, *, keep: str, count: int = 8) -> None:
     """The newest few checked files of the project stay (each `up` with features writes a new one)."""
-    mine = [entry for entry in os.scandir(folder) if entry.name.startswith(f"{project}-") and entry.path != keep]
+    mine = [
+        entry
+        for entry in os.scandir(folder)
+        if entry.name.startswith(f"{project}-") and "-source-" not in entry.name and entry.path != keep
+    ]
     mine.sort(key=lambda entry: entry.stat(follow_symlinks=False).st_mtime, reverse=True)
     for entry in mine[count:]:
         with contextlib.suppress(OSError):
@@ -397,6 +453,7 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
     if refused:
         rules._refuse(policy, f"compose {command}", refused)
     label(policy, model)
+    no_restarts(policy, model)
     checked = write_checked(policy, model)
     kept: list[str] = []
     for name, value in options:

@@ -16,6 +16,7 @@ from devcontainer_builder.engine import policy
 from devcontainer_builder.engine.control_manifest import cli_folder
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.settings.options import Settings
+from devcontainer_builder.system import proc
 
 SHIM = os.path.join(os.path.dirname(os.path.abspath(policy.__file__)), "docker-guard")
 COMPOSE_SHIM = os.path.join(os.path.dirname(SHIM), "docker-compose-guard")
@@ -119,6 +120,40 @@ def for_compose(
     env[policy.POLICY_VAR] = rules.to_text()
     env["COMPOSE_PROJECT_NAME"] = project
     return Guard(guard.docker_path, env, guard.report, guard.compose_path)
+
+
+def escaped_mounts(guard: Guard, engine_docker: str, containers: Sequence[str]) -> BuildFailed | None:
+    """The bind mounts of existing containers, checked again before the engine starts them: a container
+    with the workspace mounted can replace a bind-mounted file or folder inside it with a link to `/`, and
+    the engine follows the link at every start. A refusal when one now leads outside what the policy allows."""
+    if not containers:
+        return None
+    rules = policy.Policy.from_text(guard.env[policy.POLICY_VAR])
+    result = proc.run(
+        [engine_docker, "inspect", "--type", "container", "--format", "{{.Id}}\t{{json .Mounts}}", *containers],
+        timeout=60.0,
+        env={k: v for k, v in guard.env.items() if k != policy.POLICY_VAR},
+    )
+    refusals = policy.Refusals(rules)
+    for line in result.stdout.splitlines():
+        container, _, text = line.partition("\t")
+        try:
+            mounts = json.loads(text)
+        except ValueError:
+            continue
+        for mount in mounts if isinstance(mounts, list) else []:
+            if isinstance(mount, dict) and mount.get("Type") == "bind":
+                refusals.host_path(f"container {container[:12]}", str(mount.get("Source") or ""), "a bind mount of",
+                                   mountable=True)  # fmt: skip
+    if not refusals.found:
+        return None
+    failure = refused([f"{item['reason']} ({item['option']})" for item in refusals.found],
+                      [item["setting"] for item in refusals.found])  # fmt: skip
+    failure.message = (
+        "a bind mount of an existing container now leads outside the workspace (something in the container "
+        "replaced its source with a link since it was created), so it is not started again: " + failure.message
+    )
+    return failure
 
 
 def initialize_command_refusal(data: Mapping[str, Any], settings: Settings) -> BuildFailed | None:

@@ -304,9 +304,23 @@ def _security_opt(refusals: Refusals, option: str, value: str) -> None:
     refusals.need("security-opt", option, value, f"the security option {value}")
 
 
+def _bind_source(option: str, value: str) -> str:
+    if option == "--mount":
+        fields = _csv(value)
+        return (fields.get("source") or fields.get("src") or "") if fields.get("type") in ("bind", "glob") else ""
+    source, sep, _ = value.partition(":")
+    return source if sep and source.startswith(("/", ".", "~")) else ""
+
+
 def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
     refusals = Refusals(policy)
     options, _ = parse(args, RUN_VALUES, RUN_SWITCHES)
+    workspace = os.path.realpath(policy.workspace)
+    swappable = any(
+        os.path.realpath(source) != workspace
+        for option, value in options
+        if option in ("--mount", "-v", "--volume") and value and (source := _bind_source(option, value))
+    )
     for option, given in options:
         if given is None:
             refusals.add(option, "", f"the option {option} is not one the builder knows how to check", "")
@@ -338,6 +352,10 @@ def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
             refusals.add(option, value, f"{option} writes a file on the host", "")
         elif option == "--log-opt" and value.strip().lower().startswith("path="):
             refusals.add(option, value, "a log file on the host", "")
+        elif option == "--restart" and value.strip().lower() not in ("", "no") and swappable:
+            # a bind-mounted path inside the workspace can become a link to `/`: only the builder, which
+            # checks the mounts again first, may start the container again (keep-alive does)
+            refusals.add(option, value, "a restart policy with a bind mount inside the workspace", "")
     return refusals.found
 
 

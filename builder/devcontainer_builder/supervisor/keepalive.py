@@ -146,7 +146,7 @@ class KeepAlive:
         except BuildFailed:
             return ""
         ours = [c for c in found if c.role == ROLE_SERVICE and c.project == state.compose_project]
-        failed = compose.exited(self.engine, ours)
+        failed = compose.exited(self.engine, ours, just_started=False)
         if not failed:
             return ""
         return "the compose service " + ", ".join(repr(item.service) for item in failed) + " stopped"

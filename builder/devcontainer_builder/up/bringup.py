@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from devcontainer_builder.coder import agent
-from devcontainer_builder.engine import compose, containers, control_manifest, decide, devcontainer_cli
+from devcontainer_builder.engine import compose, containers, control_manifest, decide, devcontainer_cli, guard
 from devcontainer_builder.engine.containers import Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import Labelled, engine_problem
@@ -150,17 +150,27 @@ def check_services(run: Run, spec: Spec, outcome: Outcome) -> None:
     """Every service of the project the CLI brought up is still running (or finished its job): one that
     exited with a failure fails the build, as a failing build would."""
     run.project_containers = [c for c in workspace_containers(run) if c.project == spec.compose_project]
-    failed = compose.exited(run.engine, run.project_containers)
+    failed = compose.exited(run.engine, run.project_containers, just_started=True)
     if not failed:
         return
     first = failed[0]
     names = ", ".join(repr(item.service) for item in failed)
     raise BuildFailed(
-        f"the compose service {first.service!r} stopped right after it started (exit code {first.exit_code or '?'}); "
+        f"the compose service {first.service!r} is failing right after it started ({first.why}); "
         f"its last output:\n{first.logs or '(none)'}\nFix the service (services that stopped: {names}) and rebuild.",
         step="compose service",
         container_id=outcome.container_id,
     )
+
+
+def check_mounts(run: Run, existing: list[Labelled]) -> None:
+    """Containers about to be started again (the CLI starts a stopped devcontainer, compose its project)
+    have their bind mounts checked again first: the policy checked them at creation, but a link put in
+    place since then would lead the engine elsewhere."""
+    stopped = [container.id for container in existing if container.state != "running"]
+    refused = guard.escaped_mounts(run.guard, run.engine.docker, stopped)
+    if refused is not None:
+        raise refused
 
 
 def remove_containers(run: Run, found: list[Labelled], why: str) -> None:

@@ -321,6 +321,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         run.removed.append(container.id)
         if container.id in run.containers_before:
             run.containers_before.remove(container.id)
+    bringup.check_mounts(run, [c for c in existing if c not in removing])
     stopped = [] if removing else decide.stopped_services(existing, spec.compose_project)
     if stopped:
         names = ", ".join(sorted({container.service for container in stopped}))

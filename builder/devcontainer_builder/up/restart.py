@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from devcontainer_builder.engine import compose, containers, decide
+from devcontainer_builder.engine import compose, containers, decide, guard
 from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed
@@ -34,6 +34,9 @@ def restart(run: Run) -> int | None:
     if container is None or decide.interrupted(previous) or not previous.remote_workspace_folder:
         log.info("keep-alive: the workspace's container is gone: bringing the workspace up as a start would")
         return None
+    if guard.escaped_mounts(run.guard, run.engine.docker, [c.id for c in existing if c.state != "running"]):
+        log.warn("keep-alive: a bind mount now leads outside the workspace: bringing the workspace up as a start would")
+        return None  # whose own check refuses it and brings up the fallback
     run.event(Event.BUILD_STARTED, trigger=run.state.trigger, build_id=run.state.build_id, restart=True)
     log.info(f"keep-alive: starting container {container.id[:12]} again (no rebuild, no repository update)")
     if container.project:
