@@ -260,7 +260,7 @@ def test_keep_alive_starts_a_service_that_died(supervised) -> None:
     assert "compose_started" in ws.event_kinds()
 
 
-def test_an_edit_of_a_compose_file_or_its_dockerfile_suggests_a_rebuild(supervised) -> None:
+def test_an_edit_of_a_compose_file_suggests_a_rebuild(supervised) -> None:
     ws, sup = supervised
     sup.wait_status("running")
     (ws.folder / ".devcontainer" / "compose.yml").write_text(compose_file(db="    environment:\n      X: 1"))
@@ -268,6 +268,30 @@ def test_an_edit_of_a_compose_file_or_its_dockerfile_suggests_a_rebuild(supervis
     assert ".devcontainer/compose.yml" in sup.status()["changed_files"]
     run_git("checkout", "--", ".devcontainer/compose.yml", cwd=ws.folder)
     wait_for(lambda: not sup.status()["rebuild_suggested"], 60, "the suggestion withdrawn on undo")
+
+
+def test_an_edit_of_what_a_service_builds_from_suggests_a_rebuild(remote: Remote, make_workspace) -> None:
+    """The app's Dockerfile lives outside .devcontainer and COPYs a file from the repository root."""
+    files = project_files()
+    files[".devcontainer/compose.yml"] = compose_file().replace(
+        "      context: .\n      dockerfile: Dockerfile", "      context: ..\n      dockerfile: docker/app.Dockerfile"
+    )
+    files["docker/app.Dockerfile"] = f"FROM {FALLBACK_IMAGE}\nCOPY requirements.txt /tmp/\n"
+    files["requirements.txt"] = "flask==3.0\n"
+    remote.commit(files)
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    assert ws.state()["status"] == "running", ws.state()
+    sup = Supervisor(ws)
+    try:
+        sup.wait_status("running")
+        (ws.folder / "requirements.txt").write_text("flask==3.1\n")
+        wait_for(lambda: sup.status()["rebuild_suggested"], 60, "the suggestion for the COPYed file")
+        assert sup.status()["changed_files"] == ["requirements.txt"]
+        (ws.folder / "docker" / "app.Dockerfile").write_text(f"FROM {FALLBACK_IMAGE}\nCOPY . /src\n")
+        wait_for(lambda: "docker/app.Dockerfile" in sup.status()["changed_files"], 60, "the Dockerfile's edit")
+    finally:
+        sup.stop()
 
 
 @pytest.fixture
