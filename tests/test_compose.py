@@ -379,25 +379,56 @@ def test_a_feature_asking_for_privileges_on_a_compose_service_is_refused(remote:
     assert docker("ps", "-aq", "--filter", f"label={PROJECT_LABEL}={project}") == "", "nothing of the project runs"
 
 
-def test_a_bind_mount_swapped_for_a_link_to_the_host_is_never_started_again(
-    remote: Remote, make_workspace, sandbox: Path
-) -> None:
-    """The policy checks `data` when the project is created; then the devcontainer's own hook replaces
-    it with a link to `/`. The engine would follow that link at the next start of `evil` - by its restart
-    policy, keep-alive or a rerun - and mount the host's root. It never gets that start."""
+def swapping_project(sandbox: Path, swapper_first: bool) -> tuple[dict[str, str], Path]:
+    """`evil` mounts `data`, a folder inside the workspace. Something of the repository replaces `data` with a
+    link to `/`: a service that runs before `evil` starts (`swapper_first`), or the devcontainer's hook."""
     marker = sandbox / "escaped"
     evil = (
         f"  evil:\n    image: {BASE_IMAGE}\n    restart: always\n    volumes: ['../data:/data']\n"
         f"    command: ['sh', '-c', 'if [ -e /data/etc/hostname ]; then touch /data{marker}; fi; sleep infinity']\n"
     )
+    if swapper_first:
+        evil += "    depends_on: {swapper: {condition: service_completed_successfully}}\n"
+        evil += (
+            f"  swapper:\n    image: {BASE_IMAGE}\n    volumes: ['..:/ws']\n"
+            "    command: ['sh', '-c', 'rm -rf /ws/data && ln -s / /ws/data']\n"
+        )
     files = project_files(
         runServices=["app", "db", "evil"],
-        postCreateCommand="cd /workspaces/project && rm -rf data && ln -s / data",
+        postCreateCommand="" if swapper_first else "cd /workspaces/project && rm -rf data && ln -s / data",
     )
     files[".devcontainer/compose.yml"] = compose_file().replace("volumes:\n  kvdata", evil + "volumes:\n  kvdata")
     files["data/.keep"] = ""
+    return files, marker
+
+
+def test_a_bind_mount_inside_the_workspace_is_refused_another_service_could_swap_it(
+    remote: Remote, make_workspace, sandbox: Path
+) -> None:
+    """`swapper` starts first and replaces `data` with a link to `/` before the engine mounts it into
+    `evil`: a check of `data` at any moment before the start cannot hold, so such a mount is refused."""
+    files, marker = swapping_project(sandbox, swapper_first=True)
     remote.commit(files)
     ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state
+    assert "a file or folder inside the workspace" in state["error"]["message"]
+    assert "DEVCONTAINER_ALLOWED_MOUNTS" in state["error"]["message"]
+    assert not marker.exists(), "the host's root was mounted into a container"
+    assert not (ws.folder / "data").is_symlink(), "no service of the project ran"
+
+
+def test_an_allowed_bind_mount_swapped_for_a_link_is_never_started_again(
+    remote: Remote, make_workspace, sandbox: Path
+) -> None:
+    """The admin allows `data`; the devcontainer's hook replaces it with a link to `/` after the project was
+    created. The engine would follow it at the next start - by a restart policy, keep-alive or a rerun: that
+    start never happens."""
+    files, marker = swapping_project(sandbox, swapper_first=False)
+    remote.commit(files)
+    ws = make_workspace(remote.url)
+    ws.env["DEVCONTAINER_ALLOWED_MOUNTS"] = str(ws.folder / "data")
     run = ws.up()
     assert run.returncode == 0, run.output
     assert ws.state()["status"] == "running", ws.state()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,54 @@ def test_a_service_binding_a_file_inside_the_workspace_is_never_restarted_by_the
     compose_policy.no_restarts(rules, project)
     assert project["services"]["app"]["restart"] == "no"
     assert project["services"]["db"]["restart"] == "always", "a service with no bind mount keeps its policy"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"volumes": [{"type": "bind", "source": "WS/data", "target": "/var/lib/db"}]}, "inside the workspace"),
+        (
+            {"volumes": [{"type": "bind", "source": "WS/init.sql", "target": "/init.sql", "read_only": True}]},
+            "inside the workspace",
+        ),
+        ({"logging": {"driver": "syslog", "options": {"syslog-address": "tcp://127.0.0.1:514"}}}, "logging driver"),
+        ({"logging": {"driver": "awslogs"}}, "logging driver"),
+        ({"ports": [{"target": 8080, "published": "7480", "host_ip": "127.0.0.1"}]}, "the supervisor's"),
+        ({"ports": [{"target": 8080, "published": "7000-8000"}]}, "the supervisor's"),
+    ],
+)
+def test_what_another_service_could_swap_or_reach_is_refused(rules: Policy, change: dict, expected: str) -> None:
+    """Every service of a project can rewrite the workspace, so a file or folder inside it may be a link to
+    `/` by the time the engine mounts it; a logging driver makes the engine connect anywhere; the
+    supervisor's port is not the repository's."""
+    rules.reserved_ports = ("7480",)
+    text = json.dumps(change).replace("WS", rules.workspace)
+    found = reasons(rules, model(rules, **json.loads(text)))
+    assert any(expected in reason for reason in found), found
+
+
+def test_a_secret_or_config_file_inside_the_workspace_is_refused_too(rules: Policy) -> None:
+    project = model(rules)
+    project["secrets"] = {"s": {"file": f"{rules.workspace}/secret.txt"}}
+    project["configs"] = {"c": {"content": "inline is fine"}}
+    found = reasons(rules, project)
+    assert len(found) == 1 and "inside the workspace" in found[0], found
+
+
+def test_an_admin_may_allow_a_folder_inside_the_workspace(rules: Policy) -> None:
+    rules.mounts = (f"{rules.workspace}/data",)
+    assert (
+        reasons(rules, model(rules, volumes=[{"type": "bind", "source": f"{rules.workspace}/data", "target": "/d"}]))
+        == []
+    )
+
+
+def test_the_templates_parent_mount_becomes_the_workspace_at_the_same_place(rules: Policy) -> None:
+    """`../..:/workspaces` (devcontainers/templates) would show the engine's whole /workspaces."""
+    parent = str(Path(rules.workspace).parent)
+    project = model(rules, volumes=[{"type": "bind", "source": parent, "target": "/workspaces"}])
+    compose_policy.whole_workspace(rules, project)
+    assert project["services"]["app"]["volumes"] == [
+        {"type": "bind", "source": rules.workspace, "target": "/workspaces/ws"}
+    ]
+    assert reasons(rules, project) == []

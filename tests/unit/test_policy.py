@@ -217,3 +217,18 @@ def test_a_restart_policy_is_refused_beside_a_bind_mount_inside_the_workspace(ru
     )
     assert run_problems(rules, *the_clis_run(rules, "--restart=unless-stopped")) == [], "the workspace root alone"
     assert run_problems(rules, *the_clis_run(rules, "--restart", "no", *inside)) == []
+
+
+def test_a_logging_driver_that_ships_logs_elsewhere_is_refused(rules: Policy) -> None:
+    found = run_problems(
+        rules, *the_clis_run(rules, "--log-driver=syslog", "--log-opt", "syslog-address=tcp://127.0.0.1:1")
+    )
+    assert any("logging driver syslog" in reason for reason in found), found
+    assert run_problems(rules, *the_clis_run(rules, "--log-driver", "json-file")) == []
+
+
+def test_the_supervisors_port_cannot_be_published(rules: Policy) -> None:
+    rules.reserved_ports = ("7480",)
+    for publish in ("127.0.0.1:7480:80", "7480:80", "7400-7500:80/tcp"):
+        assert any("the supervisor's" in reason for reason in run_problems(rules, *the_clis_run(rules, "-p", publish)))
+    assert run_problems(rules, *the_clis_run(rules, "-p", "8080:80", "-p", "80")) == []

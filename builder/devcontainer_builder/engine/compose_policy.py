@@ -165,9 +165,14 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
         refusals.need("privileged", at("external_links"), "", "external_links (another container's environment)")
     if service.get("isolation") not in (None, "", "default"):
         refusals.need("privileged", at("isolation"), str(service["isolation"]), "a container isolation technology")
-    options = (service.get("logging") or {}).get("options") or {}
+    logging = service.get("logging") or {}
+    options = logging.get("options") or {}
     if any(str(key).lower() == "path" for key in options):
         refusals.add(at("logging.options"), "path", "a log file on the host", "")
+    rules.log_driver_problem(refusals, at("logging.driver"), str(logging.get("driver") or ""))
+    for port in service.get("ports") or []:
+        published = str(port.get("published") or "") if isinstance(port, dict) else rules.publish_host_port(str(port))
+        rules.published_problem(refusals, at("ports"), published)
     if isinstance(service.get("build"), dict):
         check_build(refusals, name, service["build"])
         image = str(service.get("image") or "")
@@ -184,6 +189,7 @@ def _volume(refusals: Any, option: str, volume: object, model: dict[str, Any]) -
     source = volume.get("source") or ""
     if kind == "bind":
         refusals.host_path(option, str(source), "a bind mount of", mountable=True)
+        _subpath(refusals, option, str(source), "a bind mount of")
     elif kind == "volume":
         declared = (model.get("volumes") or {}).get(source) if source else None
         custom = isinstance(declared, dict) and bool(
@@ -195,6 +201,35 @@ def _volume(refusals: Any, option: str, volume: object, model: dict[str, Any]) -
     elif kind not in ("tmpfs", "image"):
         refusals.add(option, f"type={kind}", f"a mount of type {kind} is not one the builder can check",
                      "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
+
+
+SWAPPABLE = (
+    "{what} {path}, a file or folder inside the workspace: another service of the project, running before this "
+    "one starts, can replace it with a link to the host's `/`, and the engine would mount that. Mount the "
+    "workspace folder itself (..:/workspace) and point the service at the file inside it, COPY the file in "
+    "a Dockerfile, or use a named volume"
+)
+
+
+def _subpath(refusals: Any, option: str, path: str, what: str) -> None:
+    """In a project, any service can rewrite the workspace: a bind source inside it is never safe to mount
+    (the workspace folder itself is: a mount point cannot be replaced from inside a container)."""
+    if path and refusals.inside_workspace(path) and not refusals.admin_allowed(path):
+        refusals.add(option, path, SWAPPABLE.format(what=what, path=path), f"DEVCONTAINER_ALLOWED_MOUNTS={path}")
+
+
+def whole_workspace(policy: Any, model: dict[str, Any]) -> None:
+    """The devcontainer templates' `../..:/workspaces` - the workspace's parent, so that the repository is at
+    /workspaces/<name> - becomes the workspace itself at that very place: the container sees its repository
+    where it expects it, and nothing else of the engine's host (other workspaces, the builder's state)."""
+    workspace = os.path.realpath(policy.workspace)
+    parent = os.path.dirname(workspace)
+    for service in (model.get("services") or {}).values():
+        for volume in service.get("volumes") or []:
+            bind = isinstance(volume, dict) and volume.get("type") == "bind" and bool(volume.get("target"))
+            if bind and os.path.realpath(str(volume.get("source") or "/")) == parent:
+                volume["source"] = workspace
+                volume["target"] = str(volume["target"]).rstrip("/") + "/" + os.path.basename(workspace)
 
 
 def image_name(project: str, service: str) -> str:
@@ -281,6 +316,7 @@ def check_top_level(refusals: Any, model: dict[str, Any]) -> None:
             option = f"{kind}.{name}"
             if item.get("file"):
                 refusals.host_path(option, str(item["file"]), f"the {kind[:-1]} file")
+                _subpath(refusals, option, str(item["file"]), f"the {kind[:-1]} file")
             elif item.get("environment"):
                 refusals.add(option, str(item["environment"]), f"a {kind[:-1]} read from the builder's environment", "")
             elif item.get("external"):
@@ -449,6 +485,7 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
     env.pop(rules.POLICY_VAR, None)
     options = substitute(policy, command, options)
     model = render(policy, options, env)
+    whole_workspace(policy, model)
     refused = check_model(policy, model)
     if refused:
         rules._refuse(policy, f"compose {command}", refused)

@@ -92,6 +92,7 @@ def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: 
         report=report,
         force_rm=force_rm,
         compose_dir=os.path.join(os.path.dirname(report), "compose"),
+        reserved_ports=(str(settings.serve_address[1]),),
     )
     guarded = dict(env)
     guarded[policy.POLICY_VAR] = rules.to_text()

@@ -86,14 +86,14 @@ HOST_MODES = ("host",)
 
 
 FIELD_SEPARATOR = "\x1f"
-LISTS = ("mounts", "capabilities", "privileges", "build_dirs", "labels", "sources")
+LISTS = ("mounts", "capabilities", "privileges", "build_dirs", "labels", "sources", "reserved_ports")
 
 
 class Policy:
     """What the admin allows, for one workspace."""
 
     __slots__ = ("build_dirs", "cache_to", "capabilities", "compose_dir", "docker", "engine", "force_rm", "labels",
-                 "mounts", "privileges", "project", "report", "service", "snapshot", "sources",
+                 "mounts", "privileges", "project", "report", "reserved_ports", "service", "snapshot", "sources",
                  "workspace")  # fmt: skip
 
     def __init__(
@@ -115,6 +115,7 @@ class Policy:
         compose_dir: str = "",  # where checked compose projects are written (compose_policy.py)
         sources: tuple[str, ...] = (),  # the repository's compose files (real paths) ...
         snapshot: str = "",  # ... read once by the builder, right after checking them: compose reads this
+        reserved_ports: tuple[str, ...] = (),  # host ports no container may publish (the supervisor's)
     ) -> None:
         self.workspace = workspace
         self.mounts = tuple(mounts)
@@ -132,6 +133,7 @@ class Policy:
         self.compose_dir = compose_dir
         self.sources = tuple(sources)
         self.snapshot = snapshot
+        self.reserved_ports = tuple(reserved_ports)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
@@ -181,6 +183,30 @@ class Refusals:
         if not self.policy.allows(privilege):
             self.add(option, value, what, f"DEVCONTAINER_ALLOWED_PRIVILEGES={privilege}")
 
+    def inside_workspace(self, path: str) -> bool:
+        """path (links followed) is a file or folder inside the workspace, not the workspace itself."""
+        workspace = os.path.realpath(self.policy.workspace)
+        real = os.path.realpath(path if path.startswith("/") else os.path.join(workspace, path))
+        return real.startswith(workspace.rstrip("/") + "/")
+
+    def admin_allowed(self, path: str) -> bool:
+        """An admin's DEVCONTAINER_ALLOWED_MOUNTS entry covers path (its real path)."""
+        if "*" in self.policy.mounts:
+            return True
+        real = os.path.realpath(path)
+        roots = map(self.root, self.policy.mounts)
+        return any(real == root or real.startswith(root.rstrip("/") + "/") for root in roots)
+
+    def root(self, allowed: str) -> str:
+        """Where an allowed path really is. One inside the workspace is taken as written - never through a
+        link in the workspace, which the repository may have put there (a folder become a link to `/`
+        would allow everything)."""
+        workspace = os.path.realpath(self.policy.workspace)
+        written = os.path.normpath(allowed)
+        if written == workspace or written.startswith(workspace.rstrip("/") + "/"):
+            return written
+        return os.path.realpath(allowed)
+
     def host_path(self, option: str, path: str, what: str, *, mountable: bool = False) -> None:
         """A host path the engine would read (or mount): inside the workspace, or allowed by the admin."""
         if not path.startswith("/"):
@@ -191,11 +217,38 @@ class Refusals:
             if "*" in self.policy.mounts:
                 return
             allowed += list(self.policy.mounts)
-        for root in map(os.path.realpath, allowed):
+        for root in map(self.root, allowed):
             if real == root or real.startswith(root.rstrip("/") + "/"):
                 return
         via = f" (through a link to {real})" if real != os.path.normpath(path) else ""
         self.add(option, path, f"{what} {path}{via} is outside the workspace", "DEVCONTAINER_ALLOWED_MOUNTS")
+
+
+LOG_DRIVERS = ("json-file", "local", "none", "")  # the others send logs somewhere: syslog, fluentd, splunk, ...
+
+
+def log_driver_problem(refusals: Refusals, option: str, driver: str) -> None:
+    """A logging driver that ships the logs elsewhere makes the engine open connections from its own network
+    (the host's loopback included) or use its own credentials (awslogs, gcplogs)."""
+    if driver.strip().lower() not in LOG_DRIVERS:
+        reason = f"the logging driver {driver} (the engine sends the logs elsewhere)"
+        refusals.need("privileged", option, driver, reason)
+
+
+def published_problem(refusals: Refusals, option: str, host_port: str) -> None:
+    """A host port of the supervisor (its status page, its liveness probe) is not the repository's to take."""
+    low, _, high = host_port.strip().partition("-")
+    if not low.isdigit():
+        return
+    for reserved in refusals.policy.reserved_ports:
+        if reserved.isdigit() and int(low) <= int(reserved) <= int(high if high.isdigit() else low):
+            refusals.add(option, host_port, f"publishing host port {reserved}, the supervisor's", "")
+
+
+def publish_host_port(value: str) -> str:
+    """The host port of `-p [ip:]host:container[/proto]` ("" when the engine picks one)."""
+    parts = value.rsplit("/", 1)[0].rsplit(":", 2)
+    return parts[-2] if len(parts) >= 2 else ""
 
 
 Options = list[tuple[str, str | None]]
@@ -352,6 +405,10 @@ def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
             refusals.add(option, value, f"{option} writes a file on the host", "")
         elif option == "--log-opt" and value.strip().lower().startswith("path="):
             refusals.add(option, value, "a log file on the host", "")
+        elif option == "--log-driver":
+            log_driver_problem(refusals, option, value)
+        elif option in ("-p", "--publish"):
+            published_problem(refusals, option, publish_host_port(value))
         elif option == "--restart" and value.strip().lower() not in ("", "no") and swappable:
             # a bind-mounted path inside the workspace can become a link to `/`: only the builder, which
             # checks the mounts again first, may start the container again (keep-alive does)

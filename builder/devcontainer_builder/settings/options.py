@@ -392,11 +392,11 @@ class Settings:
     serve_address: tuple[str, int] = setting(
         "DEVCONTAINER_SERVE_ADDRESS",
         "Where `serve` listens: host:port. Loopback by default; any other address exposes the status page and "
-        "the rebuild button to whoever can reach it.",
+        "the rebuild button to whoever can reach it. `up` keeps the port from being published by the devcontainer.",
         types.Address(),
         ("127.0.0.1", 7480),
         doc_default="127.0.0.1:7480",
-        commands=("serve",),
+        commands=UP_SERVE,
     )
     serve_agent_init_script: str = setting(
         "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT",
