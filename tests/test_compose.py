@@ -472,3 +472,19 @@ def test_a_built_image_cannot_take_the_fallback_images_name(remote: Remote, make
     project = compose.project_name(str(ws.folder))
     assert docker("inspect", "-f", "{{.Config.Image}}", services_of(ws)["app"]["id"]) == f"{project}-app"
     assert docker("image", "inspect", "-f", "{{.Id}}", FALLBACK_IMAGE) == before, "the fallback image is untouched"
+
+
+def test_a_recreation_warns_about_the_anonymous_volumes_it_cannot_carry_over(remote: Remote, make_workspace) -> None:
+    cache = f"  cache:\n    image: {KV_IMAGE}\n"  # the image's VOLUME, unnamed
+    files = project_files(runServices=["app", "db", "cache"])
+    files[".devcontainer/compose.yml"] = compose_file().replace("volumes:\n  kvdata", cache + "volumes:\n  kvdata")
+    remote.commit(files)
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    assert ws.state()["status"] == "running", ws.state()
+    remote.commit({".devcontainer/compose.yml": files[".devcontainer/compose.yml"].replace("kvdata: {}", "kvdata: {}\n")
+                   + "# changed\n"})  # fmt: skip
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert "cache:/var/lib/kv: anonymous volumes" in run.stdout + run.stderr
+    assert "Name them in the compose file" in run.stdout + run.stderr

@@ -110,6 +110,22 @@ def volumes(engine: Engine, project: str) -> list[str]:
     return sorted(result.stdout.split()) if result.ok else []
 
 
+ANONYMOUS = re.compile(r"[0-9a-f]{64}")
+
+
+def anonymous_volumes(engine: Engine, containers: list[Labelled]) -> list[str]:
+    """`service:/path` of each anonymous volume (an image's VOLUME, a `- /path` without a name) of the
+    containers: `compose down` and a new container lose track of them - their data is not carried over."""
+    found = []
+    template = '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{.Destination}}\n{{end}}{{end}}'
+    for container in containers:
+        for line in engine.inspect_format(container.id, template).splitlines():
+            name, _, destination = line.partition(" ")
+            if ANONYMOUS.fullmatch(name):
+                found.append(f"{container.service or container.id[:12]}:{destination}")
+    return found
+
+
 def start(engine: Engine, project: str) -> str:
     """Start the project's stopped services. Returns compose's error, or ""."""
     result = engine.compose(project, ["start"])

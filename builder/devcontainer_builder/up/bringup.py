@@ -179,6 +179,12 @@ def remove_containers(run: Run, found: list[Labelled], why: str) -> None:
     for project in sorted({container.project for container in found if container.project}):
         volumes = compose.volumes(run.engine, project)
         kept = f"; its named volumes are kept ({', '.join(volumes)})" if volumes else ""
+        anonymous = compose.anonymous_volumes(run.engine, [c for c in found if c.project == project])
+        if anonymous:
+            run.log.warn(
+                f"{', '.join(anonymous)}: anonymous volumes, whose data the recreated services do not get back (it "
+                "stays on the engine, unnamed). Name them in the compose file (volumes: - data:/path) to keep it."
+            )
         run.log.info(f"taking the compose project {project} down ({why}){kept}")
         error = compose.down(run.engine, project)
         if error:
