@@ -123,7 +123,13 @@ install_compose() {
 base_image() {
   # debian:trixie-slim cannot be pulled here: build it with debootstrap and import it under a test-only
   # name (never the real one: on a developer's machine it would shadow the registry's image)
-  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+  # an import has one history entry: more means something built over the name (a hostile-repository
+  # review that tags its build with it, say), and every image built on it would carry that in
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    [ "$(docker history -q "$BASE_IMAGE" | wc -l)" = 1 ] && return 0
+    say "$BASE_IMAGE was built over: importing it again"
+    docker rmi -f "$BASE_IMAGE" >/dev/null
+  fi
   local tarball=$cache/debian-trixie-minbase.tar.gz
   if [ ! -s "$tarball" ]; then
     say "debootstrap trixie (about 40 s, once)"
