@@ -140,10 +140,9 @@ class Exited:
     logs: str
 
 
-FAILING = (
-    "{{.State.Status}}\t{{.State.ExitCode}}\t{{.RestartCount}}\t{{.State.Restarting}}"
-    "\t{{if .State.Health}}{{.State.Health.Status}}{{end}}\t."  # the dot: an empty field stays a field
-)
+# one line per container: its id, how often the engine restarted it, its State as JSON (a template that
+# names State.Health fails when docker inspect is given several containers and one has no health check)
+FAILING = "{{.Id}}\t{{.RestartCount}}\t{{json .State}}"
 
 
 def exited(engine: Engine, containers: list[Labelled], *, just_started: bool) -> list[Exited]:
@@ -151,12 +150,24 @@ def exited(engine: Engine, containers: list[Labelled], *, just_started: bool) ->
     `up` (`just_started`) also those the engine already restarted (a crash loop caught between two
     restarts is still one) and the unhealthy. A one-shot service that exited 0 and one that was never
     started (left out of `runServices`) are fine."""
-    found = []
+    found: list[Exited] = []
+    if not containers:
+        return found
+    answer = engine._run(["inspect", "--type", "container", "--format", FAILING, *(c.id for c in containers)])
+    states: dict[str, tuple[str, dict[str, Any]]] = {}
+    for line in answer.stdout.splitlines():
+        full_id, restarts, text = [*line.split("\t", 2), "", ""][:3]
+        state = _json(text)
+        if state is not None:
+            states[full_id] = (restarts, state)
     for container in containers:
-        fields = engine.inspect_format(container.id, FAILING).split("\t")
-        if len(fields) != 6:
+        found_state = next((value for key, value in states.items() if key.startswith(container.id)), None)
+        if found_state is None:
             continue  # gone meanwhile
-        status, code, restarts, restarting, health, _ = fields
+        restarts, state = found_state
+        status, code = str(state.get("Status", "")), str(state.get("ExitCode", ""))
+        restarting = "true" if state.get("Restarting") else "false"
+        health = str((state.get("Health") or {}).get("Status", ""))
         crashed = restarting == "true" or (just_started and (restarts not in ("", "0") or health == "unhealthy"))
         if status == "created" or (not crashed and (status == "running" or code == "0")):
             continue
