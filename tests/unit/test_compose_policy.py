@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devcontainer_builder.engine import compose, compose_policy
+from devcontainer_builder.engine import compose, compose_guard, compose_policy
 from devcontainer_builder.engine.policy import Policy
 
 
@@ -169,7 +169,7 @@ def test_every_other_service_gets_the_workspace_labels_and_none_can_claim_the_de
         "devcontainer-builder.role": "devcontainer",
         "app.tier": "db",
     }
-    compose_policy.label(rules, project)
+    compose_guard.label(rules, project)
     assert project["services"]["db"]["labels"] == {
         "app.tier": "db",
         "devcontainer-builder.workspace": "/w",
@@ -182,7 +182,7 @@ def test_every_other_service_gets_the_workspace_labels_and_none_can_claim_the_de
 
 def refused(rules: Policy, *args: str) -> str:
     with pytest.raises(SystemExit) as exit_info:
-        compose_policy.guarded(rules, ["compose", *args])
+        compose_guard.guarded(rules, ["compose", *args])
     assert exit_info.value.code == 125
     return str(exit_info.value)
 
@@ -212,7 +212,7 @@ def test_compose_reads_the_builders_snapshot_never_the_repositorys_files(rules: 
     rules.sources, rules.snapshot = (str(repo_file),), str(tmp_path / "snapshot.json")
     override = f"{rules.build_dirs[0]}/docker-compose/override.yml"
     args = ["compose", "-f", str(repo_file), "-f", override, "--profile", "*", "config"]
-    assert compose_policy.guarded(rules, args) == [
+    assert compose_guard.guarded(rules, args) == [
         "compose", "-f", rules.snapshot, "-f", override, "--profile", "*", "config"
     ]  # fmt: skip
     (tmp_path / "ws" / "other.yml").write_text("services: {}\n")
@@ -223,7 +223,7 @@ def test_compose_reads_the_builders_snapshot_never_the_repositorys_files(rules: 
 
 def test_project_calls_pass_through(rules: Policy) -> None:
     for args in (["version", "--short"], ["-p", "ws-1234", "ps"], ["-p", "ws-1234", "down"]):
-        assert compose_policy.guarded(rules, ["compose", *args]) == ["compose", *args]
+        assert compose_guard.guarded(rules, ["compose", *args]) == ["compose", *args]
 
 
 def test_a_workspace_without_a_compose_config_may_not_run_compose(tmp_path: Path) -> None:
@@ -269,7 +269,7 @@ def test_a_service_binding_a_file_inside_the_workspace_is_never_restarted_by_the
     project = model(rules, restart="always")
     project["services"]["app"]["volumes"].append({"type": "bind", "source": f"{rules.workspace}/data", "target": "/d"})
     project["services"]["db"]["restart"] = "always"
-    compose_policy.no_restarts(rules, project)
+    compose_guard.no_restarts(rules, project)
     assert project["services"]["app"]["restart"] == "no"
     assert project["services"]["db"]["restart"] == "always", "a service with no bind mount keeps its policy"
 
@@ -318,7 +318,7 @@ def test_the_templates_parent_mount_becomes_the_workspace_at_the_same_place(rule
     """`../..:/workspaces` (devcontainers/templates) would show the engine's whole /workspaces."""
     parent = str(Path(rules.workspace).parent)
     project = model(rules, volumes=[{"type": "bind", "source": parent, "target": "/workspaces"}])
-    compose_policy.whole_workspace(rules, project)
+    compose_guard.whole_workspace(rules, project)
     assert project["services"]["app"]["volumes"] == [
         {"type": "bind", "source": rules.workspace, "target": "/workspaces/ws"}
     ]

@@ -34,7 +34,7 @@ def project_name(workspace: str) -> str:
 def snapshot(engine: Engine, paths: list[str], project: str, folder: str) -> str:
     """The project as the repository's compose files describe it, read once - right after config.py
     checked what they read - and written where only the builder writes: from here on compose reads this
-    file instead of the repository's (compose_policy.py), so a file changed in the workspace meanwhile
+    file instead of the repository's (compose_guard.py), so a file changed in the workspace meanwhile
     (by a hook of the running devcontainer, say) changes nothing. Profiles all included and kept."""
     argv = ["compose", *(arg for path in paths for arg in ("-f", path)), "--profile", "*", "config", "--format", "json"]
     result = proc.run([engine.docker, *argv], timeout=60.0, env={**engine.env, "COMPOSE_PROJECT_NAME": project})

@@ -3,7 +3,7 @@
 The devcontainer CLI turns a config - plus its features and its image's metadata, which the builder
 cannot see in advance - into `docker run` and `docker build` command lines. The builder gives the CLI
 `--docker-path` pointing at docker-guard (a shell script beside this file), which sends `run`,
-`create` and `build` here (and `compose`, on to compose_policy.py) and everything else straight to the
+`create` and `build` here (and `compose`, on to compose_guard.py) and everything else straight to the
 engine. This module reads the final argument list, refuses what the policy does not allow - bind mounts
 of host paths outside the workspace, --privileged, added capabilities, security options, host
 namespaces, devices, host files read or written, build entitlements - and otherwise executes the real
@@ -112,7 +112,7 @@ class Policy:
         project: str = "",  # the workspace's compose project: the only one compose may act on
         service: str = "",  # the compose service that is the devcontainer
         labels: tuple[str, ...] = (),  # key=value labels every other container of the project gets
-        compose_dir: str = "",  # where checked compose projects are written (compose_policy.py)
+        compose_dir: str = "",  # where checked compose projects are written (compose_guard.py)
         sources: tuple[str, ...] = (),  # the repository's compose files (real paths) ...
         snapshot: str = "",  # ... read once by the builder, right after checking them: compose reads this
         reserved_ports: tuple[str, ...] = (),  # host ports no container may publish (the supervisor's)
@@ -501,9 +501,9 @@ def guarded(policy: Policy, args: list[str]) -> Iterator[str]:
     """The argument list to execute after the checks (refusing, and exiting, when they fail)."""
     if args and args[0] == "compose":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import compose_policy  # type: ignore[import-not-found]  # noqa: PLC0415 - compose calls only
+        import compose_guard  # type: ignore[import-not-found]  # noqa: PLC0415 - compose calls only
 
-        yield from compose_policy.guarded(policy, args)
+        yield from compose_guard.guarded(policy, args)
         return
     command, start = _subcommand(args)
     if command == "run":
