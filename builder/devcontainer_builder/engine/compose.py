@@ -166,16 +166,12 @@ def exited(engine: Engine, containers: list[Labelled], *, just_started: bool) ->
             continue  # gone meanwhile
         restarts, state = found_state
         status, code = str(state.get("Status", "")), str(state.get("ExitCode", ""))
-        restarting = "true" if state.get("Restarting") else "false"
-        health = str((state.get("Health") or {}).get("Status", ""))
-        crashed = restarting == "true" or (just_started and (restarts not in ("", "0") or health == "unhealthy"))
+        restarted = restarts not in ("", "0")
+        unhealthy = (state.get("Health") or {}).get("Status") == "unhealthy"
+        crashed = bool(state.get("Restarting")) or (just_started and (restarted or unhealthy))
         if status == "created" or (not crashed and (status == "running" or code == "0")):
             continue
-        why = (
-            "unhealthy"
-            if health == "unhealthy"
-            else f"exit code {code}" + (f", restarted {restarts} times" if restarts not in ("", "0") else "")
-        )
+        why = "unhealthy" if unhealthy else f"exit code {code}" + (f", restarted {restarts} times" if restarted else "")
         found.append(Exited(container.service, container.id, why, engine.logs_tail(container.id)))
     return found
 

@@ -68,27 +68,12 @@ ID_LABELS = ("devcontainer-builder.workspace", "devcontainer-builder.role", "dev
 
 
 def parse_globals(args: Sequence[str]) -> tuple[list[tuple[str, str]], str, list[str]] | None:
-    """(global options, command, the command's arguments); None when an unknown global option comes first."""
-    options: list[tuple[str, str]] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("-"):
-            return options, arg, list(args[i + 1 :])
-        name, eq, value = arg.partition("=")
-        if name in GLOBAL_SWITCHES:
-            options.append((name, value if eq else "true"))
-        elif name in GLOBAL_VALUES:
-            if not eq:
-                i += 1
-                value = args[i] if i < len(args) else ""
-            options.append((name, value))
-        elif len(arg) > 2 and arg[:2] in ("-f", "-p") and not arg.startswith("--"):
-            options.append((arg[:2], arg[2:]))
-        else:
-            return None
-        i += 1
-    return options, "", []
+    """(global options, command, the command's arguments); None when a global option is unknown."""
+    found, operands = rules.parse(args, GLOBAL_VALUES, GLOBAL_SWITCHES)
+    options = [(name, value) for name, value in found if value is not None]
+    if len(options) != len(found):
+        return None
+    return options, (operands[0] if operands else ""), operands[1:]
 
 
 def project_of(options: list[tuple[str, str]]) -> str:
@@ -267,10 +252,7 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
     label(policy, model)
     no_restarts(policy, model)
     checked = write_checked(policy, model)
-    kept: list[str] = []
-    for name, value in options:
-        if name in KEPT_GLOBALS:
-            kept += [name] if name in GLOBAL_SWITCHES else [name, value]
+    kept = _argv([(name, value) for name, value in options if name in KEPT_GLOBALS])
     return ["compose", "--project-name", policy.project, "-f", checked, *kept, command, *rest]
 
 

@@ -130,13 +130,13 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
 def blame_service(run: Run, spec: Spec, err: BuildFailed) -> BuildFailed:
     """A compose project's failure, naming the service compose's output blames - or saying that this
     engine has no compose at all (asked only now: the CLI asks first on every run)."""
-    if spec.compose_project and err.step != "policy":
-        problem = compose.problem(run.engine)
-        if problem:
-            return BuildFailed(f"the config uses Docker Compose, but {problem}.", step="config", detail=err.detail)
-    text = f"{run.tail.text()}\n{err.message}"
-    service = compose.failing_service(text, spec.compose_project, list(spec.services))
-    if not spec.compose_project or not service or err.step == "policy":
+    if not spec.compose_project or err.step == "policy":
+        return err
+    problem = compose.problem(run.engine)
+    if problem:
+        return BuildFailed(f"the config uses Docker Compose, but {problem}.", step="config", detail=err.detail)
+    service = compose.failing_service(f"{run.tail.text()}\n{err.message}", spec.compose_project, list(spec.services))
+    if not service:
         return err
     return BuildFailed(
         f"the compose service {service!r} failed: {err.message}",
@@ -176,6 +176,7 @@ def check_mounts(run: Run, existing: list[Labelled]) -> None:
 def remove_containers(run: Run, found: list[Labelled], why: str) -> None:
     """Remove containers of the workspace. A compose project goes as a whole - `compose down`, its
     network with it - and its named volumes stay (a database's data outlives rebuilds and failures)."""
+    unfinished: set[str] = set()  # projects `compose down` did not take down: their containers go one by one
     for project in sorted({container.project for container in found if container.project}):
         volumes = compose.volumes(run.engine, project)
         kept = f"; its named volumes are kept ({', '.join(volumes)})" if volumes else ""
@@ -189,9 +190,10 @@ def remove_containers(run: Run, found: list[Labelled], why: str) -> None:
         error = compose.down(run.engine, project)
         if error:
             run.log.warn(f"`compose down` of {project} did not finish: {error}; removing its containers one by one")
+            unfinished.add(project)
         run.event(Event.COMPOSE_DOWN, project=project, reason=why, volumes_kept=volumes)
     for container in found:
-        if not container.project or run.engine.container_status(container.id):
+        if not container.project or container.project in unfinished:
             run.engine.remove(container.id)
         run.event(Event.CONTAINER_REMOVED, container_id=container.id, reason=why)
 
@@ -269,8 +271,7 @@ def after_up(run: Run, outcome: Outcome, spec: Spec, *, always_configure: bool) 
         keep |= {container.id for container in project}
     if decide.interrupted(run.previous):
         now = run.engine.workspace_containers(run.settings.workspace_folder)
-        if decide.interrupted(run.previous):
-            before = sorted(set(before) | {container.id for container in now})
+        before = sorted(set(before) | {container.id for container in now})
     for container in decide.stale(before, keep):
         run.log.info(f"removing container {container[:12]}: it is no longer this workspace's container")
         run.engine.remove(container)
