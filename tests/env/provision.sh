@@ -75,18 +75,23 @@ trixie_apt() {
    done)
 }
 
+trixie_binary() {
+  # trixie_binary PACKAGE PATH-IN-PACKAGE DEST: one executable of a trixie package, installed as DEST
+  local tmp
+  trixie_apt "$1"
+  tmp=$(mktemp -d)
+  dpkg -x "$cache"/apt-trixie/"$1"_*.deb "$tmp"
+  mkdir -p "$(dirname "$3")"
+  install -m 0755 "$tmp/$2" "$3"
+  rm -rf "$tmp"
+}
+
 install_goss() {
   # goss is packaged in trixie only; its static binary is copied into containers of the image (dgoss)
   local bin=$cache/bin/goss
   [ -x "$bin" ] && return 0
   say "goss (from trixie)"
-  trixie_apt goss
-  local tmp
-  tmp=$(mktemp -d)
-  dpkg -x "$cache"/apt-trixie/goss_*.deb "$tmp"
-  mkdir -p "$(dirname "$bin")"
-  install -m 0755 "$(find "$tmp" -type f -name goss | head -n1)" "$bin"
-  rm -rf "$tmp"
+  trixie_binary goss usr/bin/goss "$bin"
 }
 
 install_buildx() {
@@ -95,29 +100,16 @@ install_buildx() {
   local plugin=$cache/docker-config-buildx/cli-plugins/docker-buildx
   [ -x "$plugin" ] && return 0
   say "docker buildx (from trixie)"
-  trixie_apt docker-buildx
-  local tmp
-  tmp=$(mktemp -d)
-  dpkg -x "$cache"/apt-trixie/docker-buildx_*.deb "$tmp"
-  mkdir -p "$(dirname "$plugin")"
-  install -m 0755 "$tmp/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
-  rm -rf "$tmp"
+  trixie_binary docker-buildx usr/libexec/docker/cli-plugins/docker-buildx "$plugin"
 }
 
 install_compose() {
   # Docker Compose v2, the plugin the builder image ships (trixie's docker-compose): bookworm only has
   # the old Python docker-compose. Installed where the docker CLI finds plugins for every user, unless
   # this machine's docker already has a compose of its own.
-  local plugin=/usr/local/lib/docker/cli-plugins/docker-compose
   docker compose version >/dev/null 2>&1 && return 0
   say "docker compose (from trixie)"
-  trixie_apt docker-compose
-  local tmp
-  tmp=$(mktemp -d)
-  dpkg -x "$cache"/apt-trixie/docker-compose_*.deb "$tmp"
-  mkdir -p "$(dirname "$plugin")"
-  install -m 0755 "$tmp/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
-  rm -rf "$tmp"
+  trixie_binary docker-compose usr/libexec/docker/cli-plugins/docker-compose /usr/local/lib/docker/cli-plugins/docker-compose
 }
 
 base_image() {
