@@ -15,31 +15,20 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from devcontainer_builder.engine import compose  # noqa: E402
-from support.builder import BUILDER, CLI_BIN, base_env, docker, remove_containers_under  # noqa: E402
+from support import twins  # noqa: E402
+from support.builder import docker, remove_containers_under  # noqa: E402
 from support.compose_project import forget_projects, project_files  # noqa: E402
-from support.repos import Remote, git  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 GOAL = 1.15
-
-
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0 or '"outcome":"error"' in result.stdout:
-        raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
 
 
 def down(project: str) -> None:
@@ -47,35 +36,21 @@ def down(project: str) -> None:
 
 
 def measure(root: Path, name: str, *, fresh: bool) -> tuple[list[float], list[float]]:
-    """Interleaved timings of the builder and of the raw CLI on twin clones of one repository."""
-    remote = Remote(root, name)
-    remote.commit(project_files())
-    ours_folder = root / "workspaces" / f"ours-{name}"
-    raw_folder = root / "workspaces" / f"raw-{name}"
-    git("clone", "-q", remote.url, str(raw_folder))
-    env = base_env()
-    env.update(
-        DEVCONTAINER_REPOSITORY=remote.url,
-        DEVCONTAINER_WORKSPACE_FOLDER=str(ours_folder),
-        DEVCONTAINER_STATE_DIR=str(root / "state" / name),
-    )
-    ours = [BUILDER, "up"]
-    raw = [f"{CLI_BIN}/devcontainer", "up", "--log-format", "json", "--workspace-folder", str(raw_folder)]
-    ours_project = compose.project_name(str(ours_folder))
     raw_project = f"raw-{name}_devcontainer"  # the CLI's own name: the folder's name and _devcontainer
-    timed(ours, env)  # warm up both sides: clone, images, caches
-    timed(raw, env)
-    mine, theirs = [], []
-    for _ in range(RUNS):
-        if fresh:
-            down(ours_project)
-        mine.append(timed(ours, env))
-        if fresh:
-            down(raw_project)
-        theirs.append(timed(raw, env))
-    down(raw_project)
-    docker("volume", "rm", "-f", f"{raw_project}_kvdata", check=False)
-    return mine, theirs
+    try:
+        if not fresh:
+            return twins.measure(root, name, project_files(), RUNS)
+        return twins.measure(
+            root,
+            name,
+            project_files(),
+            RUNS,
+            before_ours=lambda folder: down(compose.project_name(str(folder))),
+            before_raw=lambda folder: down(raw_project),
+        )
+    finally:
+        down(raw_project)
+        docker("volume", "rm", "-f", f"{raw_project}_kvdata", check=False)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,9 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from support.builder import BUILDER, CLI_BIN, base_env, remove_containers_under, remove_labelled  # noqa: E402
+from support import twins  # noqa: E402
+from support.builder import remove_containers_under, remove_labelled  # noqa: E402
 from support.images import BASE_IMAGE  # noqa: E402
-from support.repos import Remote, git  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 GOAL = 1.15
@@ -38,41 +37,18 @@ CONFIG = {
 ATTACH_CONFIG = dict(CONFIG, postAttachCommand="echo attached")
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
-    elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed
-
-
 def measure(root: Path, name: str, config: dict, *, fresh: bool) -> tuple[list[float], list[float]]:
-    """Interleaved timings of the builder and of the raw CLI on twin clones of one repository."""
-    remote = Remote(root, name)
-    remote.commit({".devcontainer/devcontainer.json": json.dumps(config), "README.md": "bench\n"})
-    ours_folder = root / "workspaces" / f"ours-{name}"
-    raw_folder = root / "workspaces" / f"raw-{name}"
-    git("clone", "-q", remote.url, str(raw_folder))
-    env = base_env()
-    env.update(
-        DEVCONTAINER_REPOSITORY=remote.url,
-        DEVCONTAINER_WORKSPACE_FOLDER=str(ours_folder),
-        DEVCONTAINER_STATE_DIR=str(root / "state" / name),
+    files = {".devcontainer/devcontainer.json": json.dumps(config), "README.md": "bench\n"}
+    if not fresh:
+        return twins.measure(root, name, files, RUNS)
+    return twins.measure(
+        root,
+        name,
+        files,
+        RUNS,
+        before_ours=lambda folder: remove_labelled(f"devcontainer-builder.workspace={folder}"),
+        before_raw=lambda folder: remove_labelled(f"devcontainer.local_folder={folder}"),
     )
-    ours = [BUILDER, "up"]
-    raw = [f"{CLI_BIN}/devcontainer", "up", "--log-format", "json", "--workspace-folder", str(raw_folder)]
-    timed(ours, env)  # warm up both sides: clone, image checks, caches
-    timed(raw, env)
-    mine, theirs = [], []
-    for _ in range(RUNS):
-        if fresh:
-            remove_labelled(f"devcontainer-builder.workspace={ours_folder}")
-        mine.append(timed(ours, env))
-        if fresh:
-            remove_labelled(f"devcontainer.local_folder={raw_folder}")
-        theirs.append(timed(raw, env))
-    return mine, theirs
 
 
 def hashing(root: Path) -> None:

@@ -1,0 +1,59 @@
+"""Twin clones of one repository for the benchmarks: the builder's `up` on one, a raw `devcontainer up` on
+the other, timed interleaved in one process so that machine noise hits both sides alike."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from support.builder import BUILDER, CLI_BIN, base_env
+from support.repos import Remote, git
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0 or '"outcome":"error"' in result.stdout:
+        raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def measure(
+    root: Path,
+    name: str,
+    files: dict[str, str],
+    runs: int,
+    *,
+    before_ours: Callable[[Path], None] | None = None,
+    before_raw: Callable[[Path], None] | None = None,
+) -> tuple[list[float], list[float]]:
+    """(the builder's times, the raw CLI's) over `runs` interleaved runs on twin clones of a repository of
+    `files`, after one warm-up of each; `before_*` (given the side's workspace folder) run before each
+    timed run, to take the last run's containers away."""
+    remote = Remote(root, name)
+    remote.commit(files)
+    ours_folder = root / "workspaces" / f"ours-{name}"
+    raw_folder = root / "workspaces" / f"raw-{name}"
+    git("clone", "-q", remote.url, str(raw_folder))
+    env = base_env()
+    env.update(
+        DEVCONTAINER_REPOSITORY=remote.url,
+        DEVCONTAINER_WORKSPACE_FOLDER=str(ours_folder),
+        DEVCONTAINER_STATE_DIR=str(root / "state" / name),
+    )
+    ours = [BUILDER, "up"]
+    raw = [f"{CLI_BIN}/devcontainer", "up", "--log-format", "json", "--workspace-folder", str(raw_folder)]
+    timed(ours, env)  # warm up both sides: clone, images, caches
+    timed(raw, env)
+    mine, theirs = [], []
+    for _ in range(runs):
+        if before_ours:
+            before_ours(ours_folder)
+        mine.append(timed(ours, env))
+        if before_raw:
+            before_raw(raw_folder)
+        theirs.append(timed(raw, env))
+    return mine, theirs
