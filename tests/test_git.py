@@ -142,7 +142,7 @@ def test_a_local_edit_to_a_file_upstream_changes_is_left_exactly_as_it_is(seeded
 def test_a_diverged_branch_is_not_touched(seeded: Remote, sandbox: Path) -> None:
     dest = sandbox / "ws" / "project"
     prepare(seeded.url, dest, sandbox)
-    run_git("commit", "-q", "--allow-empty", "-m", "local work", cwd=dest)
+    run_git("commit", "-q", "--allow-empty", "-m", "local work", cwd=dest, uid=1000)
     local = run_git("rev-parse", "HEAD", cwd=dest)
     seeded.commit({"README.md": "upstream\n"}, "upstream")
     checkout, _ = prepare(seeded.url, dest, sandbox, branch_changed=False)
@@ -153,7 +153,7 @@ def test_a_diverged_branch_is_not_touched(seeded: Remote, sandbox: Path) -> None
 def test_local_commits_ahead_of_the_remote_are_kept(seeded: Remote, sandbox: Path) -> None:
     dest = sandbox / "ws" / "project"
     prepare(seeded.url, dest, sandbox)
-    run_git("commit", "-q", "--allow-empty", "-m", "unpushed", cwd=dest)
+    run_git("commit", "-q", "--allow-empty", "-m", "unpushed", cwd=dest, uid=1000)
     checkout, _ = prepare(seeded.url, dest, sandbox, branch_changed=False)
     assert checkout.action == "ahead"
 
@@ -323,7 +323,7 @@ LOCAL_STATES = {
     "modified": ({"notes.txt": "upstream\n"}, lambda d: (d / "notes.txt").write_text("mine\n")),
     "staged": (
         {"notes.txt": "upstream\n"},
-        lambda d: ((d / "notes.txt").write_text("mine, staged\n"), run_git("add", "notes.txt", cwd=d)),
+        lambda d: ((d / "notes.txt").write_text("mine, staged\n"), run_git("add", "notes.txt", cwd=d, uid=1000)),
     ),
     "untracked": ({"new.txt": "upstream adds it\n"}, lambda d: (d / "new.txt").write_text("mine, untracked\n")),
     "ignored": ({".env": "SECRET=upstream\n"}, lambda d: (d / ".env").write_text("SECRET=mine\n")),
@@ -383,7 +383,7 @@ def test_a_local_commit_on_the_path_is_kept(with_gitignore: Remote, sandbox: Pat
     dest = sandbox / "ws" / "project"
     prepare(with_gitignore.url, dest, sandbox)
     (dest / "notes.txt").write_text("committed locally\n")
-    run_git("commit", "-qam", "mine", cwd=dest)
+    run_git("commit", "-qam", "mine", cwd=dest, uid=1000)
     local = run_git("rev-parse", "HEAD", cwd=dest)
     before = snapshot(dest)
     with_gitignore.commit({"notes.txt": "upstream\n"})

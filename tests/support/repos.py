@@ -20,7 +20,9 @@ GIT_ENV = {
 }
 
 
-def git(*args: str, cwd: Path | str | None = None, check: bool = True) -> str:
+def git(*args: str, cwd: Path | str | None = None, check: bool = True, uid: int | None = None) -> str:
+    """git as the test's user, or as `uid` (for a workspace the builder gave to uid 1000: objects git
+    writes there as root would be folders the builder's git cannot add to)."""
     result = subprocess.run(
         ["git", *args],
         cwd=cwd,
@@ -29,6 +31,8 @@ def git(*args: str, cwd: Path | str | None = None, check: bool = True) -> str:
         text=True,
         timeout=60,
         check=False,
+        user=uid,
+        group=uid,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
