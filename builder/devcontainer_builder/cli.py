@@ -287,7 +287,8 @@ def status(as_json: bool, short: bool, **flags: Any) -> None:
     settings = load_settings("status", flags)
     report = status_report.collect(StateDir(settings.state_dir), events=0 if short else status_report.EVENTS_SHOWN)
     if not short and report.state.status in ("running", "degraded") and report.state.container_id:
-        report = dataclasses.replace(report, container_now=_container_now(settings, report.state.container_id))
+        now = _container_now(settings, report.state.container_id, report.state.engine)
+        report = dataclasses.replace(report, container_now=now)
     if short:
         click.echo(status_report.short(report))
     else:
@@ -295,13 +296,15 @@ def status(as_json: bool, short: bool, **flags: Any) -> None:
     sys.exit(0 if report.state.status in ("running", "degraded") and not report.container_lost else 1)
 
 
-def _container_now(settings: opts.Settings, container: str) -> str | None:
+def _container_now(settings: opts.Settings, container: str, last_engine: str) -> str | None:
     """The engine's status of the container state.json names; None when the engine does not answer."""
+    from devcontainer_builder.engine import detect  # noqa: PLC0415
     from devcontainer_builder.engine.engine import Engine  # noqa: PLC0415
     from devcontainer_builder.system import environment  # noqa: PLC0415
 
     try:
-        engine = Engine(settings.docker_path, environment.for_engine(os.environ, settings.workspace_folder))
+        choice = detect.choose(settings.docker_path, os.environ, last=last_engine)
+        engine = Engine(choice.path, environment.for_engine(os.environ, settings.workspace_folder), choice.kind)
         return engine.container_status(container)
     except (BuildFailed, OSError):
         return None

@@ -31,7 +31,7 @@ def test_defaults_follow_the_product_contract(tmp_path, monkeypatch) -> None:
     assert settings.state_dir == f"{tmp_path}/.devcontainer-builder"
     assert opts.DEFAULT_STATE_DIR == "/workspaces/.devcontainer-builder"
     assert settings.branch == ""
-    assert settings.docker_path == "docker"
+    assert settings.docker_path == ""  # auto: engine/detect.py
     assert settings.fallback_image == opts.DEFAULT_FALLBACK_IMAGE
     assert settings.build_timeout == 1800
     assert settings.cache_from == ()

@@ -4,6 +4,7 @@ engine can export a layer cache."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -50,10 +51,19 @@ class Labelled:
         return "postAttachCommand" in self.metadata
 
 
+PODMAN = "podman"
+DOCKER = "docker"
+
+
 @dataclass(frozen=True)
 class Engine:
-    docker: str
+    docker: str  # the engine's CLI, as the devcontainer CLI gets it (--docker-path)
     env: Mapping[str, str]
+    kind: str = ""  # DOCKER or PODMAN (engine/detect.py); "" means: from the CLI's name
+
+    @property
+    def podman(self) -> bool:
+        return (self.kind or os.path.basename(self.docker)) == PODMAN
 
     def _run(self, args: list[str], timeout: float = QUERY_TIMEOUT) -> proc.Result:
         return proc.run([self.docker, *args], timeout=timeout, env=self.env)
@@ -81,19 +91,21 @@ class Engine:
 
     def workspace_containers(self, workspace: str) -> list[Labelled]:
         """Every container labelled as this workspace's, running or not."""
-        result = self._run(
-            [
-                "ps", "-a", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={workspace}",
-                "--format",
-                f'{{{{.ID}}}}\t{{{{.Label "{LABEL_ROLE}"}}}}\t{{{{.Label "{LABEL_CONFIG}"}}}}\t{{{{.State}}}}'
-                f'\t{{{{.Label "{LABEL_PROJECT}"}}}}\t{{{{.Label "{LABEL_SERVICE}"}}}}'
-                f'\t{{{{.Label "{LABEL_METADATA}"}}}}',
-            ]
+        which = ["ps", "-a", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={workspace}"]
+        # Podman's `ps` templates have no .Label and its .State is the status text: it answers in JSON,
+        # whose labels are a map (docker's JSON joins them with commas, which a label value may hold)
+        template = "json" if self.podman else (
+            f'{{{{.ID}}}}\t{{{{.Label "{LABEL_ROLE}"}}}}\t{{{{.Label "{LABEL_CONFIG}"}}}}\t{{{{.State}}}}'
+            f'\t{{{{.Label "{LABEL_PROJECT}"}}}}\t{{{{.Label "{LABEL_SERVICE}"}}}}'
+            f'\t{{{{.Label "{LABEL_METADATA}"}}}}'
         )  # fmt: skip
+        result = self._run([*which, "--format", template])
         if not result.ok:
             raise BuildFailed(
                 engine_problem(self.docker, last_line(result.stderr)), step="engine", detail=result.stderr
             )
+        if self.podman:
+            return _from_podman_ps(result.stdout)
         found = []
         for line in result.stdout.splitlines():
             parts = line.split("\t", 6)
@@ -139,8 +151,9 @@ class Engine:
         """An endless stream of the container's lifecycle events (of every container of its compose
         project, when it has one), one action a line."""
         which = f"label={LABEL_PROJECT}={project}" if project else f"container={container}"
+        action = "{{.Status}}" if self.podman else "{{.Action}}"  # podman's events have no .Action
         return [self.docker, "events", "--filter", "type=container", "--filter", which,
-                "--format", "{{.Action}}"]  # fmt: skip
+                "--format", action]  # fmt: skip
 
     def compose(self, project: str, args: list[str], timeout: float = 180.0) -> proc.Result:
         """`compose -p PROJECT ...` on a project's existing containers (no compose file needed)."""
@@ -180,3 +193,25 @@ class Engine:
             "the buildx builder uses the docker driver on an engine without the containerd image store, which "
             "cannot export a registry cache (only type=inline works there)"
         )
+
+
+def _from_podman_ps(text: str) -> list[Labelled]:
+    try:
+        entries = json.loads(text or "[]")
+    except ValueError:
+        raise BuildFailed("podman ps answered with something that is not JSON", step="engine", detail=text) from None
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        labels = entry.get("Labels") or {}
+        found.append(
+            Labelled(
+                id=str(entry.get("Id", "")),
+                role=labels.get(LABEL_ROLE, ""),
+                config_hash=labels.get(LABEL_CONFIG, ""),
+                state=str(entry.get("State", "")),
+                project=labels.get(LABEL_PROJECT, ""),
+                service=labels.get(LABEL_SERVICE, ""),
+                metadata=labels.get(LABEL_METADATA, ""),
+            )
+        )
+    return found

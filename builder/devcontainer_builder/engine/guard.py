@@ -76,8 +76,11 @@ def refused(reasons: list[str], settings: list[str]) -> BuildFailed:
     )
 
 
-def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: str, force_rm: bool) -> Guard:
-    """The CLI's --docker-path and environment, so that each `run`/`create`/`build` is checked first."""
+def setup(
+    settings: Settings, env: Mapping[str, str], report: str, *, cache_to: str, force_rm: bool, kind: str = "docker"
+) -> Guard:
+    """The CLI's --docker-path and environment, so that each `run`/`create`/`build` is checked first. kind is
+    the engine's (docker or podman, engine/detect.py)."""
     engine = shutil.which(settings.docker_path, path=env.get("PATH", os.defpath)) or settings.docker_path
     build_dirs = tuple(folder for folder in [cli_folder(env)] if folder)
     rules = policy.Policy(
@@ -87,7 +90,8 @@ def setup(settings: Settings, env: Mapping[str, str], report: str, *, cache_to: 
         privileges=tuple(p for p in settings.allowed_privileges if p != "initialize-command"),
         build_dirs=build_dirs,
         cache_to=cache_to,
-        engine=os.path.basename(settings.docker_path),
+        engine=kind,
+        rootful=kind == "podman" and os.geteuid() == 0 and not env.get("CONTAINER_HOST"),
         docker=engine,
         report=report,
         force_rm=force_rm,

@@ -87,14 +87,15 @@ HOST_MODES = ("host",)
 
 FIELD_SEPARATOR = "\x1f"
 LISTS = ("mounts", "capabilities", "privileges", "build_dirs", "labels", "sources", "reserved_ports")
+BOOLS = ("force_rm", "rootful")
 
 
 class Policy:
     """What the admin allows, for one workspace."""
 
     __slots__ = ("build_dirs", "cache_to", "capabilities", "compose_dir", "docker", "engine", "force_rm", "labels",
-                 "mounts", "privileges", "project", "report", "reserved_ports", "service", "snapshot", "sources",
-                 "workspace")  # fmt: skip
+                 "mounts", "network", "privileges", "project", "report", "reserved_ports", "rootful", "service",
+                 "snapshot", "sources", "workspace")  # fmt: skip
 
     def __init__(
         self,
@@ -116,6 +117,8 @@ class Policy:
         sources: tuple[str, ...] = (),  # the repository's compose files (real paths) ...
         snapshot: str = "",  # ... read once by the builder, right after checking them: compose reads this
         reserved_ports: tuple[str, ...] = (),  # host ports no container may publish (the supervisor's)
+        network: str = "",  # the admin's DEVCONTAINER_NETWORK: the one network mode allowed beyond the default
+        rootful: bool = False,  # podman run by root: its CLI's --userns=keep-id (rootless only) is dropped
     ) -> None:
         self.workspace = workspace
         self.mounts = tuple(mounts)
@@ -134,6 +137,8 @@ class Policy:
         self.sources = tuple(sources)
         self.snapshot = snapshot
         self.reserved_ports = tuple(reserved_ports)
+        self.network = network
+        self.rootful = rootful
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
@@ -162,7 +167,8 @@ class Policy:
             if not sep or name not in Policy.__slots__:
                 raise ValueError(f"unknown policy line {line!r}")
             values[name] = tuple(v for v in value.split(FIELD_SEPARATOR) if v) if name in LISTS else value
-        values["force_rm"] = values.get("force_rm") == "1"
+        for flag in BOOLS:
+            values[flag] = values.get(flag) == "1"
         if not values.get("workspace"):
             raise ValueError("the policy names no workspace")
         return Policy(**values)  # type: ignore[arg-type]
@@ -387,6 +393,8 @@ def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
             _capability(refusals, option, value)
         elif option == "--security-opt":
             _security_opt(refusals, option, value)
+        elif option in ("--network", "--net") and policy.network and value == policy.network:
+            continue  # the admin's own choice (DEVCONTAINER_NETWORK), given through the builder's override
         elif option in ("--network", "--net", "--pid", "--ipc", "--uts", "--userns", "--cgroupns", "--pod"):
             _namespace(refusals, option, value)
         elif option in ("--device", "--device-cgroup-rule", "--gpus"):
@@ -516,7 +524,21 @@ def guarded(policy: Policy, args: list[str]) -> Iterator[str]:
         _refuse(policy, command, found)
     if command == "build" and policy.force_rm and args[0] == "build":
         args = ["build", "--force-rm", *args[1:]]
+    if policy.engine == "podman" and command in ("run", "build"):
+        args = _for_podman(policy, command, args, start)
     yield from args
+
+
+def _for_podman(policy: Policy, command: str, args: list[str], start: int) -> list[str]:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import podman_args  # type: ignore[import-not-found]  # noqa: PLC0415 - podman's calls only
+
+    if command == "run" and policy.rootful:
+        _, operands = parse(args[start:], RUN_VALUES, RUN_SWITCHES)  # the image, then the container's command
+        return podman_args.without_keep_id(args, start, len(args) - len(operands))  # type: ignore[no-any-return]
+    if command == "build":
+        return podman_args.local_base_image(args, lambda name: podman_args.image_id(policy.docker, name))  # type: ignore[no-any-return]
+    return args
 
 
 def main(argv: list[str]) -> None:

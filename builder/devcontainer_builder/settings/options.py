@@ -162,9 +162,12 @@ class Settings:
     )
     docker_path: str = setting(
         "DEVCONTAINER_DOCKER_PATH",
-        "Container engine CLI: docker or podman.",
+        "Container engine CLI: docker or podman (or a path to one). Unset: the engine of the workspace's last "
+        "build, else docker when the Docker engine answers at /var/run/docker.sock (or DOCKER_HOST is set), else "
+        "podman when it is installed. The choice is logged and recorded in state.json.",
         types.DockerPath(),
-        "docker",
+        "",
+        doc_default="auto",
         commands=STATE_USERS,
     )
     state_dir: str = setting(

@@ -208,7 +208,7 @@ class DockerPath(click.ParamType[str]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = Text(PATH_MAX).convert(value, param, ctx).strip()
-        if os.path.basename(text) not in ("docker", "podman"):
+        if text and os.path.basename(text) not in ("docker", "podman"):
             self.fail(f"must be docker or podman (or a path to one of them), got {text!r}", param, ctx)
         return text
 

@@ -137,6 +137,9 @@ class State:
     keepalive_error: str = ""
     compose_project: str = ""  # a compose config's project: its other services run beside the devcontainer
     compose_volumes: list[str] = field(default_factory=list)  # the project's named volumes: no rebuild removes them
+    engine: str = ""  # the engine's CLI the containers were made with (docker, podman, or a path)
+    engine_kind: str = ""  # docker or podman (a `docker` that is Podman's script is podman)
+    engine_reason: str = ""  # why that engine: set by DEVCONTAINER_DOCKER_PATH, or what auto-detection saw
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

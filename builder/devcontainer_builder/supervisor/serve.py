@@ -21,6 +21,7 @@ from types import FrameType
 
 import uvicorn
 
+from devcontainer_builder.engine import detect
 from devcontainer_builder.engine.engine import Engine
 from devcontainer_builder.errors import BuilderError, InputError
 from devcontainer_builder.log import Log
@@ -110,7 +111,8 @@ def _serve(
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()
-    engine = Engine(settings.docker_path, environment.for_engine(environ, settings.workspace_folder))
+    choice = detect.choose(settings.docker_path, environ, last=dirs.read_state().engine)
+    engine = Engine(choice.path, environment.for_engine(environ, settings.workspace_folder), choice.kind)
     keepalive: KeepAlive | None = None
 
     def ended(build: Build) -> None:

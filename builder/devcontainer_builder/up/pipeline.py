@@ -16,7 +16,7 @@ import tempfile
 import traceback
 from collections.abc import Mapping
 
-from devcontainer_builder.engine import compose, containers, decide, guard
+from devcontainer_builder.engine import compose, containers, decide, detect, guard
 from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import LABEL_LOCAL_FOLDER, Engine, Labelled
@@ -34,7 +34,8 @@ from devcontainer_builder.workspace import checkout, config, fingerprint, git, l
 
 
 def preflight(settings: Settings, environ: Mapping[str, str]) -> str:
-    """Tools the builder needs; returns the devcontainer CLI's path."""
+    """Tools the builder needs; returns the devcontainer CLI's path. settings.docker_path is the chosen
+    engine's (choose_engine)."""
     problems = []
     path = environ.get("PATH", os.defpath)
     cli = shutil.which("devcontainer", path=path)
@@ -47,8 +48,8 @@ def preflight(settings: Settings, environ: Mapping[str, str]) -> str:
         problems.append("git is not installed or not on PATH; install git.")
     if not shutil.which(settings.docker_path, path=path):
         problems.append(
-            f"the container engine CLI {settings.docker_path!r} was not found; install it or set "
-            "DEVCONTAINER_DOCKER_PATH."
+            f"the container engine CLI {settings.docker_path!r} was not found; install Docker or Podman, or set "
+            "DEVCONTAINER_DOCKER_PATH to the one that is installed."
         )
     if settings.repository.kind in ("ssh", "scp") and not shutil.which("ssh", path=path):
         problems.append(f"{settings.repository} is an ssh URL but ssh is not installed; install openssh-client.")
@@ -90,9 +91,16 @@ def lock_timeout(settings: Settings) -> float:
     return float(settings.build_timeout + settings.git_timeout * (settings.git_retries + 3) + 120)
 
 
+def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
+    """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
+    choice = detect.choose(settings.docker_path, environ, last=dirs.read_state().engine)
+    return dataclasses.replace(settings, docker_path=choice.path), choice
+
+
 def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str = "start", build_id: str = "") -> int:
-    cli = preflight(settings, environ)
     dirs = open_state_dir(settings, log)
+    settings, choice = choose_engine(settings, environ, dirs)
+    cli = preflight(settings, environ)
     timeout = lock_timeout(settings)
     with workspace_lock(
         dirs.lock_file,
@@ -104,7 +112,7 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
     ):
         stopped = reaper.stop_dead_runs(settings.workspace_folder)
         env = environment.for_engine(environ, settings.workspace_folder)
-        engine = Engine(settings.docker_path, env)
+        engine = Engine(settings.docker_path, env, choice.kind)
         previous = dirs.read_state()
         settings = once(settings, previous, log)
         dirs.compact_events()
@@ -117,11 +125,17 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             engine=engine,
             cli=cli,
             env=env,
-            guard=guard.setup(settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True),
+            guard=guard.setup(
+                settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True, kind=choice.kind
+            ),
             previous=previous,
             state=initial_state(settings, previous, dirs, trigger, build_id or os.urandom(6).hex()),
         )
+        run.state.engine, run.state.engine_kind, run.state.engine_reason = choice.path, choice.kind, choice.reason
         with run.logging():
+            if choice.reason != detect.CONFIGURED:
+                shim = "" if os.path.basename(choice.path) == choice.kind else f", which is {choice.kind}"
+                log.info(f"engine: {choice.path}{shim} ({choice.reason})")
             if stopped:
                 log.info(f"stopped {len(stopped)} processes left running by a builder that was killed")
                 run.event(Event.STALE_RUN_STOPPED, processes=len(stopped))
