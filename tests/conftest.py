@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support import engines, user_install
 from support.builder import Workspace, base_env, remove_containers_under
 from support.coder import CoderDouble, bridge_gateway, make_double
+from support.engines import EngineUnderTest
 from support.githttp import GitHTTPServer
 from support.repos import Remote
 from support.services import Registry, SSHServer
@@ -72,13 +74,35 @@ def remote(make_remote: Callable[..., Remote]) -> Remote:
     return make_remote()
 
 
+@pytest.fixture(scope="session")
+def rootless_path(sandbox_root: Path) -> str:
+    """The builder and the CLI installed by the rootless engine's user (once a session)."""
+    require_root()
+    return user_install.install(engines.ROOTLESS_USER, sandbox_root / "rootless-home")
+
+
 @pytest.fixture
-def make_workspace(sandbox: Path) -> Callable[..., Workspace]:
+def engine(request: pytest.FixtureRequest, sandbox: Path) -> Iterator[EngineUnderTest]:
+    """Docker, unless the test is parametrised over engines (`@on_every_engine`)."""
+    chosen = engines.make(getattr(request, "param", "docker"))
+    if chosen.user:
+        require_root()
+    chosen.load_images()
+    yield chosen
+    chosen.remove_containers_under(str(sandbox))
+
+
+@pytest.fixture
+def make_workspace(sandbox: Path, engine: EngineUnderTest, request: pytest.FixtureRequest) -> Callable[..., Workspace]:
+    path = request.getfixturevalue("rootless_path") if engine.user else ""
+
     def make(repository: str, name: str = "project", **env: str) -> Workspace:
         base = base_env()
         base["DEVCONTAINER_REPOSITORY"] = repository
         base.update(env)
-        return Workspace(sandbox, name, base)
+        workspace = Workspace(sandbox, name, base, engine, path)
+        engine.own(workspace.folder.parent, workspace.state_dir.parent)
+        return workspace
 
     return make
 

@@ -22,6 +22,7 @@ from support.builder import (
     tree_contains,
     which_docker_config_with_buildx,
 )
+from support.engines import EngineUnderTest, on_every_engine
 from support.githttp import GitHTTPServer
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
@@ -49,7 +50,8 @@ def hooks_config(**fields: object) -> dict[str, str]:
     }
 
 
-def test_an_image_config_comes_up_running(remote: Remote, make_workspace) -> None:
+@on_every_engine
+def test_an_image_config_comes_up_running(remote: Remote, make_workspace, engine: EngineUnderTest) -> None:
     head = remote.commit(hooks_config())
     ws = make_workspace(remote.url)
     run = ws.up()
@@ -59,17 +61,19 @@ def test_an_image_config_comes_up_running(remote: Remote, make_workspace) -> Non
     assert state["container_id"] == ws.container()
     assert state["commit"] == head and state["config_kind"] == "repository"
     assert state["error"] is None and state["rebuild_suggested"] is False
-    assert docker("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
+    assert engine.run("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
+    assert state["engine"] == engine.cli and state["engine_kind"] == engine.cli
     assert ws.exec("cat", f"/workspaces/{ws.folder.name}/README.md") == "hello"
     assert ws.exec("cat", "/tmp/post-create-count") == "created"
     kinds = ws.event_kinds()
     for kind in ("build_started", "git_cloned", "config_resolved", "container_running"):
         assert kind in kinds
     assert "workspace running" in run.stdout
-    assert ws.build_log().count("Run: docker run") == 1
+    assert ws.build_log().count(f"Run: {engine.cli} run") == 1
 
 
-def test_a_dockerfile_with_a_local_feature_and_lifecycle_hooks(remote: Remote, make_workspace) -> None:
+@on_every_engine
+def test_a_dockerfile_with_a_local_feature_and_lifecycle_hooks(remote: Remote, make_workspace, engine) -> None:
     remote.commit(
         {
             ".devcontainer/devcontainer.json": json.dumps(
@@ -103,7 +107,8 @@ def test_a_dockerfile_with_a_local_feature_and_lifecycle_hooks(remote: Remote, m
     assert run_git("status", "--porcelain", cwd=ws.folder) == ""
 
 
-def test_a_rerun_reuses_the_container_and_does_not_rerun_create_hooks(remote: Remote, make_workspace) -> None:
+@on_every_engine
+def test_a_rerun_reuses_the_container_and_does_not_rerun_create_hooks(remote: Remote, make_workspace, engine) -> None:
     remote.commit(hooks_config())
     ws = make_workspace(remote.url)
     assert ws.up().returncode == 0
@@ -150,7 +155,8 @@ def test_two_concurrent_ups_leave_one_container(remote: Remote, make_workspace) 
     assert ws.exec("cat", "/tmp/post-create-count") == "created"
 
 
-def test_a_config_change_replaces_the_container(remote: Remote, make_workspace) -> None:
+@on_every_engine
+def test_a_config_change_replaces_the_container(remote: Remote, make_workspace, engine) -> None:
     remote.commit(hooks_config())
     ws = make_workspace(remote.url)
     assert ws.up().returncode == 0

@@ -226,8 +226,28 @@ python_install() {
   touch "$stamp"
 }
 
+rootless_podman() {
+  # what rootless Podman needs for a user, as a VM's cloud-init sets it up (template/modules/vm-host):
+  # subordinate uids and gids, overlay storage (native on kernels >= 5.13) and a runtime dir, which
+  # systemd-logind would make on a machine with logins
+  local user=$1 uid home conf
+  uid=$(id -u "$user")
+  home=$(getent passwd "$user" | cut -d: -f6)
+  grep -q "^$user:" /etc/subuid || usermod --add-subuids 300000-365535 "$user"
+  grep -q "^$user:" /etc/subgid || usermod --add-subgids 300000-365535 "$user"
+  conf=$home/.config/containers/storage.conf
+  if [ ! -f "$conf" ]; then
+    say "rootless Podman storage for $user"
+    install -d -o "$user" -g "$user" "$home/.config" "$home/.config/containers"
+    printf '[storage]\ndriver = "overlay"\n' >"$conf"
+    chown "$user:$user" "$conf"
+  fi
+  install -d -m 0700 -o "$user" -g "$user" "/run/user/$uid"
+}
+
 packages=(docker.io debootstrap git ca-certificates openssh-client)
-[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium podman)
+[ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium
+  podman uidmap slirp4netns fuse-overlayfs systemd)
 apt_install "${packages[@]}"
 start_docker
 install_compose
@@ -246,6 +266,7 @@ if [ "$profile" = test ]; then
   fi
   socket_group=$(stat -c %G /var/run/docker.sock)
   id -nG dcb-user | tr ' ' '\n' | grep -qx "$socket_group" || usermod -aG "$socket_group" dcb-user
+  rootless_podman dcb-user
 fi
 if [ "$profile" = test ]; then
   install_buildx

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.engines import DOCKER, EngineUnderTest
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +93,8 @@ class Workspace:
     root: Path
     name: str
     env: dict[str, str]
+    engine: EngineUnderTest = DOCKER  # what the builder runs on, and as whom
+    path: str = ""  # PATH entries before the system's: the builder and CLI the engine's user may run
 
     @property
     def folder(self) -> Path:
@@ -103,16 +106,22 @@ class Workspace:
         return Path(given) if given else self.root / "state" / self.name
 
     def builder_env(self, **overrides: str) -> dict[str, str]:
-        env = dict(self.env)
+        env = self.engine.process_env(self.env)
+        if self.engine is not DOCKER:
+            env["DEVCONTAINER_DOCKER_PATH"] = self.engine.cli
+        if self.path:
+            env["PATH"] = f"{self.path}:{os.environ['PATH']}"
         env["DEVCONTAINER_WORKSPACE_FOLDER"] = str(self.folder)
         env["DEVCONTAINER_STATE_DIR"] = str(self.state_dir)
         env.update(overrides)
         return {k: v for k, v in env.items() if v is not None}
 
     def start(self, *args: str, command: str = "up", **overrides: str) -> subprocess.Popen:
+        builder = "devcontainer-builder" if self.path else BUILDER
         return subprocess.Popen(
-            [BUILDER, command, *args],
+            self.engine.as_user([builder, command, *args]),
             env=self.builder_env(**overrides),
+            cwd=self.root if self.engine.user else None,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -163,9 +172,7 @@ class Workspace:
         return (self.state_dir / "build.log").read_text()
 
     def containers(self, all_states: bool = True) -> list[str]:
-        flags = ["-a"] if all_states else []
-        out = docker("ps", *flags, "-q", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={self.folder}")
-        return out.split()
+        return self.engine.containers_of(str(self.folder), all_states)
 
     def container(self) -> str:
         containers = self.containers()
@@ -174,7 +181,7 @@ class Workspace:
 
     def exec(self, *cmd: str, user: str | None = None, check: bool = True) -> str:
         flags = ["-u", user] if user else []
-        return docker("exec", *flags, self.container(), *cmd, check=check)
+        return self.engine.run("exec", *flags, self.container(), *cmd, check=check)
 
 
 # A Dockerfile build that reaches its RUN step, says so, and then takes five minutes.
