@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import pwd
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from support.builder import Workspace, docker
+from support.builder import Workspace
 from support.coder import QUOTED, CoderDouble, bridge_gateway, init_script, make_double
+from support.engines import EngineUnderTest, on_every_engine
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
 
@@ -67,22 +69,20 @@ def container_leaks(ws: Workspace, secret: str) -> list[str]:
     """Everywhere in the container a secret can hide, except the agent's own environment."""
     cid = ws.container()
     places = []
-    if secret in docker("inspect", cid):
+    if secret in ws.engine.run("inspect", cid):
         places.append("docker inspect")
     argv = ws.exec("sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\000' ' ' < $f; echo; done", user="root")
     if secret in argv:
         places.append("a process's arguments")
-    files = subprocess.run(
-        ["docker", "exec", "-u", "root", cid, "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys",
-         "--exclude-dir=dev", "--", secret, "/"],
-        capture_output=True, text=True, timeout=120, check=False,
-    ).stdout.split()  # fmt: skip
+    files = ws.engine.run("exec", "-u", "root", cid, "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys",
+                          "--exclude-dir=dev", "--", secret, "/", check=False).split()  # fmt: skip
     places += [f"file {name}" for name in files]
     return places
 
 
+@on_every_engine
 def test_the_agent_connects_from_inside_the_devcontainer(
-    remote: Remote, workspace, coder: CoderDouble, gh_token: str
+    remote: Remote, workspace, coder: CoderDouble, gh_token: str, engine: EngineUnderTest
 ) -> None:
     remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": WITH_CURL})})
     ws = workspace(remote.url)
@@ -92,7 +92,8 @@ def test_the_agent_connects_from_inside_the_devcontainer(
     container = ws.container()
     assert connection["hostname"] == container[:12], "the agent runs in the devcontainer, not in the builder"
     assert connection["token"] == coder.token
-    assert connection["uid"] == 1000, "as the remote user"
+    # as the remote user, whom rootless Podman's container gives the workspace owner's uid (keep-id)
+    assert connection["uid"] == (pwd.getpwnam(engine.user).pw_uid if engine.user else 1000)
     state = ws.state()
     assert state["agent"]["status"] == "started" and state["agent"]["user"] == "coder"
     assert "agent_started" in ws.event_kinds()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.builder import SLEEPING_BUILD, Workspace, docker
 from support.coder import CoderDouble
+from support.engines import on_every_engine
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
 from support.repos import git as run_git
@@ -33,8 +34,8 @@ def workspace(make_workspace, coder: CoderDouble):
 
 def login_shell(ws: Workspace, user: str = "coder") -> str:
     result = subprocess.run(
-        ["docker", "exec", "-t", "-u", user, ws.container(), "bash", "-lic", "true"],
-        capture_output=True, text=True, timeout=60, check=False,
+        ws.engine.as_user([ws.engine.cli, "exec", "-t", "-u", user, ws.container(), "bash", "-lic", "true"]),
+        capture_output=True, text=True, timeout=60, check=False, env=ws.engine.process_env(dict(os.environ)),
     )  # fmt: skip
     return result.stdout + result.stderr
 
@@ -48,8 +49,11 @@ def assert_degraded(ws: Workspace, coder: CoderDouble, run, *, step: str, eviden
     assert evidence in state["error"]["message"] + state["error"].get("detail", "")
     container = ws.container()  # exactly one
     assert state["container_id"] == container
-    assert docker("inspect", "-f", "{{.Config.Image}} {{.State.Running}}", container) == f"{FALLBACK} true"
-    assert docker("inspect", "-f", '{{index .Config.Labels "devcontainer-builder.role"}}', container) == "fallback"
+    image, running = ws.engine.run("inspect", "-f", "{{.Config.Image}} {{.State.Running}}", container).split()
+    # rootless Podman runs the fallback's image given the workspace owner's uid (the CLI's "-uid" image)
+    assert running == "true" and (image.endswith(FALLBACK) or (ws.engine.user and image.endswith("-uid:latest")))
+    role = ws.engine.run("inspect", "-f", '{{index .Config.Labels "devcontainer-builder.role"}}', container)
+    assert role == "fallback"
     remote_log = f"/workspaces/{ws.folder.name}/{ERROR_LOG}"
     assert state["error"]["error_log"] == remote_log
     text = ws.exec("cat", remote_log)
@@ -102,7 +106,8 @@ def test_a_config_without_image_or_dockerfile(remote: Remote, workspace, coder: 
     assert_degraded(ws, coder, ws.up(), step="config", evidence='"image", "build.dockerfile"')
 
 
-def test_a_failing_run_step(remote: Remote, workspace, coder: CoderDouble) -> None:
+@on_every_engine
+def test_a_failing_run_step(remote: Remote, workspace, coder: CoderDouble, engine) -> None:
     broken(
         remote,
         {
@@ -204,7 +209,8 @@ def test_uncommitted_work_survives_a_failure_and_git_status_shows_only_it(
     assert ws.exec("cat", f"/workspaces/{ws.folder.name}/notes.md") == "my notes"
 
 
-def test_fixing_the_config_brings_the_real_devcontainer_back(remote: Remote, workspace) -> None:
+@on_every_engine
+def test_fixing_the_config_brings_the_real_devcontainer_back(remote: Remote, workspace, engine) -> None:
     broken(remote, {".devcontainer/devcontainer.json": json.dumps({"image": IMAGE, "postCreateCommand": "exit 3"})})
     ws = workspace(remote.url)
     assert ws.up().returncode == 0
