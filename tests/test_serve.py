@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from support.builder import Workspace, docker
 from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.engines import EngineUnderTest, on_every_engine
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
 from support.repos import git as run_git
@@ -49,7 +50,10 @@ def running_ws(remote: Remote, make_workspace, files: dict[str, str], **env: str
     return ws
 
 
-def test_a_user_fixes_a_broken_config_in_the_workspace_and_rebuilds(remote: Remote, make_workspace, supervise) -> None:
+@on_every_engine
+def test_a_user_fixes_a_broken_config_in_the_workspace_and_rebuilds(
+    remote: Remote, make_workspace, supervise, engine: EngineUnderTest
+) -> None:
     remote.commit({".devcontainer/devcontainer.json": '{"image": ', "README.md": "project\n"})
     ws = make_workspace(remote.url)
     assert ws.up().returncode == 0
@@ -66,7 +70,7 @@ def test_a_user_fixes_a_broken_config_in_the_workspace_and_rebuilds(remote: Remo
     assert final["status"] == "running" and final["fallback"] is False, final
     assert final["last_build"]["id"] == build and final["last_build"]["exit_code"] == 0
     container = ws.container()  # exactly one
-    assert docker("inspect", "-f", "{{.Config.Image}}", container) == BASE_IMAGE
+    assert engine.run("inspect", "-f", "{{.Config.Image}}", container).endswith(BASE_IMAGE)
     ws.exec("test", "-f", "/tmp/fixed")
     assert (ws.folder / "notes.txt").read_text() == "my notes\n"
     assert json.loads((ws.folder / ".devcontainer" / "devcontainer.json").read_text())["postCreateCommand"]
@@ -262,9 +266,13 @@ def agent_pids(ws: Workspace) -> list[str]:
     return [line.rsplit(" ", 1)[1] for line in out.splitlines() if "coder agent" in line]
 
 
-@pytest.mark.parametrize("how", ["stop", "kill", "remove"])
+@pytest.mark.parametrize(
+    ("how", "engine"),
+    [("stop", "docker"), ("kill", "docker"), ("remove", "docker"), ("kill", "podman"), ("kill", "rootless")],
+    indirect=["engine"],
+)
 def test_a_container_that_stopped_died_or_was_removed_comes_back_with_its_agent(
-    remote: Remote, make_workspace, supervise, bridged_coder: CoderDouble, how: str
+    remote: Remote, make_workspace, supervise, bridged_coder: CoderDouble, how: str, engine: EngineUnderTest
 ) -> None:
     ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps(
         {"image": FALLBACK_IMAGE, "postStartCommand": "echo started >> /tmp/starts"})}, **agent_env(bridged_coder))  # fmt: skip
@@ -272,11 +280,11 @@ def test_a_container_that_stopped_died_or_was_removed_comes_back_with_its_agent(
     sup = supervise(ws)
     container = ws.container()
     if how == "stop":
-        docker("stop", "-t", "1", container)
+        engine.run("stop", "-t", "1", container)
     elif how == "kill":
-        docker("kill", container)
+        engine.run("kill", container)
     else:
-        docker("rm", "-f", container)
+        engine.run("rm", "-f", container)
     wait_for(lambda: len(bridged_coder.connections) == 2, 120, "the agent connecting again")
     final = sup.wait_build_end()
     assert final["status"] == "running"

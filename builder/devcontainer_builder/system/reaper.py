@@ -7,6 +7,12 @@ descendant that is not under a child the builder is waiting on. Dead runs: a bui
 (SIGKILL, OOM) cannot clean up; every child it starts carries a run marker in its environment
 (MARKER=<workspace key>/<pid>/<start time>), and the next builder for the workspace stops every process
 whose marker names a run that is no longer alive (`stop_dead_runs()`).
+
+Podman has no daemon: each container is watched by a `conmon` that double-forks away from `podman run`,
+and rootless Podman keeps a pause process holding its user namespace (plus slirp4netns or pasta for
+the network). Those are handed to the builder like any orphan, but they are the containers, not strays:
+they and what runs under them are spared (ENGINE_HELPERS). That gives a repository's allowed
+initializeCommand nothing it lacks, since it has the engine and can start a detached container anyway.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ import signal
 import time
 
 MARKER = "DEVCONTAINER_BUILDER_RUN"
+# what Podman leaves running for its containers (the executables' names)
+ENGINE_HELPERS = frozenset({"conmon", "podman", "catatonit", "slirp4netns", "pasta", "pasta.avx2", "rootlessport",
+                            "aardvark-dns", "netavark"})  # fmt: skip
 
 
 def _stat(pid: int) -> tuple[int, str, int] | None:
@@ -86,10 +95,21 @@ def stop_strays() -> list[int]:
     for pid in proc.live():
         keep.add(pid)
         keep.update(_subtree(tree, pid))
+    for pid in _subtree(tree, os.getpid()):
+        if pid not in keep and _engine_helper(pid):
+            keep.add(pid)
+            keep.update(_subtree(tree, pid))
     strays = [pid for pid in _subtree(tree, os.getpid()) if pid not in keep]
     if strays:
         _kill_and_reap(strays)
     return strays
+
+
+def _engine_helper(pid: int) -> bool:
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")) in ENGINE_HELPERS
+    except OSError:
+        return False
 
 
 def workspace_key(workspace: str) -> str:
