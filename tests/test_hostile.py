@@ -20,6 +20,7 @@ import pytest
 from devcontainer_builder.engine.compose import project_name
 from support.builder import Workspace, docker, key_material, tree_contains
 from support.coder import CoderDouble
+from support.engines import EngineUnderTest, on_every_engine
 from support.githttp import GitHTTPServer
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
@@ -63,8 +64,9 @@ def stealing_repository(sandbox: Path, name: str = "hostile", **config: object) 
     return remote
 
 
+@on_every_engine
 def test_initialize_command_reads_no_secret_from_any_process_and_leaves_nothing_running(
-    git_http: GitHTTPServer, coder: CoderDouble, ssh_key: str, sandbox: Path, make_workspace
+    git_http: GitHTTPServer, coder: CoderDouble, ssh_key: str, sandbox: Path, make_workspace, engine: EngineUnderTest
 ) -> None:
     stealing_repository(sandbox)
     ws = make_workspace(
@@ -88,6 +90,8 @@ def test_initialize_command_reads_no_secret_from_any_process_and_leaves_nothing_
         assert secret not in dump, f"the initializeCommand read {name}"
     daemon = int((ws.folder / ".stolen.daemon").read_text())
     assert not Path(f"/proc/{daemon}").exists(), "what initializeCommand left running must go when its step ends"
+    # ... but not the container: Podman's monitor of it was handed to the builder too (system/reaper.py)
+    assert engine.run("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
 
 
 def test_initialize_command_needs_the_admins_permission(sandbox: Path, make_workspace) -> None:

@@ -107,7 +107,7 @@ class Workspace:
 
     def builder_env(self, **overrides: str) -> dict[str, str]:
         env = self.engine.process_env(self.env)
-        if self.engine is not DOCKER:
+        if self.engine.podman:
             env["DEVCONTAINER_DOCKER_PATH"] = self.engine.cli
         if self.path:
             env["PATH"] = f"{self.path}:{os.environ['PATH']}"

@@ -65,7 +65,7 @@ def socket_answers(path: str = DOCKER_SOCKET, timeout: float = PING_TIMEOUT) -> 
     return f"the Docker socket at {path} answers, but not as a Docker engine"
 
 
-def choose(configured: str, environ: Mapping[str, str], last: str = "") -> Choice:
+def choose(configured: str, environ: Mapping[str, str], last: str = "", socket_path: str = DOCKER_SOCKET) -> Choice:
     """The engine for this run (see the module's docstring); `last` is state.json's `engine`."""
     search_path = environ.get("PATH", os.defpath)
     if configured:
@@ -76,9 +76,9 @@ def choose(configured: str, environ: Mapping[str, str], last: str = "") -> Choic
     podman = shutil.which(PODMAN, path=search_path)
     if docker and environ.get("DOCKER_HOST"):
         return Choice(DOCKER, kind_of(DOCKER, search_path), "DOCKER_HOST is set")
-    why = socket_answers()
+    why = socket_answers(socket_path)
     if docker and not why:
-        return Choice(DOCKER, kind_of(DOCKER, search_path), f"the Docker engine answers at {DOCKER_SOCKET}")
+        return Choice(DOCKER, kind_of(DOCKER, search_path), f"the Docker engine answers at {socket_path}")
     if podman:
         return Choice(PODMAN, PODMAN, f"{why}; Podman is installed")
     return Choice(DOCKER, DOCKER, f"{why} and Podman is not installed: trying docker")
