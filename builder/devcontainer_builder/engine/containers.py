@@ -8,6 +8,8 @@ config or a fallback is never mistaken for the current devcontainer, and stale o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,9 @@ SETUP_SCRIPT = (
     f"grep -qF {BANNER_PATH} /etc/bash.bashrc || echo '[ -r {BANNER_PATH} ] && . {BANNER_PATH}' >> /etc/bash.bashrc"
 )
 
+# run as root: the folders ($2...) become the user's ($1) while root owns them; a fixed text, values as arguments
+OWN_SCRIPT = 'user=$1; shift; for dir in "$@"; do [ "$(stat -c %u "$dir")" = 0 ] && chown "$user:" "$dir"; done; true'
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -58,6 +63,21 @@ class Spec:
     compose_project: str = ""  # a compose config: the workspace's project (engine/compose.py)
     services: tuple[str, ...] = ()  # the services its compose files define
     builds_service: bool = False  # the compose files build the devcontainer's service from a Dockerfile
+    override_config: str = ""  # the config's content with the admin's additions (up/additions.py), if any
+    persist_targets: tuple[str, ...] = ()  # folders the admin's named volumes are mounted at
+
+
+@dataclass(frozen=True)
+class Additions:
+    fields: dict[str, Any]  # what goes over the config's own: runArgs and mounts, each extended
+    persist_targets: tuple[str, ...] = ()
+
+    def rehash(self, config_hash: str) -> str:
+        """The config hash of the config with these additions (itself when there are none)."""
+        if not self.fields:
+            return config_hash
+        mixed = config_hash + json.dumps(self.fields, sort_keys=True)
+        return hashlib.sha256(mixed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def identity_labels(workspace: str, role: str, config_hash: str) -> dict[str, str]:
@@ -113,6 +133,16 @@ def configure(engine: Engine, log: Log, container: str, folder: str, banner: str
             "report 'dubious ownership' in the workspace" + (" and no login banner shows the failure" if banner else "")
         )
     return result.ok
+
+
+def own_volumes(engine: Engine, log: Log, container: str, user: str, folders: tuple[str, ...]) -> None:
+    """The admin's persisted volumes, mounted at folders new volumes give to root, become the remote
+    user's (only the mount points: what is inside keeps its owners)."""
+    if not folders or user in ("", "root", "0"):
+        return
+    result = engine.exec(container, ["sh", "-c", OWN_SCRIPT, "sh", user, *folders])
+    if not result.ok:
+        log.warn(f"could not give {', '.join(folders)} to {user} ({last_line(result.stderr)}); they stay root's")
 
 
 def configure_when_started(engine: Engine, log: Log, workspace: str, spec: Spec) -> tuple[str, str] | None:

@@ -206,6 +206,7 @@ def up_args(
     update_remote_user_uid: str = "",
     remote_env: Mapping[str, str] | None = None,
     compose_path: str = "",
+    override_config: str = "",
 ) -> list[str]:
     args = [cli, "up", "--log-format", "json", "--workspace-folder", workspace, "--docker-path", docker_path]
     if compose_path:
@@ -213,6 +214,8 @@ def up_args(
     for key, value in id_labels.items():
         args += ["--id-label", f"{key}={value}"]
     args += ["--override-config" if override else "--config", config]
+    if override_config:  # its content, with config's folder for relative paths
+        args += ["--override-config", override_config]
     for ref in cache_from:
         args += ["--cache-from", ref]
     if cache_to:

@@ -113,6 +113,25 @@ class Engine:
                 found.append(Labelled(*parts))
         return found
 
+    def image_user(self, image: str) -> str:
+        """The remote user a local image's devcontainer.metadata names (remoteUser, else containerUser, the
+        last entry that sets one winning), else its USER; "" when the image is not local."""
+        template = f'{{{{index .Config.Labels "{LABEL_METADATA}"}}}}\n{{{{.Config.User}}}}'
+        result = self._run(["image", "inspect", "--format", template, image])
+        if not result.ok:
+            return ""
+        metadata, _, user = result.stdout.rstrip("\n").partition("\n")
+        try:
+            entries = json.loads(metadata) if metadata.strip() else []
+        except ValueError:
+            entries = []
+        found = ""
+        for key in ("containerUser", "remoteUser"):  # remoteUser wins over containerUser
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and isinstance(entry.get(key), str) and entry[key]:
+                    found = entry[key]
+        return found or user.split(":")[0]
+
     def remove(self, container: str) -> proc.Result:
         return self._run(["rm", "-f", container], timeout=120.0)
 

@@ -97,6 +97,7 @@ def setup(
         force_rm=force_rm,
         compose_dir=os.path.join(os.path.dirname(report), "compose"),
         reserved_ports=(str(settings.serve_address[1]),),
+        network=settings.network,
     )
     guarded = dict(env)
     guarded[policy.POLICY_VAR] = rules.to_text()

@@ -327,6 +327,24 @@ class Settings:
         types.Text(200),
         "",
     )
+    network: str = setting(
+        "DEVCONTAINER_NETWORK",
+        "Network of the workspace's container, e.g. host so that its ports are reachable at a VM's address. "
+        "Added to the config the CLI gets (runArgs --network), never written into the repository's "
+        "devcontainer.json; not applied to Docker Compose configs. Unset: the engine's default network.",
+        types.Network(),
+        "",
+        commands=UP_SERVE,
+    )
+    persist: tuple[str, ...] = setting(
+        "DEVCONTAINER_PERSIST",
+        "Folders inside the container kept in named volumes across rebuilds, separated by spaces, e.g. "
+        "~/.vscode-server ~/.local/share/code-server. ~ is the remote user's home. Each volume is created once, "
+        "mounted into every container of the workspace and never removed by the builder.",
+        types.ContainerPaths(),
+        (),
+        commands=UP_SERVE,
+    )
     allowed_mounts: tuple[str, ...] = setting(
         "DEVCONTAINER_ALLOWED_MOUNTS",
         "Admin policy: host paths a config's bind mounts may come from, besides the workspace folder, separated "

@@ -349,6 +349,39 @@ class PathList(click.ParamType[tuple[str, ...]]):
         return tuple(AbsolutePath().convert(word, param, ctx) for word in words)
 
 
+class Network(click.ParamType[str]):
+    """A container network mode or network name (host, bridge, none, pasta, slirp4netns, or a name)."""
+
+    name = "network"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(128).convert(value, param, ctx).strip()
+        if text and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text):
+            self.fail(
+                f"must be a network mode (host, bridge, none, pasta, slirp4netns) or a network's name, got {text!r}",
+                param,
+                ctx,
+            )
+        return text
+
+
+class ContainerPaths(click.ParamType[tuple[str, ...]]):
+    """Space-separated folders inside the container: absolute, or ~/... for the remote user's home."""
+
+    name = "paths"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        paths = []
+        for word in Words(16).convert(value, param, ctx):
+            parts = word.split("/")
+            if not (word.startswith("/") or word.startswith("~/")) or word.rstrip("/") in ("", "~"):
+                self.fail(f"{word!r} must be a folder inside the container: /absolute/path or ~/path", param, ctx)
+            if ".." in parts or "," in word or "=" in word:
+                self.fail(f"{word!r} may not hold '..', ',' or '='", param, ctx)
+            paths.append(word.rstrip("/"))
+        return tuple(dict.fromkeys(paths))
+
+
 class Choices(click.ParamType[tuple[str, ...]]):
     """Space-separated words, each one of a fixed set."""
 

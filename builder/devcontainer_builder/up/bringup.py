@@ -99,6 +99,7 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
         id_labels=containers.identity_labels(settings.workspace_folder, spec.role, spec.config_hash),
         config=spec.config_path,
         override=spec.override,
+        override_config=spec.override_config,
         cache_from=settings.cache_from if cache and not no_cache else (),
         cache_to=cache_to,
         remove_existing=remove_existing,
@@ -281,6 +282,7 @@ def after_up(run: Run, outcome: Outcome, spec: Spec, *, always_configure: bool) 
         folder = outcome.remote_workspace_folder or spec.remote_folder
         if run.configured != (outcome.container_id, folder):
             containers.configure(run.engine, run.log, outcome.container_id, folder, spec.banner)
+        containers.own_volumes(run.engine, run.log, outcome.container_id, outcome.remote_user, spec.persist_targets)
 
 
 def start_agent(run: Run, outcome: Outcome) -> None:

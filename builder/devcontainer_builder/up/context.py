@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from devcontainer_builder.engine.containers import Additions
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import Engine, Labelled
 from devcontainer_builder.engine.guard import Guard
@@ -45,6 +46,7 @@ class Run:
     removed: list[str] = field(default_factory=list)  # containers this run removed
     compose_project: str = ""  # a compose config's project (engine/compose.py)
     project_containers: list[Labelled] = field(default_factory=list)  # its containers once it came up
+    additions: Additions = field(default_factory=lambda: Additions({}))  # the admin's, to the resolved config
 
     @property
     def owner(self) -> files.Owner | None:

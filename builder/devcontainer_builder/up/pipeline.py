@@ -28,7 +28,7 @@ from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import KEEPALIVE, bringup, recovery, restart
+from devcontainer_builder.up import KEEPALIVE, additions, bringup, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
@@ -281,6 +281,9 @@ def resolve(run: Run) -> config.ResolvedConfig:
     except OSError as err:
         raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
     run.log.info(f"config: {resolved.description}")
+    compose_config = bool(layout.compose_files(resolved.path, resolved.data))
+    run.additions = additions.for_config(run, resolved.data, compose_config=compose_config)
+    resolved = dataclasses.replace(resolved, config_hash=run.additions.rehash(resolved.config_hash))
     run.event(Event.CONFIG_RESOLVED, config_kind=resolved.kind, path=resolved.path, config_hash=resolved.config_hash)
     refused = guard.initialize_command_refusal(resolved.data, settings)
     if refused is not None:
@@ -317,6 +320,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
     )
     if layout.compose_files(resolved.path, resolved.data):
         spec = for_compose(run, spec, resolved)
+    spec = additions.apply(run, spec, resolved.data, run.additions)
     prebuilt = False
     if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data, spec):
         # an initializeCommand may write what the build needs: only `up` runs it, so no build before it

@@ -20,7 +20,7 @@ from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.system import clock, files
-from devcontainer_builder.up import bringup
+from devcontainer_builder.up import additions, bringup
 from devcontainer_builder.up.context import Run
 from devcontainer_builder.workspace import fingerprint
 
@@ -180,14 +180,16 @@ def bring_up(run: Run, failure: BuildFailed) -> tuple[Outcome, str]:
     path = run.dirs.file("generated/fallback/devcontainer.json")
     data = config(settings.repository.name, settings.fallback_image)
     write_config(path, data)
+    added = additions.for_config(run, data)
     spec = Spec(
         role=ROLE_FALLBACK,
         config_path=path,
         override=True,
-        config_hash=fingerprint.config_hash(folder, path, data),
+        config_hash=added.rehash(fingerprint.config_hash(folder, path, data)),
         remote_folder=remote_folder,
         banner=containers.banner_script(remote_folder, ERROR_LOG),
     )
+    spec = additions.apply(run, spec, data, added)
     run.containers_before = [c.id for c in existing if c not in removed]
     outcome = bringup.run_cli(run, spec, cache=False, remove_existing=False)
     bringup.after_up(run, outcome, spec, always_configure=True)

@@ -22,7 +22,7 @@ from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed
 from devcontainer_builder.state.record import AgentInfo, Event, State
-from devcontainer_builder.up import bringup, recovery
+from devcontainer_builder.up import additions, bringup, recovery
 from devcontainer_builder.up.context import Run
 
 
@@ -47,7 +47,8 @@ def restart(run: Run) -> int | None:
         run.event(Event.COMPOSE_STARTED, project=container.project, error=error)
     path = run.dirs.file("generated/restart/devcontainer.json")
     folder = previous.remote_workspace_folder
-    recovery.write_config(path, {"image": _image(run, container.id), "workspaceFolder": folder})
+    data = {"image": _image(run, container.id), "workspaceFolder": folder}
+    recovery.write_config(path, data)
     spec = Spec(
         role=container.role,
         config_path=path,
@@ -58,6 +59,7 @@ def restart(run: Run) -> int | None:
         if container.role == ROLE_FALLBACK
         else "",
     )
+    spec = additions.apply(run, spec, data, additions.for_config(run, data))
     try:
         outcome = bringup.run_cli(run, spec, cache=False, remove_existing=False)
     except BuildFailed as err:

@@ -1,0 +1,113 @@
+"""What the admin adds to every container of the workspace, never written into the repository's
+devcontainer.json: the container's network (DEVCONTAINER_NETWORK) and named volumes that keep editor and
+tool state across rebuilds (DEVCONTAINER_PERSIST).
+
+The CLI reads a config's content from --override-config but resolves its relative paths (Dockerfile,
+build context, local features) against --config, so the builder hands it the repository's config as
+--config and a copy with the additions (in the state dir) as --override-config. The additions count in
+the container's config hash: changing them replaces the container, and its volumes carry over.
+
+A `~/` folder needs the remote user's home before the container exists. The builder takes the user from
+devcontainer.json (remoteUser, else containerUser), else from the image's devcontainer.metadata label when
+the image is already local, else the user of the workspace's last build, else root; the home is /root
+for root and /home/<user> otherwise, as in the devcontainers and Coder images. An absolute path avoids the
+guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from devcontainer_builder.engine import compose
+from devcontainer_builder.engine.containers import Additions, Spec
+from devcontainer_builder.system import files
+from devcontainer_builder.up.context import Run
+
+
+@dataclass(frozen=True)
+class Persisted:
+    entry: str  # as the admin wrote it (~/.vscode-server)
+    volume: str  # the named volume, one per workspace and entry
+    target: str  # the folder in the container
+
+
+def volume_name(workspace: str, entry: str) -> str:
+    """<project>-<slug>-<hash>: the workspace's (as compose names its project) and the entry's."""
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", entry.lower()).strip("-._")[:40] or "folder"
+    digest = hashlib.sha256(entry.encode("utf-8", "surrogateescape")).hexdigest()[:6]
+    return f"{compose.project_name(workspace)}-{slug}-{digest}"
+
+
+def home_of(user: str) -> str:
+    return "/root" if user in ("", "root", "0") else f"/home/{user}"
+
+
+def remote_user(run: Run, data: dict[str, Any]) -> str:
+    """Who the remote user will be (see the module's docstring)."""
+    for key in ("remoteUser", "containerUser"):
+        value = data.get(key)
+        if isinstance(value, str) and value and "${" not in value:
+            return value
+    image = data.get("image")
+    if isinstance(image, str) and image:
+        found = run.engine.image_user(image)
+        if found:
+            return found
+    return run.previous.remote_user or "root"
+
+
+def persisted(run: Run, data: dict[str, Any]) -> list[Persisted]:
+    entries = run.settings.persist
+    if not entries:
+        return []
+    home = home_of(remote_user(run, data)) if any(e.startswith("~/") for e in entries) else ""
+    folder = run.settings.workspace_folder
+    return [Persisted(e, volume_name(folder, e), home + e[1:] if e.startswith("~/") else e) for e in entries]
+
+
+def for_config(run: Run, data: dict[str, Any], *, compose_config: bool = False) -> Additions:
+    """What the admin adds to a config with this content."""
+    settings = run.settings
+    if compose_config:
+        if settings.network or settings.persist:
+            run.log.warn(
+                "DEVCONTAINER_NETWORK and DEVCONTAINER_PERSIST do not apply to Docker Compose configs: declare "
+                "the network and the volumes in the compose file"
+            )
+        return Additions({})
+    added: dict[str, Any] = {}
+    if settings.network:
+        added["runArgs"] = [*_list(data, "runArgs"), f"--network={settings.network}"]
+    volumes = persisted(run, data)
+    if volumes:
+        mounts = [f"type=volume,source={v.volume},target={v.target}" for v in volumes]
+        added["mounts"] = [*_list(data, "mounts"), *mounts]
+        for volume in volumes:
+            run.log.info(f"keeping {volume.entry} in volume {volume.volume} (at {volume.target})")
+    return Additions(added, tuple(v.target for v in volumes))
+
+
+def apply(run: Run, spec: Spec, data: dict[str, Any], additions: Additions) -> Spec:
+    """spec with the additions given to the CLI (spec itself when there are none). Its config hash is
+    the caller's: one that has the additions in it (Additions.rehash), or, for a container recreated as
+    it was (restart.py), the one it was labelled with."""
+    if not additions.fields:
+        return spec
+    path = run.dirs.file(f"generated/{spec.role}-additions/devcontainer.json")
+    files.make_dirs(os.path.dirname(path))
+    files.write_atomic(path, json.dumps({**data, **additions.fields}, indent=2) + "\n", sync=False)
+    targets = additions.persist_targets
+    if spec.override:  # a config of the builder's own: the copy replaces it
+        return dataclasses.replace(spec, config_path=path, persist_targets=targets)
+    return dataclasses.replace(spec, override_config=path, persist_targets=targets)
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key)
+    return value if isinstance(value, list) else []
