@@ -1,5 +1,5 @@
-"""The command line: `up`, `serve`, `rebuild`, `status` and `options`, with flags generated from the options
-table.
+"""The command line: `up`, `serve`, `rebuild`, `status`, `install-service` and `options`, with the settings'
+flags generated from the options table.
 
 Run through launch.py, which has already moved every secret off the process environment.
 """
@@ -18,7 +18,9 @@ from typing import Any, NoReturn
 
 import click
 
-from devcontainer_builder.errors import EXIT_NOT_RUNNING, BuilderError, BuildFailed, Terminated
+from devcontainer_builder.errors import EXIT_INVALID_INPUT, EXIT_NOT_RUNNING, BuilderError, BuildFailed, Terminated
+from devcontainer_builder.host.systemd import DEFAULT_ENV_FILE, DEFAULT_UNIT_DIR
+from devcontainer_builder.host.systemd import DEFAULT_NAME as DEFAULT_SERVICE
 from devcontainer_builder.log import Log, Redactor, Sink, TerminalSink
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.settings import secrets
@@ -308,6 +310,67 @@ def _container_now(settings: opts.Settings, container: str, last_engine: str) ->
         return engine.container_status(container)
     except (BuildFailed, OSError):
         return None
+
+
+@main.command("install-service")
+@click.option(
+    "--user",
+    "user",
+    required=True,
+    metavar="NAME",
+    help="The workspace's user: the service, rootless Podman and the workspace's files are theirs.",
+)
+@click.option(
+    "--env-file",
+    default=DEFAULT_ENV_FILE,
+    show_default=True,
+    metavar="PATH",
+    help="The workspace's settings and secrets (VAR=\"value\" lines); must be root's, mode 0600.",
+)
+@click.option("--name", default=DEFAULT_SERVICE, show_default=True, help="The unit's name, without .service.")
+@click.option("--unit-dir", default=DEFAULT_UNIT_DIR, show_default=True, metavar="DIR", help="Where to write the unit.")
+@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
+@click.option(
+    "--enable",
+    is_flag=True,
+    help="Then `systemctl daemon-reload` and `systemctl enable --now --no-block` it (the build runs on).",
+)
+def install_service(*, user: str, env_file: str, name: str, unit_dir: str, print_only: bool, enable: bool) -> None:
+    """Install the builder as a systemd service for a VM: `up` at boot, then `serve`, as USER.
+
+    The unit reads the workspace's settings (DEVCONTAINER_REPOSITORY, CODER_AGENT_TOKEN, ...) from the
+    env file, which systemd reads as root before it starts the builder as USER; it restarts the builder
+    when it fails, and stopping it leaves the workspace's containers running. template/modules/vm-host
+    runs this at first boot; docs/vm-host.md explains the unit line by line.
+
+    \b
+    Exit codes:
+      0  written (and enabled, with --enable)
+      1  systemctl failed
+      2  invalid input: no such user, the env file missing or readable by others, the tools not installed
+    """
+    from devcontainer_builder.host import systemd  # noqa: PLC0415
+    from devcontainer_builder.system import environment, proc  # noqa: PLC0415
+
+    try:
+        service = systemd.describe(name, user, env_file, os.environ.get("PATH", os.defpath))
+        if print_only:
+            click.echo(systemd.unit_text(service), nl=False)
+            return
+        path = systemd.install(service, unit_dir)
+    except BuilderError as err:
+        fail(err.message, err.exit_code)
+    except OSError as err:
+        fail(f"cannot write the unit into {unit_dir}: {err.strerror}; run install-service as root", EXIT_INVALID_INPUT)
+    click.echo(f"wrote {path}")
+    if not enable:
+        click.echo(f"start it with: systemctl daemon-reload && systemctl enable --now {service.unit_name}")
+        return
+    for argv in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "--no-block", service.unit_name]):
+        result = proc.run(argv, timeout=120, env=environment.minimal(os.environ))
+        if not result.ok:
+            fail(f"{' '.join(argv)} failed: {proc.last_line(result.stderr)}", EXIT_NOT_RUNNING)
+    click.echo(f"enabled {service.unit_name}; it is starting (journalctl -fu {service.unit_name})")
 
 
 @main.command("options")

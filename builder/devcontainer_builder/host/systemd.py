@@ -1,0 +1,144 @@
+"""The builder as a system service on a VM (or any systemd host): one unit that brings the workspace up
+at boot (`up`) and then supervises it (`serve`), as the workspace's own user - rootless Podman's user -
+with its settings and secrets in a root-owned env file that systemd reads before dropping privileges.
+
+The unit is written by `devcontainer-builder install-service` (template/modules/vm-host's first boot
+runs it). Why each line is there:
+
+- `ExecStartPre=-... up`: the build at boot; its failure still starts `serve` (the fallback and the
+  status page are how a user gets out of a failed build). A restart after a crash runs it again, which
+  finds the running container and reuses it.
+- `KillMode=process`: stopping or restarting the service stops the builder, not the workspace's
+  containers - Podman's `conmon` and the containers run in the service's cgroup, and the user's
+  terminal must survive a supervisor restart.
+- `XDG_RUNTIME_DIR`: rootless Podman's runtime dir, which lingering (`loginctl enable-linger`) keeps.
+- No `NoNewPrivileges=`: rootless Podman maps its user namespace with the setuid `newuidmap`.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import stat
+from dataclasses import dataclass
+
+from devcontainer_builder.errors import InputError
+from devcontainer_builder.system import files
+
+DEFAULT_NAME = "devcontainer-builder"
+DEFAULT_ENV_FILE = "/etc/devcontainer-builder/workspace.env"
+DEFAULT_UNIT_DIR = "/etc/systemd/system"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+START_TIMEOUT = 3600  # the boot's `up`: a cold build, a slow clone (DEVCONTAINER_BUILD_TIMEOUT is 1800 s)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    user: str
+    uid: int
+    group: str
+    home: str
+    env_file: str
+    builder: str  # the devcontainer-builder executable
+    path: str  # PATH for the service: the builder's and the devcontainer CLI's folders first
+
+    @property
+    def unit_name(self) -> str:
+        return f"{self.name}.service"
+
+
+def unit_text(service: Service) -> str:
+    return f"""# Written by `devcontainer-builder install-service`: see docs/vm-host.md.
+[Unit]
+Description=devcontainer-builder: {service.user}'s workspace (up at boot, then serve)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=exec
+User={service.user}
+Group={service.group}
+WorkingDirectory={service.home}
+EnvironmentFile={service.env_file}
+Environment=HOME={service.home}
+Environment=XDG_RUNTIME_DIR=/run/user/{service.uid}
+Environment=PATH={service.path}
+ExecStartPre=-{service.builder} up
+ExecStart={service.builder} serve
+Restart=on-failure
+RestartSec=5s
+TimeoutStartSec={START_TIMEOUT}
+TimeoutStopSec=90
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def describe(name: str, user: str, env_file: str, search_path: str) -> Service:
+    """The service for `user`, checked: a clear InputError for each thing that would keep it from running."""
+    problems = []
+    if not name.replace("-", "").replace("_", "").replace("@", "").isalnum():
+        problems.append(f"the service name {name!r} may hold letters, digits, -, _ and @ only")
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        account = None
+        problems.append(f"there is no user {user!r} on this machine; create the workspace's user first")
+    if account is not None and account.pw_uid == 0:
+        problems.append("the service runs as the workspace's own user, not root (rootless Podman); name that user")
+    if not os.path.isabs(env_file):
+        problems.append(f"the env file must be an absolute path, got {env_file!r}")
+    builder = shutil.which("devcontainer-builder", path=search_path)
+    cli = shutil.which("devcontainer", path=search_path)
+    if not builder:
+        problems.append("devcontainer-builder is not on PATH: install the package first")
+    if not cli:
+        problems.append("the devcontainer CLI is not on PATH: `npm install -g @devcontainers/cli@0.89.0` first")
+    if problems or account is None:
+        raise InputError(problems)
+    folders = dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in (builder or "", cli or ""))
+    group = _group_name(account.pw_gid)
+    path = ":".join([*folders, SYSTEM_PATH])
+    return Service(name, user, account.pw_uid, group, account.pw_dir, env_file, os.path.abspath(builder or ""), path)
+
+
+def env_file_problem(path: str) -> str:
+    """Why the env file cannot hold the workspace's secrets as it is, or ""."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return f"{path} does not exist: write the workspace's settings there first (root-owned, mode 0600)"
+    except OSError as err:
+        return f"{path} cannot be read ({err.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file"
+    if info.st_uid != 0 or info.st_mode & 0o077:
+        return (
+            f"{path} holds the workspace's secrets and must be root's with mode 0600 (it is uid {info.st_uid}, "
+            f"mode {stat.S_IMODE(info.st_mode):04o}): chown root: {path} && chmod 0600 {path}"
+        )
+    return ""
+
+
+def install(service: Service, unit_dir: str) -> str:
+    """Write the unit (0644, atomically); returns its path."""
+    problem = env_file_problem(service.env_file)
+    if problem:
+        raise InputError([problem])
+    path = os.path.join(unit_dir, service.unit_name)
+    files.make_dirs(unit_dir)
+    files.write_atomic(path, unit_text(service), mode=0o644)
+    return path
+
+
+def _group_name(gid: int) -> str:
+    import grp  # noqa: PLC0415 - only install-service needs it
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

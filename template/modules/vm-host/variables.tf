@@ -1,0 +1,131 @@
+# -- from the VM template's coder_agent -------------------------------------------------------------------
+
+variable "agent_token" {
+  type        = string
+  sensitive   = true
+  description = "coder_agent.<name>.token of the agent that runs inside the devcontainer."
+}
+
+variable "agent_init_script" {
+  type        = string
+  sensitive   = true
+  description = "coder_agent.<name>.init_script: the builder runs it inside the devcontainer (or the fallback) as the remote user."
+}
+
+variable "agent_url" {
+  type        = string
+  description = "Where the agent reaches Coder: data.coder_workspace.me.access_url."
+  validation {
+    condition     = can(regex("^https?://", var.agent_url))
+    error_message = "agent_url is Coder's access URL, http:// or https://."
+  }
+}
+
+variable "builder_agent_token" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "Optional: the token of a second agent (the `builder` agent) that `serve` runs beside the devcontainer, so the status page and a terminal work while it is down; empty for none."
+}
+
+variable "builder_agent_init_script" {
+  type        = string
+  default     = ""
+  sensitive   = true
+  description = "Optional: that agent's init_script; set with builder_agent_token."
+}
+
+# -- the workspace ------------------------------------------------------------------------------------------
+
+variable "repository" {
+  type        = string
+  description = "The repository to build: an https, ssh or scp-style Git URL (a user parameter in the calling template)."
+  validation {
+    condition     = length(trimspace(var.repository)) > 0 && !startswith(var.repository, "-")
+    error_message = "repository is a Git URL such as https://github.com/acme/app.git."
+  }
+}
+
+variable "branch" {
+  type        = string
+  default     = ""
+  description = "The branch; empty for the repository's default."
+}
+
+variable "user" {
+  type        = string
+  default     = "coder"
+  description = "The VM's workspace user: the builder, rootless Podman and the workspace's files are theirs. Created at first boot when missing."
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.user)) && var.user != "root"
+    error_message = "user is an ordinary Linux user name (not root): lower-case letters, digits, _ and -."
+  }
+}
+
+variable "fallback_image" {
+  type        = string
+  default     = "docker.io/codercom/enterprise-base:ubuntu"
+  description = "The image a failed build falls back to. Fully qualified: Podman does not guess a registry for a short name."
+}
+
+variable "network" {
+  type        = string
+  default     = "host"
+  description = "The devcontainer's network (DEVCONTAINER_NETWORK): host makes its ports the VM's; empty for Podman's default."
+}
+
+variable "persist" {
+  type        = list(string)
+  default     = ["~/.vscode-server", "~/.local/share/code-server"]
+  description = "Folders in the devcontainer kept in named volumes across rebuilds (DEVCONTAINER_PERSIST)."
+}
+
+variable "env" {
+  type        = map(string)
+  default     = {}
+  description = "More builder settings (DEVCONTAINER_* variables: `devcontainer-builder options` lists them), written into the env file."
+  validation {
+    condition     = alltrue([for k in keys(var.env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))])
+    error_message = "env's keys are environment variable names (upper case, digits, _)."
+  }
+}
+
+variable "secret_env" {
+  type        = map(string)
+  default     = {}
+  sensitive   = true
+  description = "Secret settings (GH_TOKEN, DEVCONTAINER_SSH_PRIVATE_KEY, ...), written into the root-only env file beside the rest."
+}
+
+# -- what the VM installs ------------------------------------------------------------------------------------
+
+variable "builder_package" {
+  type        = string
+  description = "What pip installs the builder from: a wheel's URL, a path on the VM, or a requirement such as devcontainer-builder==0.1.0 from your package index."
+  validation {
+    condition     = length(trimspace(var.builder_package)) > 0 && !startswith(var.builder_package, "-")
+    error_message = "builder_package is a pip requirement, a wheel URL or a path; it cannot start with -."
+  }
+}
+
+variable "devcontainer_cli_url" {
+  type        = string
+  default     = "https://registry.npmjs.org/@devcontainers/cli/-/cli-0.89.0.tgz"
+  description = "The devcontainer CLI's npm tarball (it has no dependencies: the VM needs Node.js, not npm)."
+}
+
+variable "devcontainer_cli_sha512" {
+  type        = string
+  default     = "2f36a8386290fd9aa5e8fb226788552185596a0cd6903eb9686ff5a2ee7f2a5cb96353ed8cb835ca7eeabbe2d90b3568025e83659fe96f3f2a38ee112cd96a32"
+  description = "The tarball's SHA-512 (hex), checked before it is unpacked: the npm registry's integrity of @devcontainers/cli 0.89.0."
+  validation {
+    condition     = can(regex("^[0-9a-f]{128}$", var.devcontainer_cli_sha512))
+    error_message = "devcontainer_cli_sha512 is 128 hex digits."
+  }
+}
+
+variable "service_name" {
+  type        = string
+  default     = "devcontainer-builder"
+  description = "The systemd unit's name (without .service)."
+}

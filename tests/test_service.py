@@ -1,0 +1,92 @@
+"""`devcontainer-builder install-service`: the systemd unit a VM runs the builder with, checked by the real
+`systemd-analyze verify` (the VM module's first boot, which runs it, is rehearsed in
+template/test_vm_host.py)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.builder import BUILDER, base_env
+
+pytestmark = [pytest.mark.needs_root]  # the env file must be root's; the unit names another user
+USER = "dcb-user"
+
+
+def install(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([BUILDER, "install-service", *args], env=base_env(), capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def env_file(folder: Path, mode: int = 0o600) -> Path:
+    path = folder / "workspace.env"
+    path.write_text('DEVCONTAINER_REPOSITORY="https://github.com/acme/app.git"\n')
+    path.chmod(mode)
+    return path
+
+
+def verify(unit: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+
+
+def test_the_unit_runs_up_then_serve_as_the_user_and_verifies_clean(sandbox: Path) -> None:
+    env = env_file(sandbox)
+    done = install("--user", USER, "--env-file", str(env), "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 0, done.stderr
+    unit = sandbox / "units" / "devcontainer-builder.service"
+    assert f"wrote {unit}" in done.stdout and "systemctl enable --now devcontainer-builder.service" in done.stdout
+    text = unit.read_text()
+    account = pwd.getpwnam(USER)
+    for line in (f"User={USER}", f"EnvironmentFile={env}", f"Environment=XDG_RUNTIME_DIR=/run/user/{account.pw_uid}",
+                 f"ExecStartPre=-{BUILDER} up", f"ExecStart={BUILDER} serve", "Restart=on-failure",
+                 "KillMode=process", "WantedBy=multi-user.target"):  # fmt: skip
+        assert line in text.splitlines(), line
+    assert oct(unit.stat().st_mode & 0o777) == "0o644"
+    checked = verify(unit)
+    assert (checked.returncode, checked.stderr) == (0, ""), checked.stderr
+    assert "GH_TOKEN" not in text and "TOKEN" not in text, "secrets live in the env file only"
+
+
+def test_print_shows_the_same_unit_without_writing(sandbox: Path) -> None:
+    shown = install("--user", USER, "--env-file", str(sandbox / "later.env"), "--print")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("# Written by `devcontainer-builder install-service`")
+    assert f"EnvironmentFile={sandbox / 'later.env'}" in shown.stdout
+    assert not (sandbox / "later.env").exists()
+
+
+@pytest.mark.parametrize(
+    ("prepare", "expected"),
+    [
+        (lambda d: env_file(d, 0o644), "must be root's with mode 0600 (it is uid 0, mode 0644)"),
+        (lambda d: (env_file(d), os.chown(d / "workspace.env", 1000, 1000)), "must be root's with mode 0600 (it is uid 1000"),
+        (lambda d: None, "does not exist: write the workspace's settings there first"),
+    ],
+    ids=["readable-by-others", "not-roots", "missing"],
+)  # fmt: skip
+def test_an_env_file_others_could_read_or_write_is_refused(sandbox: Path, prepare, expected: str) -> None:
+    prepare(sandbox)
+    done = install("--user", USER, "--env-file", str(sandbox / "workspace.env"), "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 2, done.stdout
+    assert expected in " ".join(done.stderr.split())  # the message is wrapped to the terminal
+    assert not (sandbox / "units").exists(), "nothing is written"
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [("nobody-here", "there is no user 'nobody-here'"), ("root", "not root (rootless Podman)")],
+)
+def test_the_service_runs_as_an_existing_ordinary_user(sandbox: Path, user: str, expected: str) -> None:
+    done = install("--user", user, "--env-file", str(env_file(sandbox)), "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 2 and expected in " ".join(done.stderr.split()), done.stderr
+
+
+def test_a_relative_env_file_and_a_strange_name_are_refused_together(sandbox: Path) -> None:
+    done = install("--user", USER, "--env-file", "workspace.env", "--name", "../evil", "--unit-dir", str(sandbox))
+    assert done.returncode == 2
+    said = " ".join(done.stderr.split())
+    assert "may hold letters, digits" in said and "must be an absolute path" in said
