@@ -9,12 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from support.builder import BUILDER, CLI_BIN, base_env
+from support.engines import DOCKER, EngineUnderTest
 from support.repos import Remote, git
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     started = time.perf_counter()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=False, cwd=cwd)
     elapsed = time.perf_counter() - started
     if result.returncode != 0 or '"outcome":"error"' in result.stdout:
         raise SystemExit(f"{argv[0]} failed:\n{result.stdout}\n{result.stderr}")
@@ -29,31 +30,43 @@ def measure(
     *,
     before_ours: Callable[[Path], None] | None = None,
     before_raw: Callable[[Path], None] | None = None,
+    engine: EngineUnderTest = DOCKER,
+    path: str = "",
 ) -> tuple[list[float], list[float]]:
     """(the builder's times, the raw CLI's) over `runs` interleaved runs on twin clones of a repository of
     `files`, after one warm-up of each; `before_*` (given the side's workspace folder) run before each
-    timed run, to take the last run's containers away."""
+    timed run, to take the last run's containers away. On Podman both sides get `podman` (the raw CLI as
+    --docker-path); a rootless engine runs both as its user, with the builder and CLI found on `path`."""
     remote = Remote(root, name)
     remote.commit(files)
     ours_folder = root / "workspaces" / f"ours-{name}"
     raw_folder = root / "workspaces" / f"raw-{name}"
+    engine.own(root / "workspaces", root / "state")
     git("clone", "-q", remote.url, str(raw_folder))
-    env = base_env()
+    if engine.user:
+        subprocess.run(["chown", "-R", engine.user, str(raw_folder)], check=True, timeout=60)
+    env = engine.process_env(base_env())
+    if path:
+        env["PATH"] = f"{path}:{env['PATH']}"
     env.update(
         DEVCONTAINER_REPOSITORY=remote.url,
         DEVCONTAINER_WORKSPACE_FOLDER=str(ours_folder),
         DEVCONTAINER_STATE_DIR=str(root / "state" / name),
     )
-    ours = [BUILDER, "up"]
-    raw = [f"{CLI_BIN}/devcontainer", "up", "--log-format", "json", "--workspace-folder", str(raw_folder)]
-    timed(ours, env)  # warm up both sides: clone, images, caches
-    timed(raw, env)
+    cli = "devcontainer" if path else f"{CLI_BIN}/devcontainer"
+    ours = engine.as_user(["devcontainer-builder" if path else BUILDER, "up"])
+    raw = engine.as_user([cli, "up", "--log-format", "json", "--workspace-folder", str(raw_folder)])
+    if engine.podman:
+        env["DEVCONTAINER_DOCKER_PATH"] = engine.cli
+        raw += ["--docker-path", engine.cli]
+    timed(ours, env, root)  # warm up both sides: clone, images, caches
+    timed(raw, env, root)
     mine, theirs = [], []
     for _ in range(runs):
         if before_ours:
             before_ours(ours_folder)
-        mine.append(timed(ours, env))
+        mine.append(timed(ours, env, root))
         if before_raw:
             before_raw(raw_folder)
-        theirs.append(timed(raw, env))
+        theirs.append(timed(raw, env, root))
     return mine, theirs
