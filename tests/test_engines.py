@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 import pwd
+import uuid
 from pathlib import Path
 
 import pytest
 from support.builder import docker
 from support.engines import EngineUnderTest
-from support.images import FALLBACK_IMAGE
+from support.images import BASE_IMAGE, FALLBACK_IMAGE
 from support.repos import Remote
+from support.services import Registry
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
@@ -75,3 +77,35 @@ def test_rootless_files_stay_the_users_on_the_host_and_the_remote_users_inside(
         assert (info.st_uid, info.st_gid) == (owner.pw_uid, owner.pw_gid), f"{made} is the user's on the host"
     assert ws.exec("id", "-un", user="coder") == "coder"
     assert "--userns=keep-id" in ws.build_log()
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_a_registry_cache_exported_by_one_podman_build_is_used_by_the_next(
+    remote: Remote, make_workspace, engine: EngineUnderTest, registry: Registry, sandbox: Path
+) -> None:
+    """DEVCONTAINER_CACHE_TO and _FROM as written for buildx (type=registry,ref=...) work on Podman: buildah
+    pushes the layers to the repository and a later build on a machine without them pulls them back."""
+    token = uuid.uuid4().hex
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}}),
+                   ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nRUN echo {token} && date +%s%N > /built-at\n"})  # fmt: skip
+    insecure = sandbox / "registries.conf"  # the test registry speaks plain HTTP
+    insecure.write_text(f'[[registry]]\nlocation = "{registry.address}"\ninsecure = true\n')
+    ref = f"{registry.address}/cache/podman-{token[:8]}"
+    first = make_workspace(remote.url, name="first", CONTAINERS_REGISTRIES_CONF=str(insecure),
+                           DEVCONTAINER_CACHE_TO=f"type=registry,ref={ref}:cache")  # fmt: skip
+    run = first.up()
+    assert run.returncode == 0, run.output
+    assert "cache_to_ignored" not in first.event_kinds()
+    built_at = first.exec("cat", "/built-at")
+    # forget every local trace of the build: only the registry can give the RUN layer back
+    image = engine.run("inspect", "-f", "{{.ImageName}}", first.container())
+    engine.run("rm", "-f", first.container())
+    layers = engine.run("images", "-q", "--filter", f"reference={ref}").split()
+    engine.run("rmi", "-f", image, *layers)
+    engine.run("image", "prune", "-f")
+    second = make_workspace(remote.url, name="second", CONTAINERS_REGISTRIES_CONF=str(insecure),
+                            DEVCONTAINER_CACHE_FROM=f"type=registry,ref={ref}:cache")  # fmt: skip
+    run = second.up()
+    assert run.returncode == 0, run.output
+    assert second.exec("cat", "/built-at") == built_at, "the RUN layer came from the registry"
+    assert f"Cache pulled from remote {ref}:" in second.build_log()

@@ -537,6 +537,7 @@ def _for_podman(policy: Policy, command: str, args: list[str], start: int) -> li
         _, operands = parse(args[start:], RUN_VALUES, RUN_SWITCHES)  # the image, then the container's command
         return podman_args.without_keep_id(args, start, len(args) - len(operands))  # type: ignore[no-any-return]
     if command == "build":
+        args = podman_args.registry_cache(args, start, policy.cache_to, lambda text: sys.stderr.write(text + "\n"))
         return podman_args.local_base_image(args, lambda name: podman_args.image_id(policy.docker, name))  # type: ignore[no-any-return]
     return args
 
