@@ -268,7 +268,14 @@ def agent_pids(ws: Workspace) -> list[str]:
 
 @pytest.mark.parametrize(
     ("how", "engine"),
-    [("stop", "docker"), ("kill", "docker"), ("remove", "docker"), ("kill", "podman"), ("kill", "rootless")],
+    [
+        ("stop", "docker"),
+        ("kill", "docker"),
+        ("remove", "docker"),
+        ("kill", "podman"),
+        ("kill", "rootless"),
+        ("remove", "rootless"),
+    ],
     indirect=["engine"],
 )
 def test_a_container_that_stopped_died_or_was_removed_comes_back_with_its_agent(
