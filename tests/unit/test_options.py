@@ -228,3 +228,30 @@ def test_a_malformed_agent_token_is_one_problem_not_two() -> None:
         CODER_AGENT_TOKEN="not-a-uuid",
     )
     assert len(found) == 1 and found[0].startswith("CODER_AGENT_TOKEN"), found
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("container:other", "network mode"), ("ns:/proc/1/ns/net", "network mode"), ("host,other", "network mode"),
+     ("-host", "network mode")],
+)  # fmt: skip
+def test_a_network_is_a_mode_or_a_name_never_another_containers(value: str, fragment: str) -> None:
+    found = problems(DEVCONTAINER_REPOSITORY="https://example.com/r.git", DEVCONTAINER_NETWORK=value)
+    assert any("DEVCONTAINER_NETWORK" in p and fragment in p for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("relative/state", "/absolute/path or ~/path"), ("~root/x", "/absolute/path or ~/path"), ("~", "/absolute"),
+     ("/", "/absolute"), ("/a/../etc", "may not hold '..'"), ("/a,type=bind,source=/", "may not hold"),
+     ("~/x=y", "may not hold")],
+)  # fmt: skip
+def test_persisted_folders_are_container_paths_that_cannot_smuggle_mount_options(value: str, fragment: str) -> None:
+    found = problems(DEVCONTAINER_REPOSITORY="https://example.com/r.git", DEVCONTAINER_PERSIST=value)
+    assert any("DEVCONTAINER_PERSIST" in p and fragment in p for p in found), found
+
+
+def test_persisted_folders_are_kept_once_each_in_order() -> None:
+    settings = load(DEVCONTAINER_REPOSITORY="https://example.com/r.git",
+                    DEVCONTAINER_PERSIST="~/.vscode-server /opt/state/ ~/.vscode-server")  # fmt: skip
+    assert settings.persist == ("~/.vscode-server", "/opt/state")
