@@ -55,11 +55,12 @@ def test_persisted_folders_outlive_rebuilds_and_config_changes(
     remote: Remote, make_workspace, engine: EngineUnderTest
 ) -> None:
     remote.commit({".devcontainer/devcontainer.json": json.dumps(CONFIG)})  # the user comes from the image
-    ws = make_workspace(remote.url, DEVCONTAINER_PERSIST="~/.vscode-server /opt/tool-state")
+    ws = make_workspace(remote.url, DEVCONTAINER_PERSIST="~/.vscode-server /opt/tool-state /workspaces")
     try:
         run = ws.up()
         assert run.returncode == 0, run.output
         assert "keeping ~/.vscode-server in volume" in run.stdout and "(at /home/coder/.vscode-server)" in run.stdout
+        assert "/workspaces, the workspace folder or around it: not persisted" in run.output, "never over the clone"
         ws.exec("sh", "-c", "echo extension > ~/.vscode-server/installed && echo root-made > /opt/tool-state/x",
                 user="coder")  # fmt: skip
         first = ws.container()

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from devcontainer_builder.engine import compose
+from devcontainer_builder.engine import compose, containers
 from devcontainer_builder.engine.containers import Additions, Spec
 from devcontainer_builder.system import files
 from devcontainer_builder.up.context import Run
@@ -68,7 +68,16 @@ def persisted(run: Run, data: dict[str, Any]) -> list[Persisted]:
         return []
     home = home_of(remote_user(run, data)) if any(e.startswith("~/") for e in entries) else ""
     folder = run.settings.workspace_folder
-    return [Persisted(e, volume_name(folder, e), home + e[1:] if e.startswith("~/") else e) for e in entries]
+    remote = containers.default_remote_folder(folder, data)
+    found = []
+    for entry in entries:
+        target = home + entry[1:] if entry.startswith("~/") else entry
+        if target == remote or target.startswith(remote + "/") or remote.startswith(target + "/"):
+            run.log.warn(f"DEVCONTAINER_PERSIST's {entry} is {target}, the workspace folder or around it: not "
+                         "persisted (a volume there would hide the repository's clone)")  # fmt: skip
+            continue
+        found.append(Persisted(entry, volume_name(folder, entry), target))
+    return found
 
 
 def for_config(run: Run, data: dict[str, Any], *, compose_config: bool = False) -> Additions:
