@@ -101,6 +101,9 @@ def test_the_user_data_keeps_secrets_in_a_root_only_file_and_quotes_every_value(
     # and the script's values are single-quoted for sh, a quote inside included
     assert "package='https://pkgs.example.com/it'\\''s.whl'" in rendered["first_boot_script"]
     assert "user='dev'" in rendered["first_boot_script"]
+    checked = subprocess.run(["shellcheck", "-s", "bash", "-"], input=rendered["first_boot_script"],
+                             capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout
 
 
 @pytest.mark.parametrize(
