@@ -257,6 +257,36 @@ def test_run_arguments_the_admin_did_not_allow_are_refused(
     assert fragment in log, "the user sees why in the workspace"
 
 
+HOST_WRITE = "touch /host{marker}"  # with / mounted at /host, this writes the marker on the host
+SMUGGLED = {
+    # the engines read --mount as CSV: a quoted field, or a key given twice (the last wins there)
+    "quoted-type": {"mounts": ['"type=bind",source=/,target=/host']},
+    "key-twice": {"mounts": [{"type": "volume", "source": "x,type=bind,source=/", "target": "/host"}]},
+    # Podman's user-mode network opening the host's loopback
+    "slirp-loopback": {"runArgs": ["--network=slirp4netns:allow_host_loopback=true"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("attack", "engine"),
+    [("quoted-type", "docker"), ("quoted-type", "podman"), ("quoted-type", "rootless"), ("key-twice", "docker"),
+     ("slirp-loopback", "podman"), ("slirp-loopback", "rootless")],
+    indirect=["engine"],
+)  # fmt: skip
+def test_mounts_and_networks_the_engine_reads_otherwise_than_a_naive_check_are_refused(
+    remote: Remote, make_workspace, engine: EngineUnderTest, attack: str, sandbox: Path
+) -> None:
+    marker = sandbox / "written-from-the-container"
+    config = {"image": BASE_IMAGE, "postCreateCommand": HOST_WRITE.format(marker=marker), **SMUGGLED[attack]}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url)
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state["error"]
+    assert not marker.exists(), "the repository reached the host"
+
+
 def test_a_feature_asking_for_privileges_is_refused_too(remote: Remote, make_workspace) -> None:
     """The config itself asks for nothing; a feature's metadata does - the guard sees the final docker run."""
     remote.commit(

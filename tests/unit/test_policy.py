@@ -68,6 +68,18 @@ def test_what_the_cli_itself_asks_for_is_allowed(rules: Policy) -> None:
         (["--runtime", "runc"], "reaches outside the container"),
         (["--cgroup-parent", "/"], "reaches outside the container"),
         (["--some-new-flag"], "not one the builder knows"),
+        # what the engines' CSV readers see differently from a split on commas
+        (["--mount", '"type=bind",source=/,target=/host'], "bind mount of /"),
+        (["--mount", 'type=volume,"source=x",type=bind,source=/,target=/host'], "key given twice"),
+        (["--mount", "type=volume,src=x,type=bind,source=/,dst=/host"], "key given twice"),
+        (["--mount", 'type=bind,source="/",target=/host'], "quoting the builder cannot read"),
+        (["--mount", 'type=bind,source=/"x,target=/h'], "quoting the builder cannot read"),
+        (["--mount", '"type=bind,source=/,target=/h'], "quoting the builder cannot read"),
+        # Podman's user-mode network with options that reach the host
+        (["--network=slirp4netns:allow_host_loopback=true"], "user-mode network"),
+        (["--network", "pasta:--map-gw"], "user-mode network"),
+        (["--network=bridge,slirp4netns:allow_host_loopback=true"], "user-mode network"),
+        (["--net=private,host"], "shares a namespace"),
     ],
 )
 def test_what_reaches_outside_the_container_is_refused(rules: Policy, args: list[str], fragment: str) -> None:

@@ -185,7 +185,7 @@ def check_build(refusals: Any, name: str, build: dict[str, Any]) -> None:
         refusals.need("security-opt", at("entitlements"), ",".join(map(str, build["entitlements"])),
                       "build entitlements")  # fmt: skip
     for ref in build.get("cache_from") or []:
-        fields = rules._csv(str(ref))
+        fields = rules._fields(refusals, at("cache_from"), str(ref))
         if fields.get("type") == "local":
             refusals.host_path(at("cache_from"), fields.get("src", ""), "the local cache")
     for ref in build.get("cache_to") or []:

@@ -311,22 +311,85 @@ def parse(
     return options, operands
 
 
-def _csv(value: str) -> dict[str, str]:
+def _csv_split(value: str) -> list[str] | None:
+    """The fields of a CSV value as Go's encoding/csv reads it (Docker's and Podman's --mount, --secret,
+    --cache-from parsers): a field may be double-quoted, with "" for a quote; None when the quoting is
+    broken (a quote inside an unquoted field, an unterminated quote), which the engines refuse too."""
+    fields: list[str] = []
+    i, end = 0, len(value)
+    while True:
+        if i < end and value[i] == '"':
+            parts, i = [], i + 1
+            while True:
+                close = value.find('"', i)
+                if close < 0:
+                    return None
+                parts.append(value[i:close])
+                if close + 1 < end and value[close + 1] == '"':
+                    parts.append('"')
+                    i = close + 2
+                    continue
+                i = close + 1
+                break
+            if i < end and value[i] != ",":
+                return None
+            fields.append("".join(parts))
+        else:
+            comma = value.find(",", i)
+            stop = end if comma < 0 else comma
+            if '"' in value[i:stop]:
+                return None
+            fields.append(value[i:stop])
+            i = stop
+        if i >= end:
+            return fields
+        i += 1
+
+
+def _csv(value: str) -> dict[str, str] | None:
+    """key=value fields (keys lower-cased); None when the value cannot be read one way only: broken
+    quoting, or a key given twice - the engines keep the last, a check that read the first would be fooled."""
+    parts = _csv_split(value)
+    if parts is None:
+        return None
     fields: dict[str, str] = {}
-    for part in value.split(","):
+    for part in parts:
         key, _, item = part.partition("=")
-        fields.setdefault(key.strip().lower(), item.strip())
+        key = key.strip().lower()
+        if key in fields and not key.startswith("volume-"):  # a volume's options and labels may repeat
+            return None
+        fields.setdefault(key, item.strip())
+    return fields
+
+
+def _fields(refusals: Refusals, option: str, value: str) -> dict[str, str]:
+    """_csv's fields, or a refusal (and no fields) for a value it cannot read one way only."""
+    fields = _csv(value)
+    if fields is None:
+        refusals.add(option, value, f"a {option} value with a key given twice or quoting the builder cannot read "
+                     "one way only", "")  # fmt: skip
+        return {}
     return fields
 
 
 def _namespace(refusals: Refusals, option: str, value: str) -> None:
-    mode = value.strip().lower()
-    if mode in HOST_MODES or mode.startswith(("container:", "ns:", "pod:")):
-        refusals.need("host-namespaces", option, value, f"{option} {value} shares a namespace outside the container")
+    for mode in value.strip().lower().split(","):  # Podman takes several networks, comma-separated
+        if mode in HOST_MODES or mode.startswith(("container:", "ns:", "pod:")):
+            reason = f"{option} {value} shares a namespace outside the container"
+            refusals.need("host-namespaces", option, value, reason)
+            return
+        if option in ("--network", "--net") and mode.startswith(("slirp4netns:", "pasta:")):
+            # allow_host_loopback, port forwarding, pcap files: Podman's user-mode network reaching the host
+            refusals.need("host-namespaces", option, value, f"{option} {value}: options of Podman's user-mode "
+                          "network open the host's loopback, ports or files")  # fmt: skip
+            return
 
 
 def _mount(refusals: Refusals, option: str, value: str) -> None:
     fields = _csv(value)
+    if fields is None:
+        _fields(refusals, option, value)
+        return
     kind = fields.get("type", "volume")
     source = fields.get("source") or fields.get("src") or ""
     if kind in ("bind", "glob"):
@@ -366,6 +429,8 @@ def _security_opt(refusals: Refusals, option: str, value: str) -> None:
 def _bind_source(option: str, value: str) -> str:
     if option == "--mount":
         fields = _csv(value)
+        if fields is None:  # refused by _mount; as a source it is the whole value, which is no folder
+            return value
         return (fields.get("source") or fields.get("src") or "") if fields.get("type") in ("bind", "glob") else ""
     source, sep, _ = value.partition(":")
     return source if sep and source.startswith(("/", ".", "~")) else ""
@@ -447,15 +512,16 @@ def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
         elif option in ("-f", "--file"):
             refusals.host_path(option, value, "the Dockerfile")
         elif option == "--secret":
-            source = _csv(value).get("src") or _csv(value).get("source")
+            secret = _fields(refusals, option, value)
+            source = secret.get("src") or secret.get("source")
             if source:
                 refusals.host_path(option, source, "the build secret file")
         elif option == "--build-context":
             _, _, where = value.partition("=")
             if "://" not in where and not where.startswith(("docker-image:", "oci-layout:", "target:")):
                 refusals.host_path(option, where, "the build context")
-        elif option == "--cache-from" and _csv(value).get("type") == "local":
-            refusals.host_path(option, _csv(value).get("src", ""), "the local cache")
+        elif option == "--cache-from" and (cache := _fields(refusals, option, value)).get("type") == "local":
+            refusals.host_path(option, cache.get("src", ""), "the local cache")
         elif option == "--cache-to" and value != policy.cache_to and "type=inline" not in value.replace(" ", ""):
             refusals.add(option, value, "a cache destination other than DEVCONTAINER_CACHE_TO", "DEVCONTAINER_CACHE_TO")
         elif option in ("-o", "--output", "--iidfile", "--metadata-file", "--push"):
