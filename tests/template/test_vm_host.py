@@ -13,6 +13,7 @@ root, then the user's uid and groups, the unit's Environment=, WorkingDirectory=
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -36,14 +37,16 @@ CLI_VERSION = "0.89.0"
 SOURCES = CACHE / "vm-host"  # the wheel, the CLI's tarball, the images: what the VM would download
 USER = "coder"
 UNIT = "/etc/systemd/system/devcontainer-builder.service"
-INPUTS = ("agent_token", "agent_init_script", "agent_url", "repository", "builder_package", "devcontainer_cli_url",
-          "fallback_image", "secret_env", "user")  # fmt: skip
+INPUTS = re.findall(r'^variable "([a-z_]+)"', (MODULE / "variables.tf").read_text(), re.M)
 
 
 def root_config(into: Path) -> Workdir:
     """The module beside a root config that passes every input through and outputs what it renders."""
     shutil.copytree(MODULE, into / "vm-host", ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
-    declared = "".join(f'variable "{name}" {{\n  type      = any\n  sensitive = true\n}}\n\n' for name in INPUTS)
+    # null for an input not given: the module's default (its variables are not nullable)
+    declared = "".join(
+        f'variable "{name}" {{\n  type      = any\n  default   = null\n  sensitive = true\n}}\n\n' for name in INPUTS
+    )
     passed = "".join(f"  {name} = var.{name}\n" for name in INPUTS)
     outputs = "".join(
         f'output "{name}" {{\n  value     = module.vm.{name}\n  sensitive = true\n}}\n\n'
@@ -109,12 +112,18 @@ def test_the_user_data_keeps_secrets_in_a_root_only_file_and_quotes_every_value(
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [("user", "root", "not root"), ("agent_url", "coder.example.com", "http:// or https://"),
-     ("builder_package", "--index-url=https://evil", "cannot start with -")],
+     ("builder_package", "--index-url=https://evil", "cannot start with -"),
+     ("secret_env", {'BAD KEY="x"\nDEVCONTAINER_ALLOWED_PRIVILEGES': "privileged"}, "Invalid value for variable"),
+     ("env", {"A=B": "x"}, "env's keys are environment variable names"),
+     ("persist", ["~/a b"], "without spaces"), ("network", "container:x", "network mode"),
+     ("fallback_image", "a b", "image reference"), ("service_name", "../x", "plain unit name")],
+    ids=["root", "url", "pip-option", "secret-key-injection", "env-key", "persist-space", "network", "image", "name"],
 )  # fmt: skip
-def test_bad_inputs_are_refused_by_the_module(work: Workdir, name: str, value: str, message: str) -> None:
+def test_bad_inputs_are_refused_by_the_module(work: Workdir, name: str, value: Any, message: str) -> None:
     inputs = {"agent_token": "t", "agent_init_script": "s", "agent_url": "https://c", "repository": "https://g/r.git",
               "builder_package": "devcontainer-builder==0.1.0", "devcontainer_cli_url": "https://x/cli.tgz",
-              "fallback_image": "docker.io/a/b:1", "secret_env": {}, "user": "coder", name: value}  # fmt: skip
+              "fallback_image": "docker.io/a/b:1", "secret_env": {}, "user": "coder"}  # fmt: skip
+    inputs[name] = value
     (work.path / "inputs.tfvars.json").write_text(json.dumps(inputs))
     planned = work.run("plan", "-input=false", "-no-color", "-var-file=inputs.tfvars.json")
     assert planned.returncode == 1 and message in " ".join(planned.stderr.split()), planned.stderr

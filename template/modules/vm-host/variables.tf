@@ -24,6 +24,7 @@ variable "agent_url" {
 variable "builder_agent_token" {
   type        = string
   default     = ""
+  nullable    = false
   sensitive   = true
   description = "Optional: the token of a second agent (the `builder` agent) that `serve` runs beside the devcontainer, so the status page and a terminal work while it is down; empty for none."
 }
@@ -31,6 +32,7 @@ variable "builder_agent_token" {
 variable "builder_agent_init_script" {
   type        = string
   default     = ""
+  nullable    = false
   sensitive   = true
   description = "Optional: that agent's init_script; set with builder_agent_token."
 }
@@ -49,12 +51,14 @@ variable "repository" {
 variable "branch" {
   type        = string
   default     = ""
+  nullable    = false
   description = "The branch; empty for the repository's default."
 }
 
 variable "user" {
   type        = string
   default     = "coder"
+  nullable    = false
   description = "The VM's workspace user: the builder, rootless Podman and the workspace's files are theirs. Created at first boot when missing."
   validation {
     condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.user)) && var.user != "root"
@@ -65,24 +69,40 @@ variable "user" {
 variable "fallback_image" {
   type        = string
   default     = "docker.io/codercom/enterprise-base:ubuntu"
+  nullable    = false
   description = "The image a failed build falls back to. Fully qualified: Podman does not guess a registry for a short name."
+  validation {
+    condition     = can(regex("^[a-z0-9][^\\s]*$", var.fallback_image))
+    error_message = "fallback_image is an image reference such as docker.io/codercom/enterprise-base:ubuntu."
+  }
 }
 
 variable "network" {
   type        = string
   default     = "host"
+  nullable    = false
   description = "The devcontainer's network (DEVCONTAINER_NETWORK): host makes its ports the VM's; empty for Podman's default."
+  validation {
+    condition     = can(regex("^([A-Za-z0-9][A-Za-z0-9_.-]*)?$", var.network))
+    error_message = "network is a network mode (host, bridge, none, pasta, slirp4netns) or a network's name."
+  }
 }
 
 variable "persist" {
   type        = list(string)
   default     = ["~/.vscode-server", "~/.local/share/code-server"]
+  nullable    = false
   description = "Folders in the devcontainer kept in named volumes across rebuilds (DEVCONTAINER_PERSIST)."
+  validation {
+    condition     = alltrue([for p in var.persist : can(regex("^(/|~/)[^\\s,=]+$", p)) && !strcontains(p, "..")])
+    error_message = "persist holds folders in the container, /absolute or ~/relative, without spaces, commas, = or ..."
+  }
 }
 
 variable "env" {
   type        = map(string)
   default     = {}
+  nullable    = false
   description = "More builder settings (DEVCONTAINER_* variables: `devcontainer-builder options` lists them), written into the env file."
   validation {
     condition     = alltrue([for k in keys(var.env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))])
@@ -93,8 +113,13 @@ variable "env" {
 variable "secret_env" {
   type        = map(string)
   default     = {}
+  nullable    = false
   sensitive   = true
   description = "Secret settings (GH_TOKEN, DEVCONTAINER_SSH_PRIVATE_KEY, ...), written into the root-only env file beside the rest."
+  validation {
+    condition     = alltrue([for k in keys(var.secret_env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))])
+    error_message = "secret_env's keys are environment variable names (upper case, digits, _)."
+  }
 }
 
 # -- what the VM installs ------------------------------------------------------------------------------------
@@ -111,12 +136,14 @@ variable "builder_package" {
 variable "devcontainer_cli_url" {
   type        = string
   default     = "https://registry.npmjs.org/@devcontainers/cli/-/cli-0.89.0.tgz"
+  nullable    = false
   description = "The devcontainer CLI's npm tarball (it has no dependencies: the VM needs Node.js, not npm)."
 }
 
 variable "devcontainer_cli_sha512" {
   type        = string
   default     = "2f36a8386290fd9aa5e8fb226788552185596a0cd6903eb9686ff5a2ee7f2a5cb96353ed8cb835ca7eeabbe2d90b3568025e83659fe96f3f2a38ee112cd96a32"
+  nullable    = false
   description = "The tarball's SHA-512 (hex), checked before it is unpacked: the npm registry's integrity of @devcontainers/cli 0.89.0."
   validation {
     condition     = can(regex("^[0-9a-f]{128}$", var.devcontainer_cli_sha512))
@@ -127,5 +154,10 @@ variable "devcontainer_cli_sha512" {
 variable "service_name" {
   type        = string
   default     = "devcontainer-builder"
+  nullable    = false
   description = "The systemd unit's name (without .service)."
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", var.service_name))
+    error_message = "service_name is a plain unit name: letters, digits, _, . and -."
+  }
 }
