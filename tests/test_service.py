@@ -78,8 +78,9 @@ def test_an_env_file_others_could_read_or_write_is_refused(sandbox: Path, prepar
 
 @pytest.mark.parametrize(
     ("user", "expected"),
-    [("nobody-here", "there is no user 'nobody-here'"), ("root", "not root (rootless Podman)")],
-)
+    [("nobody-here", "there is no user 'nobody-here'"), ("root", "not root (rootless Podman)"),
+     ("nobody", "is not a folder the service can start in")],
+)  # fmt: skip
 def test_the_service_runs_as_an_existing_ordinary_user(sandbox: Path, user: str, expected: str) -> None:
     done = install("--user", user, "--env-file", str(env_file(sandbox)), "--unit-dir", str(sandbox / "units"))
     assert done.returncode == 2 and expected in " ".join(done.stderr.split()), done.stderr
@@ -89,4 +90,44 @@ def test_a_relative_env_file_and_a_strange_name_are_refused_together(sandbox: Pa
     done = install("--user", USER, "--env-file", "workspace.env", "--name", "../evil", "--unit-dir", str(sandbox))
     assert done.returncode == 2
     said = " ".join(done.stderr.split())
-    assert "may hold letters, digits" in said and "must be an absolute path" in said
+    assert "must be a plain unit name" in said and "must be an absolute path" in said
+
+
+@pytest.mark.parametrize(
+    ("name", "env_path", "expected"),
+    [("devcontainer-builder", "/etc/dcb-test/nl\nExecStartPre=/bin/touch /tmp/x/e.env", "must be an absolute path"),
+     ("devcontainer-builder", "/etc/dcb-test/%h.env", "must be an absolute path"),
+     ("devcontainer-builder", "/etc/dcb-test/with space.env", "must be an absolute path"),
+     ("a@", "/etc/dcb-test/ws.env", "plain unit name"), ("é٣", "/etc/dcb-test/ws.env", "plain unit name"),
+     ("x" * 300, "/etc/dcb-test/ws.env", "plain unit name")],
+    ids=["newline", "specifier", "space", "template-unit", "unicode", "too-long"],
+)  # fmt: skip
+def test_nothing_reaches_the_unit_that_systemd_would_read_otherwise(sandbox: Path, name: str, env_path: str,
+                                                                    expected: str) -> None:  # fmt: skip
+    done = install("--user", USER, "--env-file", env_path, "--name", name, "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 2 and expected in " ".join(done.stderr.split()), done.stderr
+    assert not (sandbox / "units").exists()
+
+
+def test_an_env_file_someone_else_could_swap_is_refused(sandbox: Path) -> None:
+    """systemd reads the env file as root: a folder the user may write, or a link, would let them point the
+    service at any root-only file."""
+    theirs = sandbox / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 1000, 1000)
+    in_their_folder = env_file(theirs)
+    done = install("--user", USER, "--env-file", str(in_their_folder), "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 2 and "must be root's and writable by root only (it is uid 1000" in " ".join(
+        done.stderr.split()
+    ), done.stderr
+    link = sandbox / "link.env"
+    link.symlink_to(env_file(sandbox))
+    done = install("--user", USER, "--env-file", str(link), "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 2 and "goes through a symbolic link" in " ".join(done.stderr.split()), done.stderr
+
+
+def test_a_service_that_exits_for_bad_input_is_not_restarted_for_ever(sandbox: Path) -> None:
+    shown = install("--user", USER, "--print")
+    lines = shown.stdout.splitlines()
+    assert "RestartPreventExitStatus=2" in lines, "exit 2 is bad input: restarting cannot help"
+    assert "StartLimitBurst=5" in lines and "StartLimitIntervalSec=600" in lines

@@ -329,7 +329,7 @@ def _container_now(settings: opts.Settings, container: str, last_engine: str) ->
 )
 @click.option("--name", default=DEFAULT_SERVICE, show_default=True, help="The unit's name, without .service.")
 @click.option("--unit-dir", default=DEFAULT_UNIT_DIR, show_default=True, metavar="DIR", help="Where to write the unit.")
-@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
+@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it (the env file unread).")
 @click.option(
     "--enable",
     is_flag=True,
@@ -361,7 +361,7 @@ def install_service(*, user: str, env_file: str, name: str, unit_dir: str, print
     except BuilderError as err:
         fail(err.message, err.exit_code)
     except OSError as err:
-        fail(f"cannot write the unit into {unit_dir}: {err.strerror}; run install-service as root", EXIT_INVALID_INPUT)
+        fail(f"cannot write the unit into {unit_dir}: {err.strerror}", EXIT_INVALID_INPUT)
     click.echo(f"wrote {path}")
     if not enable:
         click.echo(f"start it with: systemctl daemon-reload && systemctl enable --now {service.unit_name}")

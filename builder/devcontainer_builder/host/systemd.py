@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import stat
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ DEFAULT_ENV_FILE = "/etc/devcontainer-builder/workspace.env"
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT = 3600  # the boot's `up`: a cold build, a slow clone (DEVCONTAINER_BUILD_TIMEOUT is 1800 s)
+# what a unit may hold unquoted: no whitespace, no systemd specifier (%), no variable ($), no newline
+PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ def unit_text(service: Service) -> str:
 Description=devcontainer-builder: {service.user}'s workspace (up at boot, then serve)
 Wants=network-online.target
 After=network-online.target
+StartLimitIntervalSec=600
+StartLimitBurst=5
 
 [Service]
 Type=exec
@@ -69,6 +75,7 @@ ExecStartPre=-{service.builder} up
 ExecStart={service.builder} serve
 Restart=on-failure
 RestartSec=5s
+RestartPreventExitStatus=2
 TimeoutStartSec={START_TIMEOUT}
 TimeoutStopSec=90
 KillMode=process
@@ -81,33 +88,61 @@ WantedBy=multi-user.target
 def describe(name: str, user: str, env_file: str, search_path: str) -> Service:
     """The service for `user`, checked: a clear InputError for each thing that would keep it from running."""
     problems = []
-    if not name.replace("-", "").replace("_", "").replace("@", "").isalnum():
-        problems.append(f"the service name {name!r} may hold letters, digits, -, _ and @ only")
+    if not PLAIN_NAME.fullmatch(name):
+        problems.append(f"the service name {name!r} must be a plain unit name: letters, digits, _, . and -")
     try:
         account = pwd.getpwnam(user)
     except KeyError:
         account = None
         problems.append(f"there is no user {user!r} on this machine; create the workspace's user first")
-    if account is not None and account.pw_uid == 0:
-        problems.append("the service runs as the workspace's own user, not root (rootless Podman); name that user")
-    if not os.path.isabs(env_file):
-        problems.append(f"the env file must be an absolute path, got {env_file!r}")
+    if account is not None:
+        if account.pw_uid == 0:
+            problems.append("the service runs as the workspace's own user, not root (rootless Podman); name that user")
+        elif not PLAIN_PATH.fullmatch(account.pw_dir) or not os.path.isdir(account.pw_dir):
+            problems.append(f"{user}'s home {account.pw_dir!r} is not a folder the service can start in; give the "
+                            "user a home (useradd --create-home)")  # fmt: skip
+    if not PLAIN_PATH.fullmatch(env_file):
+        problems.append(
+            f"the env file must be an absolute path of letters, digits and . _ / + - only, got {env_file!r}"
+        )
     builder = shutil.which("devcontainer-builder", path=search_path)
     cli = shutil.which("devcontainer", path=search_path)
     if not builder:
         problems.append("devcontainer-builder is not on PATH: install the package first")
     if not cli:
         problems.append("the devcontainer CLI is not on PATH: `npm install -g @devcontainers/cli@0.89.0` first")
+    folders = list(dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in (builder or "", cli or "")))
+    if builder and cli and not all(PLAIN_PATH.fullmatch(folder) for folder in folders):
+        problems.append(f"the tools are installed in {', '.join(folders)}: a unit needs paths without spaces, % or $")
     if problems or account is None:
         raise InputError(problems)
-    folders = dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in (builder or "", cli or ""))
     group = _group_name(account.pw_gid)
     path = ":".join([*folders, SYSTEM_PATH])
     return Service(name, user, account.pw_uid, group, account.pw_dir, env_file, os.path.abspath(builder or ""), path)
 
 
 def env_file_problem(path: str) -> str:
-    """Why the env file cannot hold the workspace's secrets as it is, or ""."""
+    """Why the env file cannot hold the workspace's secrets as it is, or "". systemd reads it as root: the
+    file and every folder above it must be root's and writable by root only, and no link may stand in
+    the way (whoever could swap one could have the service read any root-only file into its environment)."""
+    if os.path.realpath(path) != os.path.normpath(path):
+        return f"{path} goes through a symbolic link ({os.path.realpath(path)}): name the file itself"
+    folder = os.path.dirname(path)
+    while True:
+        try:
+            held = os.stat(folder)
+        except OSError as err:
+            return f"{folder} cannot be read ({err.strerror})"
+        # a sticky folder (/tmp) is fine: no one but root may rename or remove root's entry in it
+        if held.st_uid != 0 or (held.st_mode & 0o022 and not held.st_mode & stat.S_ISVTX):
+            return (
+                f"{folder}, which holds the env file, must be root's and writable by root only (it is uid "
+                f"{held.st_uid}, mode {stat.S_IMODE(held.st_mode):04o}): put the env file in a folder such as "
+                "/etc/devcontainer-builder"
+            )
+        if folder == "/":
+            break
+        folder = os.path.dirname(folder)
     try:
         info = os.stat(path)
     except FileNotFoundError:
