@@ -15,7 +15,8 @@ from support.repos import git as run_git
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
-CONFIG = {"image": FALLBACK_IMAGE, "postCreateCommand": "echo v1 > /tmp/version"}
+CONFIG = {"image": FALLBACK_IMAGE, "postCreateCommand": "echo v1 > /tmp/version",
+          "mounts": ["type=tmpfs,target=/opt/tool-state"]}  # fmt: skip  # the admin's volume wins there
 
 
 def net_namespace_inside(ws) -> str:
@@ -61,6 +62,7 @@ def test_persisted_folders_outlive_rebuilds_and_config_changes(
         assert run.returncode == 0, run.output
         assert "keeping ~/.vscode-server in volume" in run.stdout and "(at /home/coder/.vscode-server)" in run.stdout
         assert "/workspaces, the workspace folder or around it: not persisted" in run.output, "never over the clone"
+        assert "the repository's mount at /opt/tool-state gives way to DEVCONTAINER_PERSIST's volume" in run.output
         ws.exec("sh", "-c", "echo extension > ~/.vscode-server/installed && echo root-made > /opt/tool-state/x",
                 user="coder")  # fmt: skip
         first = ws.container()

@@ -125,3 +125,21 @@ def test_a_real_docker_binary_is_docker(tmp_path: Path) -> None:
     binary.write_bytes(b"\x7fELF\x02\x01\x01" + b"podman" * 10)  # a binary that merely mentions podman
     binary.chmod(0o755)
     assert detect.kind_of("docker", str(binary.parent)) == "docker"
+
+
+def test_a_docker_that_links_to_podman_is_podman(tmp_path: Path) -> None:
+    folder = tmp_path / "bin"
+    tools(folder, podman=PODMAN)
+    (folder / "docker").symlink_to(folder / "podman")
+    assert detect.kind_of("docker", str(folder)) == "podman"
+    assert detect.choose(str(folder / "docker"), {"PATH": str(folder)}).kind == "podman"
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["#!/bin/sh\n# we dropped podman for docker\nexec /usr/bin/docker.real \"$@\"\n",
+     "#!/bin/sh\necho 'podman is not used here'\nexec dockerd-cli \"$@\"\n"],
+)  # fmt: skip
+def test_a_docker_script_that_only_mentions_podman_is_docker(tmp_path: Path, script: str) -> None:
+    env = tools(tmp_path / "bin", docker=script)
+    assert detect.kind_of("docker", env["PATH"]) == "docker"

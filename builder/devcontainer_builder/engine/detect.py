@@ -3,14 +3,15 @@ the one the workspace's containers were made with (state.json) while it is insta
 engine when its socket answers, else Podman when it is installed. Staying with the last build's engine
 keeps a workspace's containers found when, say, a Docker engine appears on a Podman host later.
 
-The choice costs no process: the socket is asked for `/_ping` directly, and a `docker` that is Podman's
-compatibility script (Debian's podman-docker) is told by reading the script, because Podman behaves as
-Podman whatever its CLI is called.
+The choice costs no process: the socket is asked for `/_ping` directly, and a `docker` that is Podman
+under another name - a link to it, or a compatibility script such as Debian's podman-docker - is told by
+following the link and reading the script, because Podman behaves as Podman whatever its CLI is called.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from collections.abc import Mapping
@@ -20,6 +21,8 @@ from devcontainer_builder.engine.engine import DOCKER, PODMAN
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 CONFIGURED = "set by DEVCONTAINER_DOCKER_PATH"
+# a script line (not a comment) that runs podman: `exec /usr/bin/podman "$@"`, `podman "$@"`
+RUNS_PODMAN = re.compile(rb"^[ \t]*(?:exec[ \t]+)?(?:[^\s#]*/)?podman(?:[ \t]|$)", re.MULTILINE)
 PING_TIMEOUT = 2.0
 
 
@@ -31,18 +34,22 @@ class Choice:
 
 
 def kind_of(path: str, search_path: str) -> str:
-    """PODMAN for podman and for a `docker` script that runs podman; else DOCKER."""
+    """PODMAN for podman, a link to it, and a script that runs it (Debian's podman-docker); else DOCKER."""
     if os.path.basename(path).startswith(PODMAN):
         return PODMAN
     found = shutil.which(path, path=search_path)
-    if found:
-        try:
-            with open(os.path.realpath(found), "rb") as handle:
-                head = handle.read(4096)
-        except OSError:
-            return DOCKER
-        if head.startswith(b"#!") and b"podman" in head:
-            return PODMAN
+    if not found:
+        return DOCKER
+    real = os.path.realpath(found)
+    if os.path.basename(real).startswith(PODMAN):
+        return PODMAN
+    try:
+        with open(real, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return DOCKER
+    if head.startswith(b"#!") and RUNS_PODMAN.search(head):
+        return PODMAN
     return DOCKER
 
 

@@ -95,8 +95,15 @@ def for_config(run: Run, data: dict[str, Any], *, compose_config: bool = False) 
         added["runArgs"] = [*_list(data, "runArgs"), f"--network={settings.network}"]
     volumes = persisted(run, data)
     if volumes:
+        targets = {volume.target for volume in volumes}
+        own = []
+        for mount in _list(data, "mounts"):
+            if _target(mount) in targets:
+                run.log.warn(f"the repository's mount at {_target(mount)} gives way to DEVCONTAINER_PERSIST's volume")
+                continue
+            own.append(mount)
         mounts = [f"type=volume,source={v.volume},target={v.target}" for v in volumes]
-        added["mounts"] = [*_list(data, "mounts"), *mounts]
+        added["mounts"] = [*own, *mounts]
         for volume in volumes:
             run.log.info(f"keeping {volume.entry} in volume {volume.volume} (at {volume.target})")
     return Additions(added, tuple(v.target for v in volumes))
@@ -120,3 +127,14 @@ def apply(run: Run, spec: Spec, data: dict[str, Any], additions: Additions) -> S
 def _list(data: dict[str, Any], key: str) -> list[Any]:
     value = data.get(key)
     return value if isinstance(value, list) else []
+
+
+def _target(mount: Any) -> str:
+    """Where a config's mount (a string or an object) goes in the container."""
+    if isinstance(mount, dict):
+        return str(mount.get("target") or mount.get("destination") or "").rstrip("/")
+    for part in str(mount).split(","):
+        key, _, value = part.partition("=")
+        if key.strip().lower() in ("target", "dst", "destination"):
+            return value.strip().rstrip("/")
+    return ""
