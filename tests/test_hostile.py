@@ -264,20 +264,30 @@ SMUGGLED = {
     "key-twice": {"mounts": [{"type": "volume", "source": "x,type=bind,source=/", "target": "/host"}]},
     # Podman's user-mode network opening the host's loopback
     "slirp-loopback": {"runArgs": ["--network=slirp4netns:allow_host_loopback=true"]},
+    # one key under two names (the engines keep the last)
+    "source-and-src": {"mounts": ["type=bind,source=${localWorkspaceFolder},src=/,target=/host"]},
+    # Podman's overlay writes its upper layer into a host folder (and gives it to the source's owner)
+    "overlay-upperdir": {"runArgs": ["-v", "${localWorkspaceFolder}:/host:O,upperdir={outside},workdir={work}"]},
+    # another network of the engine: another workspace's compose project, say
+    "other-network": {"runArgs": ["--network=someone-elses_default"]},
 }
 
 
 @pytest.mark.parametrize(
     ("attack", "engine"),
     [("quoted-type", "docker"), ("quoted-type", "podman"), ("quoted-type", "rootless"), ("key-twice", "docker"),
-     ("slirp-loopback", "podman"), ("slirp-loopback", "rootless")],
+     ("slirp-loopback", "podman"), ("slirp-loopback", "rootless"), ("source-and-src", "docker"),
+     ("source-and-src", "podman"), ("overlay-upperdir", "podman"), ("other-network", "docker")],
     indirect=["engine"],
 )  # fmt: skip
-def test_mounts_and_networks_the_engine_reads_otherwise_than_a_naive_check_are_refused(
+def test_mounts_and_networks_that_reach_the_host_however_spelled_are_refused(
     remote: Remote, make_workspace, engine: EngineUnderTest, attack: str, sandbox: Path
 ) -> None:
     marker = sandbox / "written-from-the-container"
-    config = {"image": BASE_IMAGE, "postCreateCommand": HOST_WRITE.format(marker=marker), **SMUGGLED[attack]}
+    outside = sandbox / "outside"
+    smuggled = json.loads(json.dumps(SMUGGLED[attack]).replace("{outside}", str(outside)).replace(
+        "{work}", str(sandbox / "work")))  # fmt: skip
+    config = {"image": BASE_IMAGE, "postCreateCommand": HOST_WRITE.format(marker=marker), **smuggled}
     remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
     ws = make_workspace(remote.url)
     run = ws.up()
@@ -285,6 +295,27 @@ def test_mounts_and_networks_the_engine_reads_otherwise_than_a_naive_check_are_r
     state = ws.state()
     assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state["error"]
     assert not marker.exists(), "the repository reached the host"
+    assert not outside.exists(), "no host folder was given to the container"
+
+
+@pytest.mark.parametrize("engine", ["podman"], indirect=True)
+def test_a_build_context_from_a_host_folder_is_refused_however_spelled(
+    remote: Remote, make_workspace, engine: EngineUnderTest, sandbox: Path
+) -> None:
+    """`name=/host/x://..` is the folder /host to the engine (it cleans the path), though it looks like a URL."""
+    outside = sandbox / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("host secret\n")
+    remote.commit({
+        ".devcontainer/devcontainer.json": json.dumps(
+            {"build": {"dockerfile": "Dockerfile", "options": ["--build-context", f"hostctx={outside}/x://.."]}}),
+        ".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nCOPY --from=hostctx secret.txt /proof-from-host.txt\n",
+    })  # fmt: skip
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    state = ws.state()
+    assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state["error"]
+    assert "the build context" in state["error"]["message"]
 
 
 def test_a_feature_asking_for_privileges_is_refused_too(remote: Remote, make_workspace) -> None:

@@ -120,6 +120,13 @@ def test_an_env_file_someone_else_could_swap_is_refused(sandbox: Path) -> None:
     assert done.returncode == 2 and "must be root's and writable by root only (it is uid 1000" in " ".join(
         done.stderr.split()
     ), done.stderr
+    shared = sandbox / "shared"  # root's and sticky, but writable by a group: no protection from its members
+    shared.mkdir()
+    shared.chmod(0o1770)
+    done = install("--user", USER, "--env-file", str(env_file(shared)), "--unit-dir", str(sandbox / "units"))
+    assert done.returncode == 2 and "writable by root only (it is uid 0, mode 1770)" in " ".join(done.stderr.split()), (
+        done.stderr
+    )
     link = sandbox / "link.env"
     link.symlink_to(env_file(sandbox))
     done = install("--user", USER, "--env-file", str(link), "--unit-dir", str(sandbox / "units"))

@@ -14,7 +14,7 @@ import sys
 import textwrap
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -24,6 +24,9 @@ from devcontainer_builder.host.systemd import DEFAULT_NAME as DEFAULT_SERVICE
 from devcontainer_builder.log import Log, Redactor, Sink, TerminalSink
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.settings import secrets
+
+if TYPE_CHECKING:
+    from devcontainer_builder.state.record import State
 
 
 def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -289,7 +292,7 @@ def status(as_json: bool, short: bool, **flags: Any) -> None:
     settings = load_settings("status", flags)
     report = status_report.collect(StateDir(settings.state_dir), events=0 if short else status_report.EVENTS_SHOWN)
     if not short and report.state.status in ("running", "degraded") and report.state.container_id:
-        now = _container_now(settings, report.state.container_id, report.state.engine)
+        now = _container_now(settings, report.state)
         report = dataclasses.replace(report, container_now=now)
     if short:
         click.echo(status_report.short(report))
@@ -298,16 +301,17 @@ def status(as_json: bool, short: bool, **flags: Any) -> None:
     sys.exit(0 if report.state.status in ("running", "degraded") and not report.container_lost else 1)
 
 
-def _container_now(settings: opts.Settings, container: str, last_engine: str) -> str | None:
+def _container_now(settings: opts.Settings, state: State) -> str | None:
     """The engine's status of the container state.json names; None when the engine does not answer."""
     from devcontainer_builder.engine import detect  # noqa: PLC0415
     from devcontainer_builder.engine.engine import Engine  # noqa: PLC0415
     from devcontainer_builder.system import environment  # noqa: PLC0415
 
     try:
-        choice = detect.choose(settings.docker_path, os.environ, last=last_engine)
+        known = (state.engine_identity, state.engine_kind)
+        choice = detect.choose(settings.docker_path, os.environ, last=state.engine, known=known)
         engine = Engine(choice.path, environment.for_engine(os.environ, settings.workspace_folder), choice.kind)
-        return engine.container_status(container)
+        return engine.container_status(state.container_id)
     except (BuildFailed, OSError):
         return None
 

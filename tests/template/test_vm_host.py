@@ -116,8 +116,10 @@ def test_the_user_data_keeps_secrets_in_a_root_only_file_and_quotes_every_value(
      ("secret_env", {'BAD KEY="x"\nDEVCONTAINER_ALLOWED_PRIVILEGES': "privileged"}, "Invalid value for variable"),
      ("env", {"A=B": "x"}, "env's keys are environment variable names"),
      ("persist", ["~/a b"], "without spaces"), ("network", "container:x", "network mode"),
-     ("fallback_image", "a b", "image reference"), ("service_name", "../x", "plain unit name")],
-    ids=["root", "url", "pip-option", "secret-key-injection", "env-key", "persist-space", "network", "image", "name"],
+     ("fallback_image", "a b", "image reference"), ("service_name", "../x", "plain unit name"),
+     ("branch", "main\u0000\nX=1", "may not hold a NUL byte"), ("devcontainer_cli_url", "-K/etc/shadow", "URL")],
+    ids=["root", "url", "pip-option", "secret-key-injection", "env-key", "persist-space", "network", "image", "name",
+         "nul", "curl-option"],
 )  # fmt: skip
 def test_bad_inputs_are_refused_by_the_module(work: Workdir, name: str, value: Any, message: str) -> None:
     inputs = {"agent_token": "t", "agent_init_script": "s", "agent_url": "https://c", "repository": "https://g/r.git",

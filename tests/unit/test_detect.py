@@ -47,8 +47,8 @@ def engine_socket(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
     server.close()
 
 
-DOCKER = "#!/bin/sh\nexit 0\n"
-PODMAN = "#!/bin/sh\nexit 0\n"
+DOCKER = '#!/bin/sh\necho "Docker version 28.2.2, build e6534b4"\n'
+PODMAN = '#!/bin/sh\necho "podman version 4.3.1"\n'
 PODMAN_DOCKER = (
     '#!/bin/sh\n[ -e /etc/containers/nodocker ] || echo "Emulate Docker CLI using podman."\nexec podman "$@"\n'
 )
@@ -124,22 +124,34 @@ def test_a_real_docker_binary_is_docker(tmp_path: Path) -> None:
     binary.parent.mkdir()
     binary.write_bytes(b"\x7fELF\x02\x01\x01" + b"podman" * 10)  # a binary that merely mentions podman
     binary.chmod(0o755)
-    assert detect.kind_of("docker", str(binary.parent)) == "docker"
+    assert detect.kind_of("docker", str(binary.parent))[0] == "docker"
 
 
 def test_a_docker_that_links_to_podman_is_podman(tmp_path: Path) -> None:
     folder = tmp_path / "bin"
     tools(folder, podman=PODMAN)
     (folder / "docker").symlink_to(folder / "podman")
-    assert detect.kind_of("docker", str(folder)) == "podman"
+    assert detect.kind_of("docker", str(folder))[0] == "podman"
     assert detect.choose(str(folder / "docker"), {"PATH": str(folder)}).kind == "podman"
 
 
 @pytest.mark.parametrize(
-    "script",
-    ["#!/bin/sh\n# we dropped podman for docker\nexec /usr/bin/docker.real \"$@\"\n",
-     "#!/bin/sh\necho 'podman is not used here'\nexec dockerd-cli \"$@\"\n"],
+    ("script", "kind"),
+    [("#!/bin/sh\n# we dropped podman for docker\nPODMAN=/usr/bin/podman\necho 'Docker version 28.2.2'\n", "docker"),
+     ('#!/bin/sh\n"$(command -v podman)" "$@"\n', "podman"), ('#!/bin/sh\nexec /usr/bin/env podman "$@"\n', "podman")],
+    ids=["mentions-podman", "command-v", "env"],
 )  # fmt: skip
-def test_a_docker_script_that_only_mentions_podman_is_docker(tmp_path: Path, script: str) -> None:
-    env = tools(tmp_path / "bin", docker=script)
-    assert detect.kind_of("docker", env["PATH"]) == "docker"
+def test_a_wrapper_is_what_it_runs_whatever_it_says_in_passing(tmp_path: Path, script: str, kind: str) -> None:
+    env = tools(tmp_path / "bin", docker=script, podman=PODMAN)
+    assert detect.kind_of("docker", env["PATH"])[0] == kind
+
+
+def test_the_kind_is_asked_once_per_executable(tmp_path: Path) -> None:
+    asked = tmp_path / "asked"
+    env = tools(tmp_path / "bin", docker=f'#!/bin/sh\necho asked >> {asked}\necho "podman version 5.4.2"\n')
+    kind, identity = detect.kind_of("docker", env["PATH"])
+    assert (kind, asked.read_text()) == ("podman", "asked\n")
+    assert detect.kind_of("docker", env["PATH"], known=(identity, kind)) == (kind, identity)
+    assert asked.read_text() == "asked\n", "known: no process"
+    (tmp_path / "bin" / "docker").write_text(DOCKER)  # replaced by another program
+    assert detect.kind_of("docker", env["PATH"], known=(identity, kind))[0] == "docker"

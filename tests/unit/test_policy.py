@@ -80,9 +80,20 @@ def test_what_the_cli_itself_asks_for_is_allowed(rules: Policy) -> None:
         (["--network", "pasta:--map-gw"], "user-mode network"),
         (["--network=bridge,slirp4netns:allow_host_loopback=true"], "user-mode network"),
         (["--net=private,host"], "shares a namespace"),
+        # second review: aliases, Podman's overlay folders, other networks and pods
+        (["--mount", "type=bind,source=WS/sub,src=/etc,target=/h"], "key given twice"),
+        (["--mount", "type=bind,dst=/a,target=/b,source=WS"], "key given twice"),
+        (["-v", "WS/sub:/ovl:O,upperdir=/root/.ssh"], "overlay's upperdir at /root/.ssh"),
+        (["--mount", "type=bind,source=WS,target=/o,O,upperdir=/etc"], "overlay's upperdir at /etc"),
+        (["--network=other-projects_default"], "joins a network other containers may be on"),
+        (["--pod", "someones-pod"], "joins an existing pod"),
+        (["--pod-id-file", "/etc/shadow"], "reaches outside the container"),
+        (["--requires", "other"], "reaches outside the container"),
+        (["--cgroup-conf", "memory.high=1"], "reaches outside the container"),
     ],
 )
 def test_what_reaches_outside_the_container_is_refused(rules: Policy, args: list[str], fragment: str) -> None:
+    args = [arg.replace("WS", rules.workspace) for arg in args]  # the workspace itself, where a case needs it
     problems = run_problems(rules, *the_clis_run(rules, *args))
     assert len(problems) == 1 and fragment in problems[0], problems
 
@@ -244,3 +255,30 @@ def test_the_supervisors_port_cannot_be_published(rules: Policy) -> None:
     for publish in ("127.0.0.1:7480:80", "7480:80", "7400-7500:80/tcp"):
         assert any("the supervisor's" in reason for reason in run_problems(rules, *the_clis_run(rules, "-p", publish)))
     assert run_problems(rules, *the_clis_run(rules, "-p", "8080:80", "-p", "80")) == []
+
+
+def test_the_containers_own_networks_and_a_new_pod_are_allowed(rules: Policy) -> None:
+    for network in ("bridge", "none", "default", "private", "slirp4netns", "pasta", "bridge,slirp4netns"):
+        assert run_problems(rules, *the_clis_run(rules, f"--network={network}")) == [], network
+    assert run_problems(rules, *the_clis_run(rules, "--pod", "new:mine")) == []
+
+
+def test_with_the_admins_network_a_config_may_ask_for_no_other(rules: Policy) -> None:
+    rules.network = "host"
+    assert run_problems(rules, *the_clis_run(rules, "--network=host")) == []
+    (problem,) = run_problems(rules, *the_clis_run(rules, "--network=bridge"))
+    assert "the admin gives every container the network host" in problem
+
+
+@pytest.mark.parametrize(
+    "context",
+    ["/etc", "/tmp/x://..", "oci-layout:///var/lib/containers", "oci-layout:///etc@sha256:" + "0" * 64, "../.."],
+)
+def test_a_build_context_from_a_host_folder_is_refused_however_spelled(rules: Policy, context: str) -> None:
+    problems = policy.check_build(rules, ["--build-context", f"extra={context}", "-t", "x", rules.workspace])
+    assert len(problems) == 1 and "the build context" in problems[0]["reason"], problems
+
+
+@pytest.mark.parametrize("context", ["docker-image://debian:trixie", "target:base", "https://github.com/a/b.git"])
+def test_a_build_context_from_an_image_a_stage_or_a_remote_is_allowed(rules: Policy, context: str) -> None:
+    assert policy.check_build(rules, ["--build-context", f"extra={context}", "-t", "x", rules.workspace]) == []

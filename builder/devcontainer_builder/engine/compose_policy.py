@@ -187,7 +187,7 @@ def check_build(refusals: Any, name: str, build: dict[str, Any]) -> None:
     for ref in build.get("cache_from") or []:
         fields = rules._fields(refusals, at("cache_from"), str(ref))
         if fields.get("type") == "local":
-            refusals.host_path(at("cache_from"), fields.get("src", ""), "the local cache")
+            refusals.host_path(at("cache_from"), fields.get("source", ""), "the local cache")
     for ref in build.get("cache_to") or []:
         if str(ref) != policy.cache_to and "type=inline" not in str(ref).replace(" ", ""):
             refusals.add(at("cache_to"), str(ref), "a cache destination other than DEVCONTAINER_CACHE_TO",

@@ -81,6 +81,7 @@ REACH_OUT = {
     "--link",  # another container's environment (its secrets) as variables in this one
     "--cgroup-parent", "--runtime", "--hooks-dir", "--init-path", "--preserve-fd", "--preserve-fds", "--secret",
     "--authfile", "--decryption-key", "--seccomp-policy",
+    "--pod-id-file", "--cgroup-conf", "--requires",  # a host file, cgroup settings, other containers started first
 }  # fmt: skip
 HOST_MODES = ("host",)
 
@@ -346,9 +347,14 @@ def _csv_split(value: str) -> list[str] | None:
         i += 1
 
 
+# one key under two names: `source=A,src=B` is a key given twice (the engines keep the last)
+KEY_ALIASES = {"src": "source", "dst": "target", "destination": "target", "ro": "readonly"}
+
+
 def _csv(value: str) -> dict[str, str] | None:
-    """key=value fields (keys lower-cased); None when the value cannot be read one way only: broken
-    quoting, or a key given twice - the engines keep the last, a check that read the first would be fooled."""
+    """key=value fields (keys lower-cased, aliases as their one name: source, target, readonly); None when
+    the value cannot be read one way only: broken quoting, or a key given twice - the engines keep the
+    last, a check that read the first would be fooled."""
     parts = _csv_split(value)
     if parts is None:
         return None
@@ -356,6 +362,7 @@ def _csv(value: str) -> dict[str, str] | None:
     for part in parts:
         key, _, item = part.partition("=")
         key = key.strip().lower()
+        key = KEY_ALIASES.get(key, key)
         if key in fields and not key.startswith("volume-"):  # a volume's options and labels may repeat
             return None
         fields.setdefault(key, item.strip())
@@ -372,17 +379,31 @@ def _fields(refusals: Refusals, option: str, value: str) -> dict[str, str]:
     return fields
 
 
+# the container's own network, whatever the engine calls it; any other name is a network other containers
+# may be on (another workspace's compose project, say)
+OWN_NETWORKS = ("bridge", "default", "none", "private", "slirp4netns", "pasta")
+
+
 def _namespace(refusals: Refusals, option: str, value: str) -> None:
+    network = option in ("--network", "--net")
+    if network and refusals.policy.network:  # the admin's own value was let through before this
+        refusals.add(option, value, f"the admin gives every container the network {refusals.policy.network} "
+                     "(DEVCONTAINER_NETWORK): a config may not ask for another", "")  # fmt: skip
+        return
     for mode in value.strip().lower().split(","):  # Podman takes several networks, comma-separated
         if mode in HOST_MODES or mode.startswith(("container:", "ns:", "pod:")):
             reason = f"{option} {value} shares a namespace outside the container"
-            refusals.need("host-namespaces", option, value, reason)
-            return
-        if option in ("--network", "--net") and mode.startswith(("slirp4netns:", "pasta:")):
+        elif network and mode.startswith(("slirp4netns:", "pasta:")):
             # allow_host_loopback, port forwarding, pcap files: Podman's user-mode network reaching the host
-            refusals.need("host-namespaces", option, value, f"{option} {value}: options of Podman's user-mode "
-                          "network open the host's loopback, ports or files")  # fmt: skip
-            return
+            reason = f"{option} {value}: options of Podman's user-mode network open the host's loopback, ports or files"
+        elif network and mode.partition(":")[0] not in OWN_NETWORKS:
+            reason = f"{option} {value} joins a network other containers may be on"
+        elif option == "--pod" and not mode.startswith("new:"):
+            reason = f"{option} {value} joins an existing pod, sharing its namespaces"
+        else:
+            continue
+        refusals.need("host-namespaces", option, value, reason)
+        return
 
 
 def _mount(refusals: Refusals, option: str, value: str) -> None:
@@ -390,8 +411,9 @@ def _mount(refusals: Refusals, option: str, value: str) -> None:
     if fields is None:
         _fields(refusals, option, value)
         return
+    _overlay_folders(refusals, option, fields)
     kind = fields.get("type", "volume")
-    source = fields.get("source") or fields.get("src") or ""
+    source = fields.get("source") or ""
     if kind in ("bind", "glob"):
         refusals.host_path(option, source, "a bind mount of", mountable=True)
     elif kind == "volume":
@@ -404,9 +426,32 @@ def _mount(refusals: Refusals, option: str, value: str) -> None:
 
 
 def _volume(refusals: Refusals, option: str, value: str) -> None:
-    source, sep, _ = value.partition(":")
+    source, sep, rest = value.partition(":")
     if sep and source.startswith(("/", ".", "~")):
         refusals.host_path(option, source, "a bind mount of", mountable=True)
+    _, _, options = rest.partition(":")
+    _overlay_folders(refusals, option, dict(item.partition("=")[::2] for item in options.split(",")))
+
+
+def _overlay_folders(refusals: Refusals, option: str, fields: dict[str, str]) -> None:
+    """Podman's overlay mounts (`:O`) take host folders for the upper and work layers, which it writes
+    (and gives to the source's owner)."""
+    for key in ("upperdir", "workdir"):
+        if fields.get(key):
+            refusals.host_path(option, fields[key], f"an overlay's {key} at")
+
+
+REMOTE_CONTEXTS = ("docker-image://", "target:", "https://", "http://", "git://", "git@")
+
+
+def _build_context(refusals: Refusals, option: str, where: str) -> None:
+    """An image, a stage or a remote repository is no host path; anything else is read as one, by the
+    engine's rules (`/a/b://..` is the folder /a, cleaned lexically): so is an OCI layout's folder."""
+    if where.startswith(REMOTE_CONTEXTS):
+        return
+    if where.startswith("oci-layout://"):
+        where = where[len("oci-layout://") :].partition("@")[0]
+    refusals.host_path(option, where, "the build context")
 
 
 def _capability(refusals: Refusals, option: str, value: str) -> None:
@@ -431,7 +476,7 @@ def _bind_source(option: str, value: str) -> str:
         fields = _csv(value)
         if fields is None:  # refused by _mount; as a source it is the whole value, which is no folder
             return value
-        return (fields.get("source") or fields.get("src") or "") if fields.get("type") in ("bind", "glob") else ""
+        return fields.get("source", "") if fields.get("type") in ("bind", "glob") else ""
     source, sep, _ = value.partition(":")
     return source if sep and source.startswith(("/", ".", "~")) else ""
 
@@ -513,15 +558,13 @@ def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
             refusals.host_path(option, value, "the Dockerfile")
         elif option == "--secret":
             secret = _fields(refusals, option, value)
-            source = secret.get("src") or secret.get("source")
+            source = secret.get("source")
             if source:
                 refusals.host_path(option, source, "the build secret file")
         elif option == "--build-context":
-            _, _, where = value.partition("=")
-            if "://" not in where and not where.startswith(("docker-image:", "oci-layout:", "target:")):
-                refusals.host_path(option, where, "the build context")
+            _build_context(refusals, option, value.partition("=")[2])
         elif option == "--cache-from" and (cache := _fields(refusals, option, value)).get("type") == "local":
-            refusals.host_path(option, cache.get("src", ""), "the local cache")
+            refusals.host_path(option, cache.get("source", ""), "the local cache")
         elif option == "--cache-to" and value != policy.cache_to and "type=inline" not in value.replace(" ", ""):
             refusals.add(option, value, "a cache destination other than DEVCONTAINER_CACHE_TO", "DEVCONTAINER_CACHE_TO")
         elif option in ("-o", "--output", "--iidfile", "--metadata-file", "--push"):

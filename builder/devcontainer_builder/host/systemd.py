@@ -98,6 +98,8 @@ def describe(name: str, user: str, env_file: str, search_path: str) -> Service:
     if account is not None:
         if account.pw_uid == 0:
             problems.append("the service runs as the workspace's own user, not root (rootless Podman); name that user")
+        elif account.pw_gid == 0:
+            problems.append(f"{user}'s primary group is root's (gid 0): give the workspace's user a group of its own")
         elif not PLAIN_PATH.fullmatch(account.pw_dir) or not os.path.isdir(account.pw_dir):
             problems.append(f"{user}'s home {account.pw_dir!r} is not a folder the service can start in; give the "
                             "user a home (useradd --create-home)")  # fmt: skip
@@ -133,8 +135,11 @@ def env_file_problem(path: str) -> str:
             held = os.stat(folder)
         except OSError as err:
             return f"{folder} cannot be read ({err.strerror})"
-        # a sticky folder (/tmp) is fine: no one but root may rename or remove root's entry in it
-        if held.st_uid != 0 or (held.st_mode & 0o022 and not held.st_mode & stat.S_ISVTX):
+        # a world-writable sticky folder (/tmp) is fine: no one but root may rename or remove root's entry
+        # in it, and the kernel follows no one else's link there (fs.protected_symlinks); a group-writable
+        # one is not protected that way
+        public = held.st_mode & 0o002 and held.st_mode & stat.S_ISVTX
+        if held.st_uid != 0 or (held.st_mode & 0o022 and not public):
             return (
                 f"{folder}, which holds the env file, must be root's and writable by root only (it is uid "
                 f"{held.st_uid}, mode {stat.S_IMODE(held.st_mode):04o}): put the env file in a folder such as "

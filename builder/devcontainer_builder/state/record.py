@@ -140,6 +140,7 @@ class State:
     engine: str = ""  # the engine's CLI the containers were made with (docker, podman, or a path)
     engine_kind: str = ""  # docker or podman (a `docker` that is Podman's script is podman)
     engine_reason: str = ""  # why that engine: set by DEVCONTAINER_DOCKER_PATH, or what auto-detection saw
+    engine_identity: str = ""  # the engine CLI's real path:size:mtime, whose kind is engine_kind (detect.py)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -93,7 +93,9 @@ def lock_timeout(settings: Settings) -> float:
 
 def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
     """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
-    choice = detect.choose(settings.docker_path, environ, last=dirs.read_state().engine)
+    previous = dirs.read_state()
+    known = (previous.engine_identity, previous.engine_kind)
+    choice = detect.choose(settings.docker_path, environ, last=previous.engine, known=known)
     return dataclasses.replace(settings, docker_path=choice.path), choice
 
 
@@ -132,6 +134,7 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             state=initial_state(settings, previous, dirs, trigger, build_id or os.urandom(6).hex()),
         )
         run.state.engine, run.state.engine_kind, run.state.engine_reason = choice.path, choice.kind, choice.reason
+        run.state.engine_identity = choice.identity
         with run.logging():
             if choice.reason != detect.CONFIGURED:
                 shim = "" if os.path.basename(choice.path) == choice.kind else f", which is {choice.kind}"

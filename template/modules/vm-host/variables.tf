@@ -4,12 +4,20 @@ variable "agent_token" {
   type        = string
   sensitive   = true
   description = "coder_agent.<name>.token of the agent that runs inside the devcontainer."
+  validation {
+    condition     = !strcontains(var.agent_token, "\u0000")
+    error_message = "agent_token may not hold a NUL byte."
+  }
 }
 
 variable "agent_init_script" {
   type        = string
   sensitive   = true
   description = "coder_agent.<name>.init_script: the builder runs it inside the devcontainer (or the fallback) as the remote user."
+  validation {
+    condition     = !strcontains(var.agent_init_script, "\u0000")
+    error_message = "agent_init_script may not hold a NUL byte."
+  }
 }
 
 variable "agent_url" {
@@ -19,6 +27,10 @@ variable "agent_url" {
     condition     = can(regex("^https?://", var.agent_url))
     error_message = "agent_url is Coder's access URL, http:// or https://."
   }
+  validation {
+    condition     = !strcontains(var.agent_url, "\u0000")
+    error_message = "agent_url may not hold a NUL byte."
+  }
 }
 
 variable "builder_agent_token" {
@@ -27,6 +39,10 @@ variable "builder_agent_token" {
   nullable    = false
   sensitive   = true
   description = "Optional: the token of a second agent (the `builder` agent) that `serve` runs beside the devcontainer, so the status page and a terminal work while it is down; empty for none."
+  validation {
+    condition     = !strcontains(var.builder_agent_token, "\u0000")
+    error_message = "builder_agent_token may not hold a NUL byte."
+  }
 }
 
 variable "builder_agent_init_script" {
@@ -35,6 +51,10 @@ variable "builder_agent_init_script" {
   nullable    = false
   sensitive   = true
   description = "Optional: that agent's init_script; set with builder_agent_token."
+  validation {
+    condition     = !strcontains(var.builder_agent_init_script, "\u0000")
+    error_message = "builder_agent_init_script may not hold a NUL byte."
+  }
 }
 
 # -- the workspace ------------------------------------------------------------------------------------------
@@ -46,6 +66,10 @@ variable "repository" {
     condition     = length(trimspace(var.repository)) > 0 && !startswith(var.repository, "-")
     error_message = "repository is a Git URL such as https://github.com/acme/app.git."
   }
+  validation {
+    condition     = !strcontains(var.repository, "\u0000")
+    error_message = "repository may not hold a NUL byte."
+  }
 }
 
 variable "branch" {
@@ -53,6 +77,10 @@ variable "branch" {
   default     = ""
   nullable    = false
   description = "The branch; empty for the repository's default."
+  validation {
+    condition     = !strcontains(var.branch, "\u0000")
+    error_message = "branch may not hold a NUL byte."
+  }
 }
 
 variable "user" {
@@ -74,6 +102,10 @@ variable "fallback_image" {
   validation {
     condition     = can(regex("^[a-z0-9][^\\s]*$", var.fallback_image))
     error_message = "fallback_image is an image reference such as docker.io/codercom/enterprise-base:ubuntu."
+  }
+  validation {
+    condition     = !strcontains(var.fallback_image, "\u0000")
+    error_message = "fallback_image may not hold a NUL byte."
   }
 }
 
@@ -108,6 +140,10 @@ variable "env" {
     condition     = alltrue([for k in keys(var.env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))])
     error_message = "env's keys are environment variable names (upper case, digits, _)."
   }
+  validation {
+    condition     = alltrue([for v in values(var.env) : !strcontains(v, "\u0000")])
+    error_message = "env's values may not hold a NUL byte."
+  }
 }
 
 variable "secret_env" {
@@ -120,6 +156,10 @@ variable "secret_env" {
     condition     = alltrue([for k in keys(var.secret_env) : can(regex("^[A-Z_][A-Z0-9_]*$", k))])
     error_message = "secret_env's keys are environment variable names (upper case, digits, _)."
   }
+  validation {
+    condition     = alltrue([for v in values(var.secret_env) : !strcontains(v, "\u0000")])
+    error_message = "secret_env's values may not hold a NUL byte."
+  }
 }
 
 # -- what the VM installs ------------------------------------------------------------------------------------
@@ -131,6 +171,10 @@ variable "builder_package" {
     condition     = length(trimspace(var.builder_package)) > 0 && !startswith(var.builder_package, "-")
     error_message = "builder_package is a pip requirement, a wheel URL or a path; it cannot start with -."
   }
+  validation {
+    condition     = !strcontains(var.builder_package, "\u0000")
+    error_message = "builder_package may not hold a NUL byte."
+  }
 }
 
 variable "devcontainer_cli_url" {
@@ -138,6 +182,10 @@ variable "devcontainer_cli_url" {
   default     = "https://registry.npmjs.org/@devcontainers/cli/-/cli-0.89.0.tgz"
   nullable    = false
   description = "The devcontainer CLI's npm tarball (it has no dependencies: the VM needs Node.js, not npm)."
+  validation {
+    condition     = can(regex("^(https|http|file)://", var.devcontainer_cli_url))
+    error_message = "devcontainer_cli_url is an https://, http:// or file:// URL."
+  }
 }
 
 variable "devcontainer_cli_sha512" {
