@@ -48,18 +48,25 @@ def home_of(user: str) -> str:
     return "/root" if user in ("", "root", "0") else f"/home/{user}"
 
 
+# a user name a home folder can be made of: the repository writes it (remoteUser, its image's label), and
+# it goes into a mount's target
+PLAIN_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+
+
 def remote_user(run: Run, data: dict[str, Any]) -> str:
-    """Who the remote user will be (see the module's docstring)."""
-    for key in ("remoteUser", "containerUser"):
-        value = data.get(key)
-        if isinstance(value, str) and value and "${" not in value:
-            return value
+    """Who the remote user will be (see the module's docstring); only a plain user name counts."""
     image = data.get("image")
-    if isinstance(image, str) and image:
-        found = run.engine.image_user(image)
-        if found:
-            return found
-    return run.previous.remote_user or "root"
+    candidates = (
+        lambda: data.get("remoteUser"),
+        lambda: data.get("containerUser"),
+        lambda: run.engine.image_user(image) if isinstance(image, str) and image else "",  # an engine call: late
+        lambda: run.previous.remote_user,
+    )
+    for candidate in candidates:
+        value = candidate()
+        if isinstance(value, str) and PLAIN_USER.fullmatch(value):
+            return value
+    return "root"
 
 
 def persisted(run: Run, data: dict[str, Any]) -> list[Persisted]:
