@@ -48,7 +48,8 @@ def test_a_repository_cannot_take_the_host_network_the_admin_did_not_give(remote
     run = ws.up(DEVCONTAINER_NETWORK="bridge")
     assert run.returncode == 0, run.output
     state = ws.state()
-    assert state["status"] == "degraded" and "--network host" in state["error"]["message"]
+    assert state["status"] == "degraded"
+    assert "the admin gives every container the network bridge" in state["error"]["message"]
 
 
 @on_every_engine
