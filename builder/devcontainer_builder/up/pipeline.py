@@ -136,9 +136,6 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
         run.state.engine, run.state.engine_kind, run.state.engine_reason = choice.path, choice.kind, choice.reason
         run.state.engine_identity = choice.identity
         with run.logging():
-            if choice.reason != detect.CONFIGURED:
-                shim = "" if os.path.basename(choice.path) == choice.kind else f", which is {choice.kind}"
-                log.info(f"engine: {choice.path}{shim} ({choice.reason})")
             if stopped:
                 log.info(f"stopped {len(stopped)} processes left running by a builder that was killed")
                 run.event(Event.STALE_RUN_STOPPED, processes=len(stopped))
@@ -181,6 +178,10 @@ def _pipeline(run: Run) -> int:
         build_id=run.state.build_id,
     )
     log.info(f"devcontainer-builder up: {settings.repository} -> {settings.workspace_folder}")
+    if run.state.engine_reason != detect.CONFIGURED:
+        kind, path = run.state.engine_kind, run.state.engine
+        shim = "" if os.path.basename(path) == kind else f", which is {kind}"
+        log.info(f"engine: {path}{shim} ({run.state.engine_reason})")
     try:
         # which containers the workspace has does not depend on git: ask the engine meanwhile
         existing = Pending(bringup.workspace_containers, run)
