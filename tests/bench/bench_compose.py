@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -59,17 +58,8 @@ def main() -> None:
     try:
         rows = [("warm (running project)", measure(root, "warm", fresh=False))]
         rows.append(("fresh (project down)", measure(root, "fresh", fresh=True)))
-        print(f"compose devcontainer: builder up vs raw devcontainer up (median of {RUNS} interleaved runs each)")
-        print(f"{'case':<24}{'builder':>10}{'raw CLI':>10}{'ratio':>8}  goal")
-        ok = True
-        for name, (mine, theirs) in rows:
-            ratio = statistics.median(mine) / statistics.median(theirs)
-            ok &= ratio <= GOAL
-            verdict = "met" if ratio <= GOAL else "MISSED"
-            print(
-                f"{name:<24}{statistics.median(mine):>9.3f}s{statistics.median(theirs):>9.3f}s{ratio:>8.3f}"
-                f"  <= {GOAL} {verdict}"
-            )
+        title = f"compose devcontainer: builder up vs raw devcontainer up (median of {RUNS} interleaved runs each)"
+        ok = twins.report(title, rows, GOAL, width=24)
         sys.exit(0 if ok else 1)
     finally:
         remove_containers_under(str(root))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -57,31 +56,14 @@ def main() -> None:
     try:
         path = user_install.install(engines.ROOTLESS_USER, root / "rootless-home")
         rows = rows_for(rootful, root, "") + rows_for(rootless, root, path)
-        print(
+        title = (
             f"devcontainer-builder up vs raw devcontainer up --docker-path podman (median of {RUNS} interleaved runs)"
         )
-        print(f"{'case':<22}{'builder':>10}{'raw CLI':>10}{'ratio':>8}  goal")
-        ok = True
-        for name, (mine, theirs) in rows:
-            ratio = statistics.median(mine) / statistics.median(theirs)
-            ok &= ratio <= GOAL
-            verdict = "met" if ratio <= GOAL else "MISSED"
-            print(
-                f"{name:<22}{statistics.median(mine):>9.3f}s{statistics.median(theirs):>9.3f}s{ratio:>8.3f}"
-                f"  <= {GOAL} {verdict}"
-            )
+        ok = twins.report(title, rows, GOAL)
         sys.exit(0 if ok else 1)
     finally:
-        for engine in (rootful, rootless):
-            engine.remove_containers_under(str(root))
-            found = json.loads(engine.run("ps", "-a", "--format", "json", check=False) or "[]")
-            raw = [
-                c["Id"]
-                for c in found
-                if (c.get("Labels") or {}).get("devcontainer.local_folder", "").startswith(str(root))
-            ]
-            if raw:
-                engine.run("rm", "-f", *raw, check=False)
+        for engine in (rootful, rootless):  # the builder's containers and the raw CLI's both carry this label
+            engine.remove_containers_under(str(root), "devcontainer.local_folder")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -80,17 +80,8 @@ def main() -> None:
             ("existing + attach", measure(root, "attach", ATTACH_CONFIG, fresh=False)),
             ("fresh container", measure(root, "fresh", CONFIG, fresh=True)),
         ]
-        print(f"devcontainer-builder up vs raw devcontainer up (median of {RUNS} interleaved runs each)")
-        print(f"{'case':<22}{'builder':>10}{'raw CLI':>10}{'ratio':>8}  goal")
-        ok = True
-        for name, (mine, theirs) in rows:
-            ratio = statistics.median(mine) / statistics.median(theirs)
-            ok &= ratio <= GOAL
-            verdict = "met" if ratio <= GOAL else "MISSED"
-            print(
-                f"{name:<22}{statistics.median(mine):>9.3f}s{statistics.median(theirs):>9.3f}s{ratio:>8.3f}"
-                f"  <= {GOAL} {verdict}"
-            )
+        title = f"devcontainer-builder up vs raw devcontainer up (median of {RUNS} interleaved runs each)"
+        ok = twins.report(title, rows, GOAL)
         hashing(root)
         sys.exit(0 if ok else 1)
     finally:

@@ -71,12 +71,13 @@ class EngineUnderTest:
         out = self.run("ps", *flags, "-q", "--no-trunc", "--filter", f"label={LABEL_WORKSPACE}={workspace}")
         return out.split()
 
-    def remove_containers_under(self, prefix: str) -> None:
-        """Remove every builder-labelled container whose workspace lies under prefix (a test's sandbox)."""
+    def remove_containers_under(self, prefix: str, label: str = LABEL_WORKSPACE) -> None:
+        """Remove every container whose `label` (the builder's workspace label; devcontainer.local_folder
+        for the raw CLI's too) names a folder under prefix (a test's sandbox)."""
         if not self.podman:
             return  # support.builder.remove_containers_under does Docker's, for every test
         found = json.loads(self.run("ps", "-a", "--format", "json", check=False) or "[]")
-        doomed = [c["Id"] for c in found if (c.get("Labels") or {}).get(LABEL_WORKSPACE, "").startswith(prefix)]
+        doomed = [c["Id"] for c in found if (c.get("Labels") or {}).get(label, "").startswith(prefix)]
         if doomed:
             self.run("rm", "-f", *doomed, check=False, timeout=300)
 

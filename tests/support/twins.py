@@ -3,6 +3,7 @@ the other, timed interleaved in one process so that machine noise hits both side
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -70,3 +71,19 @@ def measure(
             before_raw(raw_folder)
         theirs.append(timed(raw, env, root))
     return mine, theirs
+
+
+def report(title: str, rows: list[tuple[str, tuple[list[float], list[float]]]], goal: float, width: int = 22) -> bool:
+    """Print each row's medians and their ratio against the goal; True when every ratio meets it."""
+    print(title)
+    print(f"{'case':<{width}}{'builder':>10}{'raw CLI':>10}{'ratio':>8}  goal")
+    ok = True
+    for name, (mine, theirs) in rows:
+        ratio = statistics.median(mine) / statistics.median(theirs)
+        ok &= ratio <= goal
+        verdict = "met" if ratio <= goal else "MISSED"
+        print(
+            f"{name:<{width}}{statistics.median(mine):>9.3f}s{statistics.median(theirs):>9.3f}s{ratio:>8.3f}"
+            f"  <= {goal} {verdict}"
+        )
+    return ok
