@@ -407,9 +407,8 @@ def _namespace(refusals: Refusals, option: str, value: str) -> None:
 
 
 def _mount(refusals: Refusals, option: str, value: str) -> None:
-    fields = _csv(value)
-    if fields is None:
-        _fields(refusals, option, value)
+    fields = _fields(refusals, option, value)
+    if not fields:  # refused as unreadable
         return
     _overlay_folders(refusals, option, fields)
     kind = fields.get("type", "volume")

@@ -93,9 +93,7 @@ def lock_timeout(settings: Settings) -> float:
 
 def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
     """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
-    previous = dirs.read_state()
-    known = (previous.engine_identity, previous.engine_kind)
-    choice = detect.choose(settings.docker_path, environ, last=previous.engine, known=known)
+    choice = detect.choose_for(settings.docker_path, environ, dirs.read_state())
     return dataclasses.replace(settings, docker_path=choice.path), choice
 
 
