@@ -151,7 +151,8 @@ def tiny_disk(sandbox: Path) -> Iterator[Path]:
     subprocess.run(["umount", "-l", str(mountpoint)], check=False, timeout=30)
 
 
-IMAGE = "devcontainer-builder:dev"
+# another tag lets two checkouts on one machine (git worktrees) test their own images side by side
+IMAGE = os.environ.get("DCB_TEST_IMAGE", "devcontainer-builder:dev")
 
 
 @pytest.fixture(scope="session")

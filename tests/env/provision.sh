@@ -243,6 +243,19 @@ rootless_podman() {
     chown "$user:$user" "$conf"
   fi
   install -d -m 0700 -o "$user" -g "$user" "/run/user/$uid"
+  tun_device
+}
+
+tun_device() {
+  # Rootless Podman's network (slirp4netns) opens /dev/net/tun as the user. Debian makes it 0666; some
+  # machines of this kind have it 0600 root, and then every rootless container fails ("open
+  # /dev/net/tun: Permission denied"). Give it Debian's mode back (the kernel checks the caller's
+  # namespace capability to create an interface, so the mode grants nothing more than Debian does).
+  [ -c /dev/net/tun ] || { mkdir -p /dev/net && mknod -m 0666 /dev/net/tun c 10 200; }
+  if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    say "/dev/net/tun: mode $(stat -c %a /dev/net/tun) -> 0666 (Debian's default; rootless Podman needs it)"
+    chmod 0666 /dev/net/tun
+  fi
 }
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)

@@ -115,12 +115,25 @@ def rootless_runtime_dir() -> str:
     return f"/run/user/{pwd.getpwnam(ROOTLESS_USER).pw_uid}"
 
 
+def check_rootless_network() -> None:
+    """Fail with the cause, not 17 puzzling build failures, where the rootless user cannot open the tun
+    device slirp4netns needs (some machines have it 0600 root; tests/env/provision.sh restores 0666)."""
+    mode = os.stat("/dev/net/tun").st_mode & 0o777 if os.path.exists("/dev/net/tun") else None
+    if mode is None or mode & 0o006 != 0o006:
+        shown = "missing" if mode is None else f"mode {mode:04o}"
+        pytest.fail(
+            f"/dev/net/tun is {shown}: rootless Podman's network (slirp4netns) cannot open it as "
+            f"{ROOTLESS_USER}; run tests/env/provision.sh test, which gives it Debian's mode 0666"
+        )
+
+
 def make(name: str) -> EngineUnderTest:
     if name == "docker":
         return EngineUnderTest("docker", "docker")
     if name == "podman":
         return EngineUnderTest("podman", "podman", env={"CONTAINERS_CONF": str(ROOTFUL_CONF)})
     if name == "rootless":
+        check_rootless_network()
         return EngineUnderTest("rootless", "podman", ROOTLESS_USER, {"XDG_RUNTIME_DIR": rootless_runtime_dir()})
     raise ValueError(f"no engine {name!r}")
 
