@@ -18,7 +18,7 @@ VERSION := $(shell cat builder/version.txt)
 
 REGISTRY ?=
 
-.PHONY: demo test lint format unit bench docs env-demo env-test image push registry-set
+.PHONY: demo test lint format unit bench docs env-demo env-test env-unit image push registry-set
 
 env-demo:
 	bash tests/env/provision.sh demo
@@ -30,11 +30,17 @@ demo: env-demo
 	bash examples/demo.sh
 
 test: env-test lint image
-	$(VENV)/bin/pytest tests $(PYTEST_ARGS)
+	DCB_FULL_TIER=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
 	IMAGE=$(IMAGE) bats tests/bats
 
-unit: env-test
-	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+# The quick tier: pure-Python tests that need only Python 3.11+ (no engine, no root, no Node, no
+# provisioning beyond the virtualenv), under a minute. Tests that read the pinned CLI's code run when
+# `make test` has installed it.
+unit: env-unit
+	$(VENV)/bin/pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+
+env-unit:
+	bash tests/env/provision.sh unit
 
 lint:
 	$(RUFF) check builder tests
@@ -62,7 +68,7 @@ push: registry-set image
 registry-set:
 	@test -n "$(REGISTRY)" || { echo "make push: set REGISTRY, for example REGISTRY=ghcr.io/acme" >&2; exit 2; }
 
-bench: env-test
+bench: env-test image
 	@status=0; for bench in up podman compose logs fallback serve template; do \
 	  $(VENV)/bin/python tests/bench/bench_$$bench.py || status=1; echo; \
 	done; exit $$status

@@ -5,9 +5,11 @@
 #
 #   tests/env/provision.sh demo   engine, base images, devcontainer CLI, the package
 #   tests/env/provision.sh test   the same plus registry, sshd, bats, shellcheck and the test tools
+#   tests/env/provision.sh unit   only the virtualenv with the package and the test tools (no root, no engine)
 set -euo pipefail
 
 profile=${1:-test}
+case "$profile" in demo | test | unit) ;; *) echo "usage: provision.sh demo|test|unit" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/devcontainer-builder
 venv=$root/.venv
@@ -213,12 +215,16 @@ python_env() {
 
 python_install() {
   local stamp
-  stamp=$venv/.installed-$(sha256sum <"$root/builder/pyproject.toml" | cut -c1-16)-$profile
+  local extras=test
+  [ "$profile" = demo ] && extras=demo
+  stamp=$venv/.installed-$(sha256sum <"$root/builder/pyproject.toml" | cut -c1-16)-$extras
   [ -f "$stamp" ] && return 0
+  # the test tools include the demo's needs: a test venv serves the demo, not the other way round
+  [ "$extras" = demo ] && compgen -G "$venv/.installed-$(sha256sum <"$root/builder/pyproject.toml" | cut -c1-16)-test" >/dev/null && return 0
   say "python virtualenv ($venv)"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   local extra=""
-  [ "$profile" = test ] && extra="[test]"
+  [ "$extras" = test ] && extra="[test]"
   PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip} "$venv/bin/pip" install -q --disable-pip-version-check \
     --config-settings editable_mode=compat -e "$root/builder$extra" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
   "$venv/bin/devcontainer-builder" --version >/dev/null
@@ -257,6 +263,13 @@ tun_device() {
     chmod 0666 /dev/net/tun
   fi
 }
+
+if [ "$profile" = unit ]; then
+  # the quick tier runs anywhere Python 3.11+ does: no apt, no engine, no root
+  python_env
+  say "environment ready (unit)"
+  exit 0
+fi
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)
 [ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium

@@ -197,6 +197,7 @@ def test_the_cli_fetching_the_manifest_itself_is_noticed() -> None:
     assert parser.fetched_manifest
 
 
+@pytest.mark.needs_cli
 def test_the_pinned_cli_keeps_its_cache_where_the_builder_refreshes_it() -> None:
     """Read in the pinned CLI's own code: the file name, the folder and the five-minute age the builder
     relies on. A CLI upgrade that changes them fails here before it hangs a build."""
