@@ -3,8 +3,7 @@
 
 (no arguments)        run the job the environment describes: DEVCONTAINER_BUILDER_MODE, up, serve or
                       up-serve (up, then serve)
-COMMAND [ARGS ...]    run that devcontainer-builder command (up, serve, rebuild, status, options) or
-                      --help, --version
+COMMAND [ARGS ...]    run that devcontainer-builder command (`--help` lists them) or --help, --version
 
 Started as PID 1 by the container runtime, with the template's secrets in its environment. It moves
 them onto a pipe and executes tini with a clean environment, so that PID 1 - whose environment any
@@ -21,21 +20,23 @@ from typing import Any
 from devcontainer_builder import launch
 
 TINI = "/usr/bin/tini"
-USAGE = """usage: docker run [docker options] IMAGE [COMMAND [ARGS ...]]
+USAGE_HEAD = """usage: docker run [docker options] IMAGE [COMMAND [ARGS ...]]
 
 Without a command the image runs the job its environment describes (DEVCONTAINER_BUILDER_MODE, one of
 up, serve, up-serve; default up), as a Coder template starts it. With one, it runs that devcontainer-builder
 command:
 
-  up        clone or update the repository and bring its devcontainer up (or the fallback)
-  serve     the supervisor: status page, rebuilds, rebuild suggestions, keep-alive
-  rebuild   ask the supervisor to rebuild (or rebuild in-process), following the log
-  status    show the workspace's state (--json for scripts, --short for one line)
-  options   list every setting and its environment variable
-  --help, --version
+"""
+USAGE_TAIL = """  --help, --version
 
 `IMAGE up --help` explains up's settings; `IMAGE options` lists them all.
 """
+
+
+def usage(cli: Any) -> str:
+    """The commands as click knows them: one list, so a new command cannot be missing here."""
+    lines = [f"  {name:<16}{command.get_short_help_str(limit=86)}" for name, command in cli.commands.items()]
+    return USAGE_HEAD + "\n".join(lines) + "\n" + USAGE_TAIL
 
 
 def main(argv: list[str]) -> None:
@@ -55,10 +56,10 @@ def main(argv: list[str]) -> None:
             return
         argv = [settings.mode]
     elif argv[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+        print(usage(cli), end="")
         return
     elif argv[0] != "--version" and argv[0] not in cli.commands:
-        print(f"devcontainer-builder: unknown command {argv[0]!r}.\n\n{USAGE}", end="", file=sys.stderr)
+        print(f"devcontainer-builder: unknown command {argv[0]!r}.\n\n{usage(cli)}", end="", file=sys.stderr)
         sys.exit(EXIT_INVALID_INPUT)
     cli.main(args=argv, prog_name="devcontainer-builder")
 

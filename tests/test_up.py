@@ -472,8 +472,8 @@ def test_an_engine_that_comes_up_late_is_waited_for(remote: Remote, make_workspa
     remote.commit(hooks_config())
     socket_path = sandbox / "late.sock"
     ws = make_workspace(remote.url, DOCKER_HOST=f"unix://{socket_path}", DEVCONTAINER_ENGINE_TIMEOUT="60")
-    proc = ws.start()
-    time.sleep(2)  # the engine's socket appears after the builder started, as a DinD sidecar's does
+    # the engine's socket appears while the builder waits for it, as a DinD sidecar's does
+    proc = ws.start_until_logged("waiting up to 60 s")
     relay = subprocess.Popen(["socat", f"UNIX-LISTEN:{socket_path},fork", "UNIX-CONNECT:/var/run/docker.sock"])
     try:
         stdout, stderr = proc.communicate(timeout=300)

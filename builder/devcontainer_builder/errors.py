@@ -1,6 +1,6 @@
 """Exit codes and the two kinds of failure the builder reports.
 
-The contract (product.md): 0 = workspace running, 1 = not running, 2 = invalid input to the builder.
+The contract (docs/state.md): 0 = workspace running, 1 = not running, 2 = invalid input to the builder.
 """
 
 from __future__ import annotations

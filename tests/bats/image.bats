@@ -59,7 +59,8 @@ fetch() {
   [ "$status" -eq 0 ]
   [[ "$output" == *"usage: docker run"* ]]
   [[ "$output" == *"DEVCONTAINER_BUILDER_MODE"* ]]
-  for command in up status options; do [[ "$output" == *"$command"* ]]; done
+  # every command click knows, listed from click itself (install-service was once missing here)
+  for command in up serve rebuild status options install-service; do [[ "$output" == *"  $command "* ]]; done
 }
 
 @test "--version prints the version in version.txt" {
@@ -129,7 +130,7 @@ fetch() {
   # a black hole: accepts connections and never answers, so git's clone hangs
   python3 -c "import socket,time; s=socket.socket(); s.bind(('$gateway', $port)); s.listen(8); time.sleep(60)" &
   hole=$!
-  sleep 0.5
+  for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/$gateway/$port") 2>/dev/null && break; sleep 0.1; done
   container=$(docker run -d -v "$STATE:/state" -e DEVCONTAINER_STATE_DIR=/state \
     -e DEVCONTAINER_REPOSITORY="http://$gateway:$port/app.git" "$IMAGE")
   for _ in $(seq 1 50); do grep -q Cloning "$STATE/build.log" 2>/dev/null && break; sleep 0.2; done

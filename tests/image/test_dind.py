@@ -58,7 +58,7 @@ class Pod:
     def start_engine(self) -> None:
         docker(
             "run", "-d", "--name", self.engine_name,
-            # what this machine allows instead of --privileged (shared/reference/test-environment.md)
+            # what these test machines allow instead of --privileged: their kernel lacks CAP_SYS_RESOURCE
             "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
             "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined",
             "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",

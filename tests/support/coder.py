@@ -1,4 +1,4 @@
-"""A strict stand-in for Coder's workspace-agent log API (shared/reference/coder-agent-api.md).
+"""A strict stand-in for Coder's workspace-agent log API (as Coder's server implements it).
 
 It rejects what Coder rejects - a token that is not a UUID or not an agent's, an empty batch, a bad
 level, malformed JSON, a NUL byte, a batch that would take the agent past 1,048,576 bytes of output -

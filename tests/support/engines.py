@@ -22,7 +22,7 @@ from support.images import BASE_IMAGE, FALLBACK_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEL_WORKSPACE = "devcontainer-builder.workspace"
-# these machines lack CAP_SYS_RESOURCE, and rootful Podman's default ulimits need it (test-environment.md)
+# these machines lack CAP_SYS_RESOURCE, and rootful Podman's default ulimits need it (docs/engines.md)
 ROOTFUL_CONF = ROOT / "tests" / "env" / "podman-containers.conf"
 ROOTLESS_USER = "dcb-user"
 

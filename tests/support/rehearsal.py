@@ -7,7 +7,8 @@ fsGroup applied, an emptyDir a volume of the pod's run, a ConfigMap or Secret a 
 `secret_key_ref` a value from the Secret's data (its sensitive values are unknown at plan time: the
 rehearsal supplies them - the Coder double's tokens and init scripts). The containers share the engine
 container's network, as a pod's share one. This machine allows no `--privileged`: a privileged container
-gets every capability and no confinement instead (reference/test-environment.md).
+gets every capability but CAP_SYS_RESOURCE, which the kernel's bounding set lacks, and no confinement
+instead.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The Coder log sink: every build line to the workspace's build log in Coder, never blocking the build.
 
 write() only appends to an in-memory queue; a background thread sends batches to Coder's agent API
-(shared/reference/coder-agent-api.md). The queue has a byte cap: when Coder is slow or down the oldest
-unsent lines are dropped and counted, and one line later says how many and where the full log is.
+(`PATCH /api/v2/workspaceagents/me/logs`; docs/coder.md). The queue has a byte cap: when Coder is slow
+or down the oldest unsent lines are dropped and counted, and one line later says how many and where the
+full log is.
 Coder keeps at most 1,048,576 bytes of output per agent: the sender stays under it and ends with a
 line saying the log was cut, rather than letting Coder reject batches.
 """

@@ -1,7 +1,7 @@
 """Every setting of the builder, declared once: the fields of `Settings`.
 
 Each field names its environment variable, its default, its help and its click type (how its text is
-parsed). The CLI's flags, the `options` command and the README's table are generated from these fields,
+parsed). The CLI's flags, the `options` command and docs/configuration.md's table are generated from these fields,
 so a setting cannot exist in one place and be missing from another. Secrets have no flag on purpose: a
 flag would put the value in every process listing.
 """
