@@ -411,7 +411,8 @@ def test_sigterm_when_idle_ends_serve_and_leaves_the_devcontainer(remote: Remote
     sup = supervise(ws)
     assert (ws.state_dir / "serve.json").exists()
     served = json.loads((ws.state_dir / "serve.json").read_text())
-    assert served["pid"] == sup.proc.pid and served["url"] == sup.url
+    assert served["pid"] == sup.proc.pid and served["url"] == f"http://127.0.0.1:{sup.port}/"
+    assert served["page"] == sup.url and served["socket"] == str(ws.state_dir / "serve.sock")
     code, _ = sup.stop()
     assert code == 0
     assert docker("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
@@ -687,11 +688,8 @@ def test_a_bad_address_is_bad_input(remote: Remote, make_workspace) -> None:
         run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=address, timeout=60)
         assert run.returncode == 2, run.output
         assert "DEVCONTAINER_SERVE_ADDRESS" in run.stderr and fragment in " ".join(run.stderr.split())
-    with __import__("socket").socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{taken.getsockname()[1]}", timeout=60)
-    assert run.returncode == 2 and "cannot listen" in run.stderr
+    run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS="192.0.2.1:7480", timeout=60)  # no such interface here
+    assert run.returncode == 2 and "cannot listen on 192.0.2.1:7480" in run.stderr
 
 
 def test_serve_without_a_build_shows_none_and_builds_nothing(remote: Remote, make_workspace, supervise) -> None:

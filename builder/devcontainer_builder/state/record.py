@@ -51,6 +51,7 @@ class Event:
     AGENT_FAILED = "agent_failed"
     # the supervisor (serve)
     SERVE_STARTED = "serve_started"
+    SERVE_ADDRESS_BUSY = "serve_address_busy"  # the TCP address was taken: serve waits for it
     SERVE_STOPPED = "serve_stopped"
     REBUILD_REQUESTED = "rebuild_requested"
     REBUILD_SUGGESTED = "rebuild_suggested"
