@@ -107,6 +107,10 @@ class StateDir:
     def ensure(self) -> None:
         os.makedirs(self.path, mode=0o755, exist_ok=True)
 
+    def failed(self, path: str, err: OSError) -> None:
+        """A write to `path` failed: reported once per file, whoever found it (the state dir or a log sink)."""
+        self._failed(path, err)
+
     def _failed(self, path: str, err: OSError) -> None:
         if path not in self._reported:
             self._reported.add(path)
