@@ -41,7 +41,7 @@ from devcontainer_builder.supervisor.builds import Build, Builds
 from devcontainer_builder.supervisor.keepalive import KeepAlive
 from devcontainer_builder.supervisor.status import RepositoryInfo, Supervisor
 from devcontainer_builder.supervisor.suggestions import Suggestions
-from devcontainer_builder.system import clock, environment, files, lock
+from devcontainer_builder.system import caps, clock, environment, files, lock
 
 STOP_GRACE = 3.0  # for a rebuild in progress; the whole stop stays within 5 s
 
@@ -187,6 +187,8 @@ def _serve(
         except AddressBusy:
             tcp = None
     host, port = settings.serve_address if tcp is None else tcp.getsockname()[:2]
+    if tcp is not None:
+        caps.drop_ambient()  # listening: no build, hook or builder agent gets to bind a privileged port
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()
