@@ -15,7 +15,8 @@ runs it). Why each line is there:
 - No `NoNewPrivileges=`: rootless Podman maps its user namespace with the setuid `newuidmap`.
 - `AmbientCapabilities=CAP_NET_BIND_SERVICE`: `serve` listens on a port below 1024 (the VM module's
   127.0.0.1:748), which a devcontainer on the VM's network cannot take before it or in its place - its
-  capabilities count in its own user namespace only. `up` drops it at once, `serve` once it listens.
+  capabilities count in its own user namespace only. `up` drops it at once; `serve` keeps it for
+  itself and runs every program (builds, the builder agent) without it.
 """
 
 from __future__ import annotations

@@ -187,8 +187,9 @@ def _serve(
         except AddressBusy:
             tcp = None
     host, port = settings.serve_address if tcp is None else tcp.getsockname()[:2]
-    if tcp is not None:
-        caps.drop_ambient()  # listening: no build, hook or builder agent gets to bind a privileged port
+    # serve keeps its own CAP_NET_BIND_SERVICE (to listen again once a busy address is free); the programs it
+    # runs - builds, hooks, the builder agent and its terminal - do not get it
+    caps.drop_ambient()
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()

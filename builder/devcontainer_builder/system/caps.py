@@ -3,8 +3,9 @@ unit, so `serve` can listen on a port below 1024 - one a rootless devcontainer o
 take (its capabilities count in its own user namespace only, not in the VM's network namespace).
 
 Ambient capabilities pass to every program a process runs. Nothing but `serve`'s own bind needs this one:
-`up` (and so the devcontainer CLI, git and every hook) drops it at once, and `serve` once it is listening,
-before it starts a build or the builder agent.
+`up` (and so the devcontainer CLI, git and every hook) drops it at once, and `serve` at start - clearing
+the ambient set keeps the process's own capability, so `serve` can still listen when a busy address frees
+up, while every program it runs (a build, the builder agent and its terminal) starts without it.
 """
 
 from __future__ import annotations
