@@ -236,6 +236,10 @@ def _serve(
         dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
         log.info(f"devcontainer-builder serve: status page and API on {base} and {dirs.serve_socket} (workspace "
                  f"{settings.workspace_folder})")  # fmt: skip
+        if not settings.coder_agent_url:
+            # standalone, on the user's own terminal: the page with its key (its buttons need it); with Coder
+            # the app's URL has it, and no log that leaves the machine does
+            log.info(f"devcontainer-builder serve: open the status page at {base}k/{key}/")
         for thread in threads:
             thread.start()
 
