@@ -83,17 +83,6 @@ def listen(address: tuple[str, int]) -> socket.socket:
     return sock
 
 
-def inherited(address: tuple[str, int]) -> socket.socket | None:
-    """A listening socket systemd passed (socket activation, LISTEN_FDS), when it is for this process."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()) or os.environ.get("LISTEN_FDS") != "1":
-        return None
-    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
-        os.environ.pop(name, None)
-    sock = socket.socket(fileno=3)
-    sock.set_inheritable(False)
-    return sock
-
-
 @contextlib.contextmanager
 def short_path(path: str) -> Iterator[str]:
     """`path`, or the same file through /proc/self/fd when it is too long for a unix socket's address."""
@@ -108,7 +97,7 @@ def short_path(path: str) -> Iterator[str]:
 
 
 def listen_unix(path: str) -> socket.socket:
-    """serve.sock, the trusted door: the owner's only (0600), in the state dir no devcontainer sees. A
+    """serve.sock, the trusted door: its owner's only (umask 077), in the state dir no devcontainer sees. A
     stale one is ours to replace: this process holds serve.lock."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -180,12 +169,9 @@ def _serve(
     # what a supervisor that was killed had asked for is nobody's now (this one holds the lock)
     dirs.update_state(_forget_request)
     unix = listen_unix(dirs.serve_socket)
-    tcp = inherited(settings.serve_address)
-    if tcp is None:
-        try:
-            tcp = listen(settings.serve_address)
-        except AddressBusy:
-            tcp = None
+    tcp: socket.socket | None = None
+    with contextlib.suppress(AddressBusy):  # waited for below, with the other door open meanwhile
+        tcp = listen(settings.serve_address)
     host, port = settings.serve_address if tcp is None else tcp.getsockname()[:2]
     # serve keeps its own CAP_NET_BIND_SERVICE (to listen again once a busy address is free); the programs it
     # runs - builds, hooks, the builder agent and its terminal - do not get it
