@@ -6,8 +6,10 @@ are polls against generous deadlines.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -245,6 +247,117 @@ def test_rebuild_will_not_build_beside_a_supervisor_it_cannot_reach(remote: Remo
     assert "rebuild_requested" not in ws.event_kinds() and ws.state()["trigger"] == "start", "nothing built"
 
 
+# -- who may ask: the socket, the page's key, the Host, the rate ----------------------------------------
+
+
+def test_a_port_taken_before_serve_starts_is_waited_for_and_the_cli_never_asks_the_squatter(
+    remote: Remote, make_workspace
+) -> None:
+    """issue 19, High 1: a process of the devcontainer (DEVCONTAINER_NETWORK=host) listening on serve's address
+    before serve starts made serve exit 2 - which the VM's unit never restarts - and answered in its place."""
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen(8)
+    squatter.settimeout(0.1)
+    port = squatter.getsockname()[1]
+    serve = ws.start(command="serve", DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{port}")
+    try:
+        wait_for(lambda: "serve_address_busy" in ws.event_kinds(), 30, "serve saying the address is busy")
+        assert serve.poll() is None, "a busy address is not a stop"
+        # the command line reaches the supervisor through its socket, never the address someone else holds
+        status = ws.run("--no-wait", command="rebuild")
+        assert status.returncode == 0 and "started" in status.stdout, status.output
+        with pytest.raises(TimeoutError):
+            squatter.accept()
+        squatter.close()  # the squatter goes: serve takes its address
+        wait_for(lambda: _answers(port), 60, "serve answering on the address once it is free")
+        assert "rebuild_requested" in ws.event_kinds()
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=30)
+    assert serve.returncode == 0
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return b'{"ok":true}' in sock.recv(4096)
+    except OSError:
+        return False
+
+
+def test_a_local_process_without_the_pages_key_cannot_rebuild_or_dismiss(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    """issue 19, Medium 4: a postStartCommand on the host network posted {"full": true} after every start."""
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    container, events_before = ws.container(), len(ws.events())
+    for path, body in (("/api/rebuild", {"full": True}), ("/api/suggestion/ignore", {})):
+        answer = sup.post(path, body, keyed=False)
+        assert answer.status == 403 and "key" in answer.body["error"], answer
+    wrong = sup.request("POST", "/k/" + "0" * 64 + "/api/rebuild", "{}", {"Content-Type": "application/json"},
+                        keyed=False)  # fmt: skip
+    assert wrong.status == 403, wrong
+    assert sup.request("GET", "/api/status", keyed=False).status == 200, "reading stays open on loopback"
+    assert ws.containers() == [container] and len(ws.events()) == events_before, "nothing happened"
+    assert sup.post("/api/rebuild", {}).status == 202, "the page, with its key, rebuilds"
+    sup.wait_build_end()
+
+
+def test_rebuilds_are_rate_limited_with_a_clear_answer(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    started = 0
+    while (answer := sup.post("/api/rebuild", {})).status == 202:
+        started += 1
+        assert started <= 5, "more than five rebuilds in five minutes"
+        sup.wait_build_end()
+    assert answer.status == 429 and int(answer.headers["retry-after"]) > 0, answer
+    assert "ask again in" in answer.body["error"]
+    assert started == 5
+    refused = ws.run("--no-wait", command="rebuild")
+    assert refused.returncode == 1 and "429" in refused.stdout and "ask again in" in refused.stdout, refused.output
+
+
+def test_the_page_cannot_be_framed_and_a_foreign_host_is_refused(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws, DEVCONTAINER_SERVE_HOSTS="dev.example")
+    for path in ("/", "/api/status"):
+        answer = sup.request("GET", path)
+        assert answer.headers["x-frame-options"] == "DENY", path
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], path
+    # DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends its own Host
+    rebound = sup.request("GET", "/api/status", headers={"Host": f"evil.example:{sup.port}"}, keyed=False)
+    assert rebound.status == 421 and "Host" in rebound.body["error"], rebound
+    for host in (f"localhost:{sup.port}", f"127.0.0.1:{sup.port}", "[::1]", "dev.example"):
+        assert sup.request("GET", "/api/status", headers={"Host": host}, keyed=False).status == 200, host
+
+
+def test_local_processes_cannot_hold_every_log_stream_from_the_page(remote: Remote, make_workspace, supervise) -> None:
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    sup = supervise(ws)
+    held = []
+    try:
+        while len(held) < 40:
+            connection = http.client.HTTPConnection("127.0.0.1", sup.port, timeout=30)
+            connection.request("GET", "/api/log?follow=1")
+            response = connection.getresponse()
+            if response.status != 200:
+                assert response.status == 503 and "log streams" in json.loads(response.read())["error"]
+                connection.close()
+                break
+            held.append(connection)
+        assert len(held) < 32, "a local process without the key holds a share, not all of them"
+        page = sup.sse("/api/log?follow=0")
+        assert page[-1][0] == "end", "the page's own stream gets through"
+    finally:
+        for connection in held:
+            connection.close()
+
+
 # -- keep-alive ---------------------------------------------------------------------------------------
 
 
@@ -411,7 +524,8 @@ def test_sigterm_when_idle_ends_serve_and_leaves_the_devcontainer(remote: Remote
     sup = supervise(ws)
     assert (ws.state_dir / "serve.json").exists()
     served = json.loads((ws.state_dir / "serve.json").read_text())
-    assert served["pid"] == sup.proc.pid and served["url"] == sup.url
+    assert served["pid"] == sup.proc.pid and served["url"] == f"http://127.0.0.1:{sup.port}/"
+    assert served["page"] == sup.url and served["socket"] == str(ws.state_dir / "serve.sock")
     code, _ = sup.stop()
     assert code == 0
     assert docker("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
@@ -572,6 +686,45 @@ def test_status_short_is_one_line_for_coders_metadata(remote: Remote, make_works
     wait_for(lambda: ws.run("--short", command="status").stdout.startswith("building "), 30, "building N s")
 
 
+@pytest.mark.parametrize(
+    ("what", "expected"),
+    [
+        ("wrong-types", "running"),  # nested records with fields missing or of the wrong type are dropped
+        ("fifo", "state unreadable"),  # opened without blocking: an answer, not a hang
+        ("dev-zero", "state unreadable"),  # a bounded read of a regular file only: not an endless read
+        ("huge", "state unreadable"),
+    ],
+)
+def test_status_answers_in_one_line_whatever_is_at_state_json(
+    remote: Remote, make_workspace, what: str, expected: str
+) -> None:
+    """issue 19, Low 11: a traceback on wrong-typed fields; `--short` hung on a FIFO and read /dev/zero."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    ws.state_dir.mkdir(parents=True)
+    state = ws.state_dir / "state.json"
+    if what == "wrong-types":
+        state.write_text(json.dumps({"status": "running", "requested": {"at": 5}, "error": {"step": 3},
+                                     "fallback": "yes", "changed_files": [1, {}], "started_at": 7, "steps": "x"}))  # fmt: skip
+    elif what == "fifo":
+        os.mkfifo(state)
+        os.mkfifo(ws.state_dir / "events.jsonl")
+    elif what == "dev-zero":
+        state.symlink_to("/dev/zero")
+    else:
+        state.write_text('{"status": "running", "x": "' + "x" * (8 << 20) + '"}')
+    for flags in ((), ("--json",), ("--short",)):
+        run = ws.run(*flags, command="status", timeout=30)
+        assert "Traceback" not in run.output, (flags, run.output)
+        assert run.returncode == (0 if expected == "running" else 1), (flags, run.output)
+        if flags == ("--short",):
+            assert run.stdout.strip() == expected
+        elif flags == ("--json",):
+            json.loads(run.stdout)
+        elif expected != "running":
+            assert run.stdout.count("\n") == 1 and "holds no state the builder wrote" in run.stdout, run.output
+
+
 def test_a_rebuild_request_with_an_identity_is_honoured_once(remote: Remote, make_workspace) -> None:
     ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
     first = ws.container()
@@ -687,11 +840,8 @@ def test_a_bad_address_is_bad_input(remote: Remote, make_workspace) -> None:
         run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=address, timeout=60)
         assert run.returncode == 2, run.output
         assert "DEVCONTAINER_SERVE_ADDRESS" in run.stderr and fragment in " ".join(run.stderr.split())
-    with __import__("socket").socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen(1)
-        run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{taken.getsockname()[1]}", timeout=60)
-    assert run.returncode == 2 and "cannot listen" in run.stderr
+    run = ws.run(command="serve", DEVCONTAINER_SERVE_ADDRESS="192.0.2.1:7480", timeout=60)  # no such interface here
+    assert run.returncode == 2 and "cannot listen on 192.0.2.1:7480" in run.stderr
 
 
 def test_serve_without_a_build_shows_none_and_builds_nothing(remote: Remote, make_workspace, supervise) -> None:

@@ -43,7 +43,7 @@ def test_the_unit_runs_up_then_serve_as_the_user_and_verifies_clean(sandbox: Pat
     account = pwd.getpwnam(USER)
     for line in (f"User={USER}", f"EnvironmentFile={env}", f"Environment=XDG_RUNTIME_DIR=/run/user/{account.pw_uid}",
                  f"ExecStartPre=-{BUILDER} up", f"ExecStart={BUILDER} serve", "Restart=on-failure",
-                 "KillMode=process", "WantedBy=multi-user.target"):  # fmt: skip
+                 "KillMode=process", "AmbientCapabilities=CAP_NET_BIND_SERVICE", "WantedBy=multi-user.target"):  # fmt: skip
         assert line in text.splitlines(), line
     assert oct(unit.stat().st_mode & 0o777) == "0o644"
     checked = verify(unit)

@@ -518,6 +518,27 @@ def test_a_full_state_disk_does_not_keep_the_workspace_from_running(
     assert ws.container() and "workspace running" in run.stdout
 
 
+@pytest.mark.parametrize("when", ["full-at-start", "fills-during-the-build"])
+def test_a_build_log_that_cannot_be_written_is_named_on_the_terminal_once(
+    remote: Remote, make_workspace, tiny_disk: Path, when: str
+) -> None:
+    """issue 19, Low 14: docs/state.md says the terminal names a build.log it cannot write, once."""
+    # the build's own output (3 MiB) does not fit on the 2 MiB disk
+    remote.commit({".devcontainer/devcontainer.json": config(postCreateCommand="seq 1 400000"), "README.md": "hi\n"})
+    state_dir = tiny_disk / "state"
+    state_dir.mkdir()
+    (state_dir / "build.log").write_text("the last build's log\n")  # kept as build.previous.log
+    blocks = ["count=28"] if when == "fills-during-the-build" else []  # 1.75 of 2 MiB: room for the state only
+    subprocess.run(["dd", "if=/dev/zero", f"of={tiny_disk / 'filler'}", "bs=64k", *blocks], capture_output=True,
+                   timeout=30, check=False)  # fmt: skip
+    ws = make_workspace(remote.url)
+    run = ws.up(DEVCONTAINER_STATE_DIR=str(state_dir))
+    assert run.returncode == 0, run.output
+    said = " ".join(run.stderr.split())
+    assert said.count(f"cannot write {state_dir / 'build.log'} (No space left on device)") == 1, run.stderr
+    assert "its log is on the terminal" in said and "Traceback" not in run.output and ws.container()
+
+
 def test_a_state_dir_the_builder_may_not_write_is_bad_input(remote: Remote, make_workspace, sandbox: Path) -> None:
     remote.commit(hooks_config())
     (sandbox / "file").write_text("not a folder")

@@ -122,8 +122,10 @@ def trust_extra_certificates(settings: opts.Settings) -> None:
 
 
 def run_up(settings: opts.Settings, trigger: str, build_id: str) -> int:
+    from devcontainer_builder.system import caps  # noqa: PLC0415
     from devcontainer_builder.up import pipeline  # noqa: PLC0415 - only `up` and `rebuild` need the pipeline
 
+    caps.drop_ambient()  # the VM unit's CAP_NET_BIND_SERVICE is serve's alone: never the CLI's or a hook's
     signal.signal(signal.SIGTERM, _terminate)
     trust_extra_certificates(settings)
     log, coder = start_log(settings)
@@ -206,7 +208,7 @@ def serve(**flags: Any) -> None:
     Exit codes:
       0  stopped by SIGTERM (the devcontainer keeps running)
       1  another `serve` is already serving this workspace's state dir
-      2  invalid input, or the address cannot be listened on
+      2  invalid input, or an address that is not this machine's (a busy one is waited for)
     """
     from devcontainer_builder.supervisor import serve as supervisor  # noqa: PLC0415 - only `serve` needs it
 

@@ -384,17 +384,20 @@ resource "coder_agent" "builder" {
   }
 }
 
+# The URL holds the page's key (`serve` derives the same from the builder agent's token, which the
+# devcontainer never holds): the page's buttons need it. 127.0.0.1, where `serve` listens (localhost may
+# resolve to ::1 first, an address `serve` does not hold).
 resource "coder_app" "status" {
   agent_id     = coder_agent.builder.id
   slug         = "devcontainer"
   display_name = "Devcontainer status"
   icon         = "/icon/docker.png"
-  url          = "http://localhost:${local.serve_port}/"
+  url          = "http://127.0.0.1:${local.serve_port}/k/${sha256("devcontainer-builder status page:${coder_agent.builder.token}")}/"
   share        = "owner"
   subdomain    = false
   order        = 1
   healthcheck {
-    url       = "http://localhost:${local.serve_port}/healthz"
+    url       = "http://127.0.0.1:${local.serve_port}/healthz"
     interval  = 5
     threshold = 6
   }

@@ -21,7 +21,10 @@ builder() {
 }
 
 fetch() {
-  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
+  # $2: the Host header, when the URL's address is not a name serve answers to (DEVCONTAINER_SERVE_HOSTS)
+  python3 -c 'import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"Host": sys.argv[2]} if sys.argv[2] else {})
+sys.stdout.write(urllib.request.urlopen(request, timeout=5).read().decode())' "$1" "${2:-}"
 }
 
 @test "no arguments and no environment: exit 2 naming DEVCONTAINER_REPOSITORY and the fix" {
@@ -149,11 +152,13 @@ fetch() {
   printf '{"status": "degraded", "fallback": true, "error": {"step": "build", "message": "apt failed"}}\n' >"$STATE/state.json"
   container=$(docker run -d -v "$STATE:/state" -e DEVCONTAINER_STATE_DIR=/state \
     -e DEVCONTAINER_REPOSITORY=https://example.com/app.git -e DEVCONTAINER_BUILDER_MODE=serve \
-    -e DEVCONTAINER_SERVE_ADDRESS=0.0.0.0:7480 "$IMAGE")
+    -e DEVCONTAINER_SERVE_ADDRESS=0.0.0.0:7480 -e DEVCONTAINER_SERVE_HOSTS=workspace.example "$IMAGE")
   address=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$container")
   for _ in $(seq 1 50); do fetch "http://$address:7480/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
-  status_json=$(fetch "http://$address:7480/api/status")
-  page=$(fetch "http://$address:7480/")
+  # reached by the name the admin listed (a DNS name of that address)
+  status_json=$(fetch "http://$address:7480/api/status" workspace.example:7480)
+  page=$(fetch "http://$address:7480/" workspace.example:7480)
+  foreign=$(fetch "http://$address:7480/api/status" evil.example 2>&1 || true)
   short=$(docker exec "$container" devcontainer-builder status --short --state-dir /state)
   # the 5 s grace is the contract: a serve still running after it is SIGKILLed (exit 137)
   docker stop -t 5 "$container" >/dev/null
@@ -161,6 +166,7 @@ fetch() {
   docker rm -f "$container" >/dev/null
   [ "$(printf '%s' "$status_json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = degraded ]
   [[ "$page" == *'src="static/app.js"'* ]]
+  [[ "$foreign" == *"421"* ]]
   [ "$short" = "degraded: build failed" ]
   [ "$code" -eq 0 ]
   [ ! -e "$STATE/serve.json" ]

@@ -36,7 +36,7 @@ from support.supervisor import Supervisor  # noqa: E402
 
 SAVES = int(os.environ.get("BENCH_SAVES", "20"))
 IDLE_SECONDS = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
-REBUILDS = int(os.environ.get("BENCH_REBUILDS", "5"))
+REBUILDS = int(os.environ.get("BENCH_REBUILDS", "5"))  # the supervisor starts at most 5 rebuilds in 5 minutes
 RATE = 50
 LOAD_SECONDS = 10
 FILES = {

@@ -27,10 +27,14 @@ class Supervisor:
         self.port = free_port()
         self.proc = ws.start(command="serve", DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{self.port}", **env)
         wait_for(self._healthy, 30, "serve's /healthz")
+        # the page's own address, with its key, as Coder's app would open it (serve.json: the owner's only)
+        self.page = json.loads((ws.state_dir / "serve.json").read_text())["page"]
+        self.prefix = self.page.removeprefix(f"http://127.0.0.1:{self.port}").rstrip("/")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        """The status page as its owner opens it (through Coder's app: with the key)."""
+        return self.page
 
     def _healthy(self) -> bool:
         if self.proc.poll() is not None:
@@ -38,11 +42,18 @@ class Supervisor:
         return self.request("GET", "/healthz").status == 200
 
     def request(
-        self, method: str, path: str, body: bytes | str | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        keyed: bool = True,
     ) -> Answer:
+        """A request as the page sends it (`keyed`: under the page's key), or as any local process can."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, self._path(path, keyed), body=body, headers=headers or {})
             response = connection.getresponse()
             raw = response.read()
             try:
@@ -54,11 +65,14 @@ class Supervisor:
         finally:
             connection.close()
 
+    def _path(self, path: str, keyed: bool) -> str:
+        return self.prefix + path if keyed and not path.startswith("/healthz") else path
+
     def sse(self, path: str, headers: dict[str, str] | None = None, timeout: float = 120) -> list[tuple[str, str, str]]:
         """A Server-Sent Events stream read to its end: (event, data, id) of each message."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.request("GET", path, headers=headers or {})
+            connection.request("GET", self._path(path, True), headers=headers or {})
             response = connection.getresponse()
             assert response.status == 200, (response.status, response.read())
             messages, fields = [], {"event": "message", "data": [], "id": ""}
@@ -76,8 +90,8 @@ class Supervisor:
         finally:
             connection.close()
 
-    def post(self, path: str, data: object) -> Answer:
-        return self.request("POST", path, json.dumps(data), {"Content-Type": "application/json"})
+    def post(self, path: str, data: object, *, keyed: bool = True) -> Answer:
+        return self.request("POST", path, json.dumps(data), {"Content-Type": "application/json"}, keyed=keyed)
 
     def status(self) -> dict[str, Any]:
         answer = self.request("GET", "/api/status")

@@ -115,6 +115,14 @@ def test_coders_labels_are_on_every_container_and_volume(plan: dict[str, Any]) -
         assert labels["coder.owner"] == "alice"
 
 
+def test_the_status_app_is_the_page_with_its_key_on_the_address_serve_holds(plan: dict[str, Any]) -> None:
+    app = planned(plan, "coder_app.status")
+    assert app["healthcheck"][0]["url"] == "http://127.0.0.1:7480/healthz", "127.0.0.1: never ::1 by resolution"
+    # the page's key comes from the builder agent's token, known after apply (test_docker_rehearsal.py uses it)
+    (change,) = [c["change"] for c in plan["resource_changes"] if c["address"] == "coder_app.status"]
+    assert "url" not in app and change["after_unknown"]["url"] is True
+
+
 def test_checkov_finds_nothing_and_every_skip_says_why() -> None:
     assert_checkov_clean("docker")
 

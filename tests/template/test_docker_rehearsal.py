@@ -3,6 +3,7 @@ builder container runs `up` then `serve`, beside an engine container of the work
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import uuid
@@ -126,9 +127,16 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
     container = devcontainer(docker_host)
     main = next(c for c in coder.connections if c["token"] == coder.token)
     assert main["hostname"] == container[:12], "main runs in the devcontainer"
-    assert docker("exec", docker_host.name("builder"), "curl", "-fsS", "http://localhost:7480/healthz") == (
+    assert docker("exec", docker_host.name("builder"), "curl", "-fsS", "http://127.0.0.1:7480/healthz") == (
         '{"ok":true}'
     )
+    # the status app's address (the template's formula) is the page, with the key its buttons need
+    key = hashlib.sha256(f"devcontainer-builder status page:{context['builder_token']}".encode()).hexdigest()
+    post = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
+            "-d", "{}"]  # fmt: skip
+    ignore = "http://127.0.0.1:7480/{}api/suggestion/ignore"
+    assert docker("exec", docker_host.name("builder"), *post, ignore.format("")) == "403", "no key: nothing changes"
+    assert docker("exec", docker_host.name("builder"), *post, ignore.format(f"k/{key}/")) == "409", "no suggestion"
     assert status_short(docker_host) == "running"
     built_at = docker_host.engine("exec", container, "cat", "/home/coder/built-at")
     docker_host.engine("exec", "-u", "coder", container, "sh", "-c", "echo precious > /workspaces/widgets/notes.txt")

@@ -165,7 +165,11 @@ def test_the_builder_agent_shows_the_devcontainer_and_its_page(plan: dict[str, A
     (metadata,) = builder["metadata"]
     assert metadata["script"].startswith("devcontainer-builder status --short")
     app = planned(plan, "coder_app.status")
-    assert app["url"] == "http://localhost:7480/" and app["healthcheck"][0]["url"].endswith("/healthz")
+    assert app["healthcheck"][0]["url"] == "http://127.0.0.1:7480/healthz"
+    # the page's address holds its key, from the builder agent's token: known after apply (the formula is
+    # checked against serve's own in test_vm_host.py)
+    (change,) = [c["change"] for c in plan["resource_changes"] if c["address"] == "coder_app.status"]
+    assert "url" not in app and change["after_unknown"]["url"] is True
     assert app["subdomain"] is False, "relative URLs: it works behind the path-based app proxy"
     main = planned(plan, "coder_agent.main")
     assert main["env"]["CODER_AGENT_DEVCONTAINERS_ENABLE"] == "false"

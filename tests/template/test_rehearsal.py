@@ -4,6 +4,7 @@ things a user does: work, stop and start, rebuild on start, push a broken config
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,7 +89,14 @@ def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandb
     main = next(c for c in coder.connections if c["token"] == coder.token)
     assert main["hostname"] == container[:12]
     # the app's health check and the metadata line, where Coder's builder agent runs them
-    assert pod.exec("supervisor", "curl", "-fsS", "http://localhost:7480/healthz") == '{"ok":true}'
+    assert pod.exec("supervisor", "curl", "-fsS", "http://127.0.0.1:7480/healthz") == '{"ok":true}'
+    # the status app's address (the template's formula) is the page, with the key its buttons need
+    key = hashlib.sha256(f"devcontainer-builder status page:{builder_token}".encode()).hexdigest()
+    post = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
+            "-d", "{}"]  # fmt: skip
+    ignore = "http://127.0.0.1:7480/{}api/suggestion/ignore"
+    assert pod.exec("supervisor", *post, ignore.format("")) == "403", "no key: nothing changes"
+    assert pod.exec("supervisor", *post, ignore.format(f"k/{key}/")) == "409", "the key: heard (nothing to dismiss)"
     metadata = pod.exec("supervisor", "devcontainer-builder", "status", "--short", "--state-dir",
                         "/workspaces/.devcontainer-builder")  # fmt: skip
     assert metadata == "running"

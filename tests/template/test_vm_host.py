@@ -12,6 +12,7 @@ root, then the user's uid and groups, the unit's Environment=, WorkingDirectory=
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -50,7 +51,7 @@ def root_config(into: Path) -> Workdir:
     passed = "".join(f"  {name} = var.{name}\n" for name in INPUTS)
     outputs = "".join(
         f'output "{name}" {{\n  value     = module.vm.{name}\n  sensitive = true\n}}\n\n'
-        for name in ("user_data", "first_boot_script", "env_file", "service_name")
+        for name in ("user_data", "first_boot_script", "env_file", "service_name", "status_url")
     )
     (into / "main.tf").write_text(f'{declared}module "vm" {{\n  source = "./vm-host"\n\n{passed}}}\n\n{outputs}')
     work = Workdir("vm-host", into)
@@ -109,6 +110,25 @@ def test_the_user_data_keeps_secrets_in_a_root_only_file_and_quotes_every_value(
     assert checked.returncode == 0, checked.stdout
 
 
+def page_key(token: str) -> str:
+    """What `serve` puts in the page's address for a builder agent's token (supervisor/serve.py)."""
+    return hashlib.sha256(f"devcontainer-builder status page:{token}".encode()).hexdigest()
+
+
+def test_the_status_app_points_at_a_privileged_port_with_the_pages_key(work: Workdir) -> None:
+    """issue 19, High 1: on the VM's network a devcontainer could take serve's port 7480 and answer the app."""
+    inputs = {"agent_token": "t", "agent_init_script": "s", "agent_url": "https://c", "repository": "https://g/r.git",
+              "builder_package": "devcontainer-builder==0.1.0", "user": "coder"}  # fmt: skip
+    keyed = render(work, {**inputs, "builder_agent_token": "builder-tok", "builder_agent_init_script": "s"})
+    assert keyed["status_url"] == f"http://127.0.0.1:748/k/{page_key('builder-tok')}/", "serve's own key"
+    assert 'DEVCONTAINER_SERVE_ADDRESS="127.0.0.1:748"' in keyed["env_file"].splitlines()
+    assert render(work, inputs)["status_url"] == "http://127.0.0.1:748/", "no builder agent: a read-only page"
+    # the Docker and Kubernetes templates' status apps use the very same key
+    for template in ("docker", "kubernetes"):
+        text = (ROOT / "template" / template / "main.tf").read_text()
+        assert '/k/${sha256("devcontainer-builder status page:${coder_agent.builder.token}")}/"' in text, template
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [("user", "root", "not root"), ("agent_url", "coder.example.com", "http:// or https://"),
@@ -163,7 +183,9 @@ def vm(sandbox: Path) -> Iterator[str]:
     name = f"dcb-vm-{uuid.uuid4().hex[:8]}"
     (sandbox / "rehearsal").mkdir()
     (CACHE / "vm-host" / "apt").mkdir(parents=True, exist_ok=True)
+    # a VM's kernel keeps ports below 1024 privileged (Docker lowers that to 0 in a container's own network)
     docker("run", "-d", "--name", name, "--hostname", "vm", *PRIVILEGED, "--device", "/dev/fuse",
+           "--sysctl", "net.ipv4.ip_unprivileged_port_start=1024",
            "--device", "/dev/net/tun", "-v", f"{name}-home:/home",
            "-v", f"{sandbox / 'rehearsal'}:/rehearsal:ro", "-v", f"{CACHE / 'vm-host' / 'apt'}:/var/cache/apt/archives",
            images.BASE_IMAGE, "sleep", "infinity")  # fmt: skip
@@ -208,8 +230,10 @@ def as_the_service(
     Environment=, the user's uid and groups, WorkingDirectory=."""
     environment = unit["Environment"]
     (user,), (env_file,), (folder,) = unit["User"], unit["EnvironmentFile"], unit["WorkingDirectory"]
+    ambient = ",".join("+" + cap.lower().removeprefix("cap_") for cap in unit.get("AmbientCapabilities", []))
+    caps = f"--inh-caps={ambient} --ambient-caps={ambient} " if ambient else ""
     script = ('set -a; . "$1"; set +a; shift; cd "$1"; shift; '
-              f'exec setpriv --reuid={user} --regid={user} --init-groups env {" ".join(map(shlex.quote, environment))} "$@"')  # fmt: skip
+              f'exec setpriv --reuid={user} --regid={user} --init-groups {caps}env {" ".join(map(shlex.quote, environment))} "$@"')  # fmt: skip
     argv = ["sh", "-c", script, "sh", env_file, folder, *shlex.split(command.lstrip("-"))]
     if detach:
         return subprocess.run(["docker", "exec", "-d", vm, *argv], capture_output=True, text=True, timeout=60,
@@ -225,9 +249,13 @@ def test_first_boot_installs_the_service_and_its_command_brings_the_workspace_up
 ) -> None:
     git, coder, gateway = services
     coder_url = f"http://{gateway}:{coder.port}"
+    # the repository tries to take serve's port from the VM's network before serve starts (issue 19, High 1)
+    squat = ("perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => \"127.0.0.1\", LocalPort => 748, "
+             "Listen => 1); print $s ? \"bound\" : \"refused: $!\"' > /tmp/squat")  # fmt: skip
     Remote(sandbox, "widgets").commit({
         ".devcontainer/devcontainer.json": json.dumps({"image": images.FALLBACK_IMAGE, "remoteUser": "coder",
-                                                       "postCreateCommand": "echo created > /tmp/created"}),
+                                                       "postCreateCommand": "echo created > /tmp/created",
+                                                       "postStartCommand": squat}),
         "README.md": "widgets\n",
     })  # fmt: skip
     sources = vm_sources(sandbox / "rehearsal")
@@ -235,6 +263,7 @@ def test_first_boot_installs_the_service_and_its_command_brings_the_workspace_up
         "agent_token": coder.token, "agent_init_script": init_script(coder_url), "agent_url": coder_url,
         "repository": git.url("widgets"), "builder_package": sources["wheel"], "devcontainer_cli_url": sources["cli"],
         "fallback_image": f"docker.io/{images.FALLBACK_IMAGE}", "secret_env": {"GH_TOKEN": git.token}, "user": USER,
+        "builder_agent_token": "builder-token", "builder_agent_init_script": "#!/bin/sh\nsleep 3600\n",
     })  # fmt: skip
 
     (first_boot,) = write_files(vm, rendered["user_data"])
@@ -269,10 +298,20 @@ def test_first_boot_installs_the_service_and_its_command_brings_the_workspace_up
     inside = as_the_service(vm, unit, f"podman exec {state['container_id']} sh -c 'cat /proc/[0-9]*/cmdline'")
     assert "coder\0agent" in inside.stdout.replace("./coder", "coder")
 
+    # the devcontainer shares the VM's network, and neither its user nor its root could take serve's port
+    cid = state["container_id"]
+    assert as_the_service(vm, unit, f"podman exec {cid} cat /tmp/squat").stdout == "refused: Permission denied"
+    as_root = as_the_service(vm, unit, f"podman exec -u root {cid} sh -c {shlex.quote(squat + '; cat /tmp/squat')}")
+    assert as_root.stdout == "refused: Permission denied", as_root.stdout + as_root.stderr
     (start,) = unit["ExecStart"]
     assert as_the_service(vm, unit, start, detach=True).returncode == 0
-    wait_for(lambda: in_vm(vm, "curl", "-fsS", "http://127.0.0.1:7480/healthz").stdout == '{"ok":true}', 60,
+    wait_for(lambda: in_vm(vm, "curl", "-fsS", "http://127.0.0.1:748/healthz").stdout == '{"ok":true}', 60,
              "serve answering")  # fmt: skip
+    # the status app's URL is the page, whose key lets it rebuild; the same request without the key cannot
+    post = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
+            "-d", "{}"]  # fmt: skip
+    assert in_vm(vm, *post, "http://127.0.0.1:748/api/rebuild").stdout == "403"
+    assert in_vm(vm, *post, f"{rendered['status_url']}api/rebuild").stdout == "202"
 
     again = in_vm(vm, "sh", "-c", first_boot, env={"PIP_CERT": "/rehearsal/ca.crt"})
     assert again.returncode == 0, again.stderr

@@ -13,6 +13,10 @@ runs it). Why each line is there:
   terminal must survive a supervisor restart.
 - `XDG_RUNTIME_DIR`: rootless Podman's runtime dir, which lingering (`loginctl enable-linger`) keeps.
 - No `NoNewPrivileges=`: rootless Podman maps its user namespace with the setuid `newuidmap`.
+- `AmbientCapabilities=CAP_NET_BIND_SERVICE`: `serve` listens on a port below 1024 (the VM module's
+  127.0.0.1:748), which a devcontainer on the VM's network cannot take before it or in its place - its
+  capabilities count in its own user namespace only. `up` drops it at once; `serve` keeps it for
+  itself and runs every program (builds, the builder agent) without it.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ RestartPreventExitStatus=2
 TimeoutStartSec={START_TIMEOUT}
 TimeoutStopSec=90
 KillMode=process
+AmbientCapabilities=CAP_NET_BIND_SERVICE
 
 [Install]
 WantedBy=multi-user.target

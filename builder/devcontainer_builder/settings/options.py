@@ -419,6 +419,15 @@ class Settings:
         doc_default="127.0.0.1:7480",
         commands=UP_SERVE,
     )
+    serve_hosts: tuple[str, ...] = setting(
+        "DEVCONTAINER_SERVE_HOSTS",
+        "Host names, besides loopback ones (localhost, 127.0.0.1, ::1), that `serve` answers to without the page's "
+        "key, separated by spaces: the names it is reached by when DEVCONTAINER_SERVE_ADDRESS is not loopback. "
+        "Any other Host header is refused, so a web page cannot reach the supervisor by DNS rebinding.",
+        types.Words(),
+        (),
+        commands=("serve",),
+    )
     serve_agent_init_script: str = setting(
         "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT",
         "The init script of a second Coder agent (the template's `builder` agent) that `serve` runs in its own "

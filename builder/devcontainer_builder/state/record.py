@@ -51,6 +51,7 @@ class Event:
     AGENT_FAILED = "agent_failed"
     # the supervisor (serve)
     SERVE_STARTED = "serve_started"
+    SERVE_ADDRESS_BUSY = "serve_address_busy"  # the TCP address was taken: serve waits for it
     SERVE_STOPPED = "serve_stopped"
     REBUILD_REQUESTED = "rebuild_requested"
     REBUILD_SUGGESTED = "rebuild_suggested"
@@ -191,7 +192,12 @@ def _coerce(hint: Any, value: Any) -> Any:
         items = [_coerce(inner, entry) for entry in value]
         return [entry for entry in items if entry is not _WRONG]
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value) if isinstance(value, dict) else _WRONG  # type: ignore[arg-type]
+        if not isinstance(value, dict):
+            return _WRONG
+        try:
+            return _build(hint, value)  # type: ignore[arg-type]
+        except TypeError:  # a field it cannot do without is missing or of the wrong type
+            return _WRONG
     if hint is float:
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _WRONG
     if hint is int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ class Report:
     dirs: StateDir
     stale: bool  # 'building', but no builder holds the lock: the last build was interrupted
     exists: bool  # state.json was found
+    unreadable: bool = False  # something is at state.json's path, but no state: a FIFO, a device, garbage
     container_now: str | None = None  # the engine's word on the container (running, exited, "" gone); None: not asked
 
     @property
@@ -44,17 +46,29 @@ class Report:
         state = self.state.to_json()
         if self.stale:
             state["stale"] = True
-        return {"state": state if self.exists else {}, "events": self.events, "state_dir": self.dirs.path}
+        found = {"state": state if self.exists else {}, "events": self.events, "state_dir": self.dirs.path}
+        return {**found, "error": _unreadable(self)} if self.unreadable else found
 
 
 def collect(dirs: StateDir, events: int = EVENTS_SHOWN) -> Report:
     current = dirs.read_state()
     stale = current.status == Status.BUILDING and not build_in_progress(dirs)
-    return Report(current, dirs.read_events(limit=events) if events else [], dirs, stale, bool(current.status))
+    exists = bool(current.status)
+    unreadable = not exists and os.path.lexists(dirs.state_file)
+    return Report(current, dirs.read_events(limit=events) if events else [], dirs, stale, exists, unreadable)
+
+
+def _unreadable(report: Report) -> str:
+    return (
+        f"{report.dirs.state_file} holds no state the builder wrote (not a regular file, too large, or not its "
+        "JSON); the next build replaces it"
+    )
 
 
 def render(report: Report) -> str:
     current = report.state
+    if report.unreadable:
+        return _unreadable(report) + "\n"
     if not report.exists:
         return f"no build has run yet (no state.json in {report.dirs.path})\n"
     status = current.status or "unknown"
@@ -117,6 +131,8 @@ def short(report: Report) -> str:
     """One line for Coder's agent metadata: `running`, `degraded: postCreateCommand failed`, `building 45 s`,
     `rebuild suggested` - from the state dir alone, without asking the engine."""
     state = report.state
+    if report.unreadable:
+        return "state unreadable"
     if not report.exists:
         return "no build yet"
     asked = requested(state, report.dirs)

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from devcontainer_builder.system import clock, files
 BUILD_HEADER = "build log of build "
 EVENTS_KEEP = 2000  # lines kept when events.jsonl is compacted
 EVENTS_MAX_BYTES = 4 * 1024 * 1024
+JSON_MAX = 4 * 1024 * 1024  # state.json, serve.json, inputs.json: far larger than any the builder writes
 WriteError = Callable[[str, OSError], None]
 
 
@@ -71,15 +73,24 @@ class StateDir:
         return os.path.join(self.path, "serve.json")
 
     @property
+    def serve_socket(self) -> str:
+        """The supervisor's unix socket: the trusted way in, for `rebuild` and `status`."""
+        return os.path.join(self.path, "serve.sock")
+
+    @property
     def inputs_file(self) -> str:
         """What the last build took (files and digests): the baseline for rebuild suggestions."""
         return os.path.join(self.path, "inputs.json")
 
     def read_json(self, path: str) -> object:
+        """The JSON document in the regular file at `path` (at most JSON_MAX bytes); None otherwise - a
+        FIFO, a device, a huge or malformed file is no document, never a hang or a traceback."""
+        data = files.read_regular(path, JSON_MAX)
+        if data is None:
+            return None
         try:
-            with open(path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except (OSError, ValueError):
+            return json.loads(data)
+        except (ValueError, RecursionError):  # RecursionError: `[[[[...` nested deeper than the parser goes
             return None
 
     def write_json(self, path: str, data: object) -> bool:
@@ -96,6 +107,10 @@ class StateDir:
     def ensure(self) -> None:
         os.makedirs(self.path, mode=0o755, exist_ok=True)
 
+    def failed(self, path: str, err: OSError) -> None:
+        """A write to `path` failed: reported once per file, whoever found it (the state dir or a log sink)."""
+        self._failed(path, err)
+
     def _failed(self, path: str, err: OSError) -> None:
         if path not in self._reported:
             self._reported.add(path)
@@ -103,11 +118,7 @@ class StateDir:
 
     # -- state.json ---------------------------------------------------------------------------------
     def read_state(self) -> State:
-        try:
-            with open(self.state_file, encoding="utf-8") as handle:
-                return State.from_json(json.load(handle))
-        except (OSError, ValueError):
-            return State()
+        return State.from_json(self.read_json(self.state_file))
 
     def write_state(self, state: State) -> bool:
         """Replace state.json; False (and the problem reported) when it cannot be written."""
@@ -182,11 +193,14 @@ class StateDir:
         with next time - just past the last event returned. The cursor is the file's inode and a byte
         offset: a compacted file starts over."""
         try:
-            handle = open(self.events_file, "rb")  # noqa: SIM115 - closed below
+            # non-blocking: a FIFO in its place must not hang `status`
+            handle = os.fdopen(os.open(self.events_file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb")
         except OSError:
             return [], "0:0"
         with handle:
             info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                return [], "0:0"
             inode, _, offset_text = (cursor or "").partition(":")
             offset = int(offset_text) if inode == str(info.st_ino) and offset_text.isdigit() else 0
             if offset > info.st_size:

@@ -1,5 +1,14 @@
 """The supervisor's HTTP side: a small JSON API and the status page, with starlette.
 
+Two doors, one app. The unix socket in the state dir (serve.sock: the `rebuild` and `status` commands)
+is trusted: only who can reach the state dir can connect, and a devcontainer never can. The TCP address
+(the Coder app) is shared with whatever else runs in its network namespace - on a VM with
+DEVCONTAINER_NETWORK=host, the repository's own processes - so there a request changes nothing unless its
+path starts with the page's key (`/k/KEY/`, the path Coder's app points at; the page's relative URLs keep
+it), and a request without the key must name a loopback host or one of DEVCONTAINER_SERVE_HOSTS (DNS
+rebinding). Log streams are counted per door, so local processes without the key cannot crowd out the
+page's own stream.
+
 Every input is checked before anything happens: unknown paths 404, other methods 405, state-changing
 requests only with `Content-Type: application/json` (a plain HTML form from another site cannot send
 that), bodies of at most MAX_BODY bytes, known fields of the right type only - each refusal a JSON
@@ -11,8 +20,10 @@ were written).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -22,6 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from devcontainer_builder.supervisor.status import Supervisor
 
@@ -33,6 +45,11 @@ _CURSOR = re.compile(r"^\d{1,20}:\d{1,20}$")
 _BUILD_ID = re.compile(r"^[0-9a-f]{12}$")
 _LIMIT = re.compile(r"[0-9]{1,4}")
 MAX_STREAMS = 32  # open log streams at once: each is a poll loop
+# ... shared out by door: a local process without the key holds at most its own share
+STREAM_SHARES = {"page": 16, "cli": 8, "local": 8}
+TRUSTED = "dcb.trusted"  # scope keys the doors set
+DOOR = "dcb.door"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 _LOG_CURSOR = re.compile(r"^(?:[0-9a-f]{12}|-):\d{1,20}$")
 PAGE_TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
               "style.css": "text/css; charset=utf-8"}  # fmt: skip
@@ -40,19 +57,29 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    # no other site may frame the page (clickjacking its buttons): the CSP for browsers that know
+    # frame-ancestors, X-Frame-Options for the rest
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
-PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'"
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
-def problem(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=SECURITY_HEADERS)
+def problem(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"error": message, "status": status}, status_code=status, headers={**SECURITY_HEADERS, **(headers or {})}
+    )
 
 
 def ok(data: dict[str, Any], status: int = 200) -> JSONResponse:
@@ -116,13 +143,23 @@ def refusing(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
         try:
             return await handler(request)
         except Refused as refused:
-            return problem(refused.status, refused.message)
+            return problem(refused.status, refused.message, refused.headers)
 
     return wrapped
 
 
+def trusted(request: Request) -> None:
+    """State-changing requests come through the unix socket or carry the page's key."""
+    if not request.scope.get(TRUSTED):
+        raise Refused(
+            403,
+            "this request changes the workspace and needs the page's key: use the status page through Coder's "
+            "app (its address holds the key), or `devcontainer-builder rebuild` in the workspace's terminal",
+        )
+
+
 def create_app(sup: Supervisor) -> Starlette:
-    streams = [0]  # log streams open now
+    streams = dict.fromkeys(STREAM_SHARES, 0)  # log streams open now, by door
     page = {name: resources.files("devcontainer_builder.supervisor").joinpath("page", name).read_bytes()
             for name in PAGE_TYPES}  # fmt: skip
 
@@ -157,7 +194,16 @@ def create_app(sup: Supervisor) -> Starlette:
 
     @refusing
     async def rebuild(request: Request) -> Response:
+        trusted(request)
         body = await json_body(request, {"full": bool})
+        wait = sup.rebuilds.wait_needed(time.monotonic())
+        if wait > 0:
+            raise Refused(
+                429,
+                f"{sup.rebuilds.limit} rebuilds were started in the last {sup.rebuilds.window:.0f} s, the most "
+                f"allowed; ask again in {wait} s",
+                {"Retry-After": str(wait)},
+            )
         accepted, build = await asyncio.to_thread(sup.request_rebuild, bool(body.get("full", False)))
         if not accepted:
             return ok({"error": "a build is already running; follow it instead", "build": build}, 409)
@@ -165,6 +211,7 @@ def create_app(sup: Supervisor) -> Starlette:
 
     @refusing
     async def ignore(request: Request) -> Response:
+        trusted(request)
         body = await json_body(request, {"digest": str})
         done, detail = await asyncio.to_thread(sup.suggestions.ignore, str(body.get("digest", "")))
         if not done:
@@ -186,10 +233,11 @@ def create_app(sup: Supervisor) -> Starlette:
             raise Refused(400, "from must be the id of a line a previous answer gave (build:offset)")
         if build and await asyncio.to_thread(sup.build_phase, build) == "unknown":
             raise Refused(404, "no such build: it is neither running nor the build whose log is kept")
-        if streams[0] >= MAX_STREAMS:
-            raise Refused(503, f"{MAX_STREAMS} log streams are open already; close one and ask again")
+        door = str(request.scope.get(DOOR, "local"))
+        if streams[door] >= STREAM_SHARES[door]:
+            raise Refused(503, f"{STREAM_SHARES[door]} log streams are open already from here; close one and ask again")
         return StreamingResponse(
-            _counted(streams, _stream(sup, build, follow == "1", start)),
+            _counted(streams, door, _stream(sup, build, follow == "1", start)),
             media_type="text/event-stream",
             headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
         )
@@ -271,13 +319,62 @@ async def _stream(sup: Supervisor, build: str, follow: bool, start: str) -> Asyn
         await asyncio.sleep(STREAM_POLL)
 
 
-async def _counted(streams: list[int], stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    streams[0] += 1
+async def _counted(streams: dict[str, int], door: str, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    streams[door] += 1
     try:
         async for chunk in stream:
             yield chunk
     finally:
-        streams[0] -= 1
+        streams[door] -= 1
+
+
+def over_unix(app: ASGIApp) -> ASGIApp:
+    """The unix socket's door: trusted (reaching the socket means reaching the state dir)."""
+
+    async def door(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, TRUSTED: True, DOOR: "cli"} if scope["type"] == "http" else scope, receive, send)
+
+    return door
+
+
+def over_tcp(app: ASGIApp, key: str, hosts: tuple[str, ...]) -> ASGIApp:
+    """The TCP address's door: `/k/KEY/...` is the page (trusted, the key taken off the path); anything
+    else is read-only and must name an allowed host."""
+    allowed = {name.lower() for name in (*LOOPBACK_HOSTS, *hosts)}
+
+    async def door(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path.startswith("/k/"):
+            given, slash, rest = path[3:].partition("/")
+            if not slash or not hmac.compare_digest(given.encode(), key.encode()):
+                await problem(403, "not the page's key: open the status page through Coder's app")(scope, receive, send)
+                return
+            await app({**scope, "path": "/" + rest, "raw_path": ("/" + rest).encode(), TRUSTED: True, DOOR: "page"},
+                      receive, send)  # fmt: skip
+            return
+        if _host_name(scope) not in allowed and path != "/healthz":  # health says nothing: any probe may ask
+            message = (
+                "this supervisor does not answer to that Host; use a loopback name or one of DEVCONTAINER_SERVE_HOSTS"
+            )
+            await problem(421, message)(scope, receive, send)
+            return
+        await app({**scope, TRUSTED: False, DOOR: "local"}, receive, send)
+
+    return door
+
+
+def _host_name(scope: Scope) -> str:
+    """The Host header's name, without the port (an IPv6 address without its brackets); "" when absent."""
+    values = [value for name, value in scope.get("headers", []) if name == b"host"]
+    if len(values) != 1:
+        return ""
+    host = bytes(values[0]).decode("latin-1").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else ""
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
 def _shown(line: str) -> bool:

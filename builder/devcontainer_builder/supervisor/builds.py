@@ -5,6 +5,7 @@ settings in its environment and its secrets on a pipe, never in the environment.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -46,6 +47,26 @@ class Build:
             "exit_code": self.exit_code,
             "ended_at": self.ended_at,
         }
+
+
+@dataclass
+class RateLimit:
+    """At most `limit` rebuilds asked for in any `window` seconds, whoever asks: a page left open with a
+    script, or a loop in a terminal, cannot rebuild the workspace over and over. Keep-alive is not counted."""
+
+    limit: int = 5
+    window: float = 300.0
+    started: list[float] = field(default_factory=list)
+
+    def wait_needed(self, now: float) -> int:
+        """Seconds until another rebuild may start (0: now)."""
+        self.started = [at for at in self.started if now - at < self.window]
+        if len(self.started) < self.limit:
+            return 0
+        return max(1, math.ceil(self.started[0] + self.window - now))
+
+    def record(self, now: float) -> None:
+        self.started.append(now)
 
 
 class Builds:

@@ -9,15 +9,22 @@ rebuild in progress is stopped the way SIGTERM stops `up`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
+import hashlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -28,13 +35,13 @@ from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import Event, State
 from devcontainer_builder.state.store import StateDir
-from devcontainer_builder.supervisor.app import create_app
+from devcontainer_builder.supervisor.app import create_app, over_tcp, over_unix
 from devcontainer_builder.supervisor.builder_agent import BuilderAgent
 from devcontainer_builder.supervisor.builds import Build, Builds
 from devcontainer_builder.supervisor.keepalive import KeepAlive
 from devcontainer_builder.supervisor.status import RepositoryInfo, Supervisor
 from devcontainer_builder.supervisor.suggestions import Suggestions
-from devcontainer_builder.system import clock, environment, files, lock
+from devcontainer_builder.system import caps, clock, environment, files, lock
 
 STOP_GRACE = 3.0  # for a rebuild in progress; the whole stop stays within 5 s
 
@@ -44,7 +51,17 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+BIND_RETRY_MAX = 30.0  # seconds between tries while the TCP address is busy
+UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; a longer path is reached through /proc/self/fd
+
+
+class AddressBusy(Exception):
+    pass
+
+
 def listen(address: tuple[str, int]) -> socket.socket:
+    """The TCP socket, bound and listening; AddressBusy when the address is taken (serve waits for it
+    rather than exiting: a busy address is never a permanent stop), InputError for any other failure."""
     host, port = address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -54,14 +71,59 @@ def listen(address: tuple[str, int]) -> socket.socket:
         sock.listen(128)
     except OSError as err:
         sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise AddressBusy(hostport(host, port)) from None
         raise InputError(
             [
-                f"cannot listen on {hostport(host, port)} ({err.strerror}); set DEVCONTAINER_SERVE_ADDRESS to a free "
-                "address."
+                f"cannot listen on {hostport(host, port)} ({err.strerror}); set DEVCONTAINER_SERVE_ADDRESS to an "
+                "address of this machine (a port below 1024 needs CAP_NET_BIND_SERVICE: the VM's unit grants it)."
             ]
         ) from None
     sock.set_inheritable(False)
     return sock
+
+
+@contextlib.contextmanager
+def short_path(path: str) -> Iterator[str]:
+    """`path`, or the same file through /proc/self/fd when it is too long for a unix socket's address."""
+    if len(path.encode()) <= UNIX_PATH_MAX:
+        yield path
+        return
+    fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{os.path.basename(path)}"
+    finally:
+        os.close(fd)
+
+
+def listen_unix(path: str) -> socket.socket:
+    """serve.sock, the trusted door: its owner's only (umask 077), in the state dir no devcontainer sees. A
+    stale one is ours to replace: this process holds serve.lock."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        with short_path(path) as where:
+            previous = os.umask(0o077)
+            try:
+                sock.bind(where)
+            finally:
+                os.umask(previous)
+        sock.listen(64)
+    except OSError as err:
+        sock.close()
+        raise InputError([f"cannot listen on {path} ({err.strerror})."]) from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def page_key(agent_token: str) -> str:
+    """The key in the page's address (`/k/KEY/`). With Coder's builder agent it is derived from that agent's
+    token - the template computes the same value for the app's URL, and the devcontainer never holds that
+    token - otherwise random for this supervisor (serve.json, readable by its owner only, gives the page's URL)."""
+    if agent_token:
+        return hashlib.sha256(f"devcontainer-builder status page:{agent_token}".encode()).hexdigest()
+    return secrets.token_hex(16)
 
 
 def serve(
@@ -106,8 +168,14 @@ def _serve(
 ) -> int:
     # what a supervisor that was killed had asked for is nobody's now (this one holds the lock)
     dirs.update_state(_forget_request)
-    sock = listen(settings.serve_address)
-    host, port = sock.getsockname()[:2]
+    unix = listen_unix(dirs.serve_socket)
+    tcp: socket.socket | None = None
+    with contextlib.suppress(AddressBusy):  # waited for below, with the other door open meanwhile
+        tcp = listen(settings.serve_address)
+    host, port = settings.serve_address if tcp is None else tcp.getsockname()[:2]
+    # serve keeps its own CAP_NET_BIND_SERVICE (to listen again once a busy address is free); the programs it
+    # runs - builds, hooks, the builder agent and its terminal - do not get it
+    caps.drop_ambient()
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()
@@ -140,33 +208,34 @@ def _serve(
         if settings.serve_agent_init_script
         else None
     )
-    server = _Server(
-        uvicorn.Config(
-            create_app(sup),
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-        ),
-        on_exit=lambda: _stopping(stop, builds, log, own_agent),
-    )
+    key = page_key(settings.serve_agent_token)
+    app = create_app(sup)
+    servers = [_server(over_unix(app)), _server(over_tcp(app, key, settings.serve_hosts))]
     threads = [
         threading.Thread(target=suggestions.run, name="suggestions", daemon=True),
         threading.Thread(target=keepalive.run, name="keepalive", daemon=True),
     ]
     if own_agent is not None:
         threads.append(threading.Thread(target=own_agent.run, name="builder-agent", daemon=True))
-    with _serve_file(dirs, host, port, version):
+    base = f"http://{hostport(host, port)}/"
+    with _serve_file(dirs, host, port, version, page=f"{base}k/{key}/"):
         dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
-        log.info(f"devcontainer-builder serve: status page and API on http://{hostport(host, port)}/ (workspace "
+        log.info(f"devcontainer-builder serve: status page and API on {base} and {dirs.serve_socket} (workspace "
                  f"{settings.workspace_folder})")  # fmt: skip
+        if not settings.coder_agent_url:
+            # standalone, on the user's own terminal: the page with its key (its buttons need it); with Coder
+            # the app's URL has it, and no log that leaves the machine does
+            log.info(f"devcontainer-builder serve: open the status page at {base}k/{key}/")
         for thread in threads:
             thread.start()
-        server.run(sockets=[sock])
+
+        def stopping() -> None:
+            for server in servers:
+                server.should_exit = True
+            _stopping(stop, builds, log, own_agent)
+
+        with _signals(stopping):
+            asyncio.run(_run(servers, unix, _Door(tcp, settings.serve_address, stop, log, dirs)))
         stop.set()
         keepalive.wake.set()
         suggestions.wake()
@@ -175,6 +244,78 @@ def _serve(
         dirs.record_event(Event.SERVE_STOPPED)
     log.info("devcontainer-builder serve: stopped")
     return 0
+
+
+def _server(app: Any) -> uvicorn.Server:
+    return _Server(
+        uvicorn.Config(
+            app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            loop="asyncio",
+            http="h11",
+            ws="none",
+        )
+    )
+
+
+@dataclass
+class _Door:
+    """The TCP door: its socket (None while the address is busy) and what trying again needs."""
+
+    sock: socket.socket | None
+    address: tuple[str, int]
+    stop: threading.Event
+    log: Log
+    dirs: StateDir
+
+
+async def _run(servers: list[uvicorn.Server], unix: socket.socket, door: _Door) -> None:
+    await asyncio.gather(servers[0].serve(sockets=[unix]), _serve_tcp(servers[1], door))
+
+
+async def _serve_tcp(server: uvicorn.Server, door: _Door) -> None:
+    """The TCP door; while its address is busy, tried again with a back-off until it is free or serve
+    stops - the unix socket, keep-alive and the builder agent work meanwhile."""
+    delay, tcp = 1.0, door.sock
+    while tcp is None:
+        try:
+            tcp = listen(door.address)
+        except AddressBusy as busy:
+            if delay == 1.0:
+                door.log.warn(
+                    f"{busy} is in use by another process; the status page waits for it (trying again, every "
+                    f"{BIND_RETRY_MAX:.0f} s at most); `devcontainer-builder rebuild` and `status` work meanwhile"
+                )
+                door.dirs.record_event(Event.SERVE_ADDRESS_BUSY, address=str(busy))
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if door.stop.is_set() or server.should_exit:
+                    return
+                await asyncio.sleep(0.2)
+            delay = min(delay * 2, BIND_RETRY_MAX)
+        else:
+            door.log.info(f"devcontainer-builder serve: status page on http://{hostport(*door.address)}/ (free now)")
+    await server.serve(sockets=[tcp])
+
+
+@contextlib.contextmanager
+def _signals(on_exit: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT start a graceful stop (streams end, a running build is stopped) and the process
+    then exits 0 - uvicorn's own handler would re-raise the signal after the stop."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        on_exit()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _forget_request(state: State) -> State:
@@ -193,12 +334,13 @@ def _stopping(stop: threading.Event, builds: Builds, log: Log, own_agent: Builde
 
 
 @contextlib.contextmanager
-def _serve_file(dirs: StateDir, host: str, port: int, version: str) -> Iterator[None]:
-    """serve.json, for `devcontainer-builder rebuild` and `status` to find this supervisor."""
-    data = {"address": hostport(host, port), "url": f"http://{hostport(host, port)}/", "pid": os.getpid(),
-            "version": version, "started_at": clock.iso()}  # fmt: skip
+def _serve_file(dirs: StateDir, host: str, port: int, version: str, page: str) -> Iterator[None]:
+    """serve.json, for `devcontainer-builder rebuild` and `status` to find this supervisor; its owner's
+    only, as it holds the page's address with its key."""
+    data = {"address": hostport(host, port), "url": f"http://{hostport(host, port)}/", "page": page,
+            "socket": dirs.serve_socket, "pid": os.getpid(), "version": version, "started_at": clock.iso()}  # fmt: skip
     try:
-        files.write_atomic(dirs.serve_file, json.dumps(data, indent=1) + "\n", sync=False)
+        files.write_atomic(dirs.serve_file, json.dumps(data, indent=1) + "\n", mode=0o600, sync=False)
     except OSError as err:
         raise InputError([f"cannot write {dirs.serve_file} ({err.strerror})."]) from None
     try:
@@ -208,29 +350,13 @@ def _serve_file(dirs: StateDir, host: str, port: int, version: str) -> Iterator[
         if isinstance(current, dict) and current.get("pid") == os.getpid():
             with contextlib.suppress(OSError):
                 os.unlink(dirs.serve_file)
+        with contextlib.suppress(OSError):
+            os.unlink(dirs.serve_socket)
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, with its signal handling replaced: SIGTERM and SIGINT start a graceful stop
-    (streams end, a running build is stopped) and the process then exits 0 - uvicorn's own handler would
-    re-raise the signal after the stop."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
-        super().__init__(config)
-        self.on_exit = on_exit
+    """uvicorn's server without its own signal handling: serve's (_signals) stops both doors at once."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def _signal(self, signum: int, frame: FrameType | None) -> None:
-        self.should_exit = True
-        self.on_exit()
+        yield

@@ -14,7 +14,7 @@ from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import State, Status
 from devcontainer_builder.state.report import build_in_progress
 from devcontainer_builder.state.store import StateDir
-from devcontainer_builder.supervisor.builds import Builds
+from devcontainer_builder.supervisor.builds import Builds, RateLimit
 from devcontainer_builder.supervisor.suggestions import Suggestions
 from devcontainer_builder.system import environment, files
 from devcontainer_builder.up.recovery import ERROR_LOG
@@ -82,10 +82,12 @@ class Supervisor:
     stop: threading.Event
     version: str
     address: str
+    rebuilds: RateLimit = field(default_factory=RateLimit)
 
     def request_rebuild(self, full: bool) -> tuple[bool, dict[str, Any]]:
         accepted, build = self.builds.request("full-rebuild" if full else "rebuild")
         if accepted:
+            self.rebuilds.record(time.monotonic())
             self.log.info(f"rebuild requested{' without the layer cache' if full else ''} (build {build.id})")
         return accepted, build.to_json()
 

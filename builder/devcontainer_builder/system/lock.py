@@ -34,7 +34,7 @@ def _holder(fd: int) -> str:
 def held(path: str) -> bool:
     """Somebody holds the lock at `path` now."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO in its place is an answer, not a hang
     except OSError:
         return False
     try:
@@ -49,7 +49,7 @@ def held(path: str) -> bool:
 def holder(path: str) -> str:
     """The pid the holder of the lock at `path` wrote into it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return "unknown"
     try:

@@ -99,10 +99,9 @@ class Run:
     def logging(self) -> Iterator[None]:
         """build.log and the tail kept for the error log, for the length of the run."""
 
-        def unwritable(path: str, err: OSError) -> None:
-            self.log.warn(f"cannot write {path} ({err.strerror}); the build goes on, its log is on the terminal")
-
-        sinks: list[Sink] = [FileSink(self.dirs.start_build_log(self.state.build_id), on_error=unwritable), self.tail]
+        # through the state dir, which names each file once: starting build.log may already have failed
+        build_log = FileSink(self.dirs.start_build_log(self.state.build_id), on_error=self.dirs.failed)
+        sinks: list[Sink] = [build_log, self.tail]
         for sink in sinks:
             self.log.add_sink(sink)
         try:

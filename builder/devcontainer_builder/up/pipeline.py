@@ -63,7 +63,8 @@ def open_state_dir(settings: Settings, log: Log) -> StateDir:
     not: the build goes on and says where its state could not be written."""
 
     def unwritable(path: str, err: OSError) -> None:
-        log.warn(f"cannot write {path} ({err.strerror}); the build goes on, the workspace's state is not recorded")
+        lost = "its log is on the terminal" if path == dirs.build_log else "the workspace's state is not recorded"
+        log.warn(f"cannot write {path} ({err.strerror}); the build goes on, {lost}")
 
     dirs = StateDir(settings.state_dir, on_error=unwritable)
     try:

@@ -6,12 +6,20 @@
 locals {
   env_file_path = "/etc/devcontainer-builder/workspace.env"
   install_dir   = "/opt/devcontainer-builder"
+  # A port below 1024: on the VM's network (network = "host") a devcontainer could take any other before
+  # `serve` starts, or while it restarts, and answer the status app in its place. The unit gives `serve`
+  # CAP_NET_BIND_SERVICE; a rootless container has it in its own user namespace only.
+  serve_address = "127.0.0.1:748"
+  # the status page's key (serve derives the same from the builder agent's token, which the devcontainer
+  # never holds): with it the page's buttons work; without a builder agent the page is read-only
+  status_url = var.builder_agent_token == "" ? "http://${local.serve_address}/" : "http://${local.serve_address}/k/${sha256("devcontainer-builder status page:${var.builder_agent_token}")}/"
 
   settings = merge(
     {
       DEVCONTAINER_REPOSITORY     = var.repository
       DEVCONTAINER_FALLBACK_IMAGE = var.fallback_image
       DEVCONTAINER_DOCKER_PATH    = "podman"
+      DEVCONTAINER_SERVE_ADDRESS  = local.serve_address
       CODER_AGENT_URL             = var.agent_url
     },
     var.branch == "" ? {} : { DEVCONTAINER_BRANCH = var.branch },

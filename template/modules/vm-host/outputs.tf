@@ -24,3 +24,14 @@ output "service_name" {
   value       = "${var.service_name}.service"
   description = "The systemd unit running the builder."
 }
+
+output "status_url" {
+  value       = local.status_url
+  sensitive   = true
+  description = "The status page for a coder_app on the builder agent (url = this): loopback, a privileged port no devcontainer can take, and the page's key, derived from builder_agent_token (without one, the page is read-only)."
+}
+
+output "status_healthcheck_url" {
+  value       = "http://${local.serve_address}/healthz"
+  description = "The status app's healthcheck URL."
+}
