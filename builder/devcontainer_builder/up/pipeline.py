@@ -28,7 +28,7 @@ from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import KEEPALIVE, additions, bringup, recovery, restart
+from devcontainer_builder.up import KEEPALIVE, additions, bringup, initialize, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
@@ -287,9 +287,6 @@ def resolve(run: Run) -> config.ResolvedConfig:
     run.additions = additions.for_config(run, resolved.data, compose_config=compose_config)
     resolved = dataclasses.replace(resolved, config_hash=run.additions.rehash(resolved.config_hash))
     run.event(Event.CONFIG_RESOLVED, config_kind=resolved.kind, path=resolved.path, config_hash=resolved.config_hash)
-    refused = guard.initialize_command_refusal(resolved.data, settings)
-    if refused is not None:
-        raise refused
     return resolved
 
 
@@ -312,17 +309,22 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             remote_user=run.previous.remote_user,
             remote_workspace_folder=run.previous.remote_workspace_folder,
         )
+    sandboxed = initialize.sandboxed(settings, resolved.data)
+    if sandboxed:
+        # before anything reads the workspace for the build (compose's .env included), as the CLI runs it
+        initialize.run_sandboxed(run, resolved.data[initialize.NAME])
     spec = Spec(
         role=ROLE_DEVCONTAINER,
         config_path=resolved.path,
         override=resolved.override,
         config_hash=resolved.config_hash,
         remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
-        runs_host_code=bool(resolved.data.get("initializeCommand")),
+        runs_host_code=initialize.present(resolved.data.get(initialize.NAME)) and not sandboxed,
     )
     if layout.compose_files(resolved.path, resolved.data):
         spec = for_compose(run, spec, resolved)
-    spec = additions.apply(run, spec, resolved.data, run.additions)
+    data = initialize.without_command(resolved.data) if sandboxed else resolved.data
+    spec = additions.apply(run, spec, data, run.additions, rewrite=sandboxed)
     prebuilt = False
     if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data, spec):
         # an initializeCommand may write what the build needs: only `up` runs it, so no build before it
