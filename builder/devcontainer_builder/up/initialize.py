@@ -75,7 +75,10 @@ def commands(value: Any, variables: Mapping[str, str]) -> list[Command]:
     if isinstance(value, dict):
         found = []
         for key, entry in value.items():
-            found += [Command(str(key), c.argv) for c in commands(entry, variables) if c.argv]
+            if not isinstance(entry, (str, list)):
+                problem = f"a string or an array was expected, got {entry!r:.200}"
+                raise BuildFailed(f"{NAME} {key!r}: {problem}", step="config")
+            found += [Command(str(key), c.argv) for c in commands(entry, variables)]
         return found
     if isinstance(value, str):
         return [Command("", ["/bin/sh", "-c", substitute(value, variables)])] if value.strip() else []
