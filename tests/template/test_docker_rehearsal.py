@@ -132,9 +132,9 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
     container = devcontainer(docker_host)
     main = next(c for c in coder.connections if c["token"] == coder.token)
     assert main["hostname"] == container[:12], "main runs in the devcontainer"
-    assert docker("exec", docker_host.name("builder"), "curl", "-fsS", "http://localhost:7480/healthz") == (
-        '{"ok":true}'
-    )
+    # the builder agent, in its own container, connects without waiting for `serve`, which follows `up`
+    healthz = ["exec", docker_host.name("builder"), "curl", "-fsS", "http://localhost:7480/healthz"]
+    wait_for(lambda: docker(*healthz, check=False) == '{"ok":true}', 60, "serve answering")
     assert status_short(docker_host) == "running"
     # the owner's terminal, as Coder's builder agent starts it: no engine, the state read-only
     assert_no_engine_in_reach(coder, context["builder_token"])
