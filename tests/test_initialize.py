@@ -178,3 +178,21 @@ def test_sigterm_during_a_sandboxed_initialize_command_removes_its_sandbox(
     assert proc.returncode == 1
     assert sandboxes(engine, ws.folder) == []
     assert sleepers("sleep 2741") == []
+
+
+def test_it_runs_on_every_up_and_what_it_generates_is_part_of_the_first_build_so_a_rerun_reuses_the_container(
+    sandbox: Path, make_workspace
+) -> None:
+    remote = config_repository(
+        sandbox, "reruns", {".devcontainer/Dockerfile": f"FROM {BASE_IMAGE}\nCOPY generated.txt /generated.txt\n"},
+        image=None, build={"dockerfile": "Dockerfile"},
+        initializeCommand="echo generated > .devcontainer/generated.txt && echo ran >> runs.log",
+    )  # fmt: skip
+    ws = make_workspace(remote.url, name="reruns")
+    assert ws.up().returncode == 0
+    first = ws.container()
+    run = ws.up()
+    assert run.returncode == 0, run.output
+    assert ws.state()["status"] == "running"
+    assert ws.container() == first, "the config's hash took what the command wrote at the first build"
+    assert (ws.folder / "runs.log").read_text() == "ran\nran\n", "as the CLI does, on every up"

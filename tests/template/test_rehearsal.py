@@ -77,15 +77,19 @@ def devcontainer(pod: Pod) -> str:
 def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandbox: Path, template) -> None:
     pod, (_, coder, _, builder_token) = rehearsed
     Remote(sandbox, "widgets").commit({
+        # initializeCommand in its sandbox on the pod's engine: the Dockerfile copies what it writes
         ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"},
+                                                       "initializeCommand": "echo sandboxed > .devcontainer/made.txt",
                                                        "postCreateCommand": "echo created >> /home/coder/created"}),
-        ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nRUN date +%s%N > /home/coder/built-at\n",
+        ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nCOPY made.txt /made.txt\n"
+                                   "RUN date +%s%N > /home/coder/built-at\n",
     })  # fmt: skip
     # the engine first: its images come from the host (no registry here), then the pod goes on
     code, logs = pod.start_with(lambda: pod.load_images(images.BASE_IMAGE, images.FALLBACK_IMAGE))
     assert code == 0, logs
     container = devcontainer(pod)
     built_at = pod.engine("exec", container, "cat", "/home/coder/built-at")
+    assert pod.engine("exec", container, "cat", "/made.txt") == "sandboxed"
     # both agents: main from inside the devcontainer, builder from the supervisor's container
     wait_for(lambda: {c["token"] for c in coder.connections} == {coder.token, builder_token}, 90, "both agents")
     main = next(c for c in coder.connections if c["token"] == coder.token)

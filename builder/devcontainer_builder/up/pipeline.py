@@ -270,18 +270,27 @@ def _read_key(path: str) -> str:
 def resolve(run: Run) -> config.ResolvedConfig:
     """Find or generate the config, and check it against the admin's policy before anything runs."""
     settings = run.settings
-    try:
-        resolved = config.resolve(
-            settings.workspace_folder,
-            requested=settings.config,
-            repo_name=settings.repository.name,
-            images={key: getattr(settings, f"image_{key}") for key, _, _ in config.PROJECT_TYPES},
-            fallback_image=settings.fallback_image,
-            generated_dir=run.dirs.file("generated"),
-            owner=run.owner,
-        )
-    except OSError as err:
-        raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
+
+    def read() -> config.ResolvedConfig:
+        try:
+            return config.resolve(
+                settings.workspace_folder,
+                requested=settings.config,
+                repo_name=settings.repository.name,
+                images={key: getattr(settings, f"image_{key}") for key, _, _ in config.PROJECT_TYPES},
+                fallback_image=settings.fallback_image,
+                generated_dir=run.dirs.file("generated"),
+                owner=run.owner,
+            )
+        except OSError as err:
+            raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
+
+    resolved = read()
+    if initialize.sandboxed(settings, resolved.data):
+        # on every `up`, as the CLI runs it, and before the config's hash is taken: what it writes (a file
+        # the Dockerfile copies) is part of the build from the first run on, not a change at the second
+        initialize.run_sandboxed(run, resolved.data[initialize.NAME])
+        resolved = read()
     run.log.info(f"config: {resolved.description}")
     compose_config = bool(layout.compose_files(resolved.path, resolved.data))
     run.additions = additions.for_config(run, resolved.data, compose_config=compose_config)
@@ -309,10 +318,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             remote_user=run.previous.remote_user,
             remote_workspace_folder=run.previous.remote_workspace_folder,
         )
-    sandboxed = initialize.sandboxed(settings, resolved.data)
-    if sandboxed:
-        # before anything reads the workspace for the build (compose's .env included), as the CLI runs it
-        initialize.run_sandboxed(run, resolved.data[initialize.NAME])
+    sandboxed = initialize.sandboxed(settings, resolved.data)  # it ran already (resolve)
     spec = Spec(
         role=ROLE_DEVCONTAINER,
         config_path=resolved.path,
