@@ -94,16 +94,18 @@ def test_initialize_command_reads_no_secret_from_any_process_and_leaves_nothing_
     assert engine.run("inspect", "-f", "{{.State.Running}}", ws.container()) == "true"
 
 
-def test_initialize_command_needs_the_admins_permission(sandbox: Path, make_workspace) -> None:
+def test_without_the_admins_permission_initialize_command_runs_in_its_sandbox_not_beside_the_builder(
+    sandbox: Path, make_workspace
+) -> None:
     remote = stealing_repository(sandbox)
     ws = make_workspace(remote.url, name="hostile")
     run = ws.up()
     assert run.returncode == 0, run.output
-    state = ws.state()
-    assert (state["status"], state["error"]["step"]) == ("degraded", "policy")
-    assert "initializeCommand" in state["error"]["message"]
-    assert "DEVCONTAINER_ALLOWED_PRIVILEGES=initialize-command" in state["error"]["message"]
-    assert not (ws.folder / ".stolen").exists(), "it never ran"
+    assert ws.state()["status"] == "running", ws.state().get("error")
+    dump = (ws.folder / ".stolen").read_bytes().decode("utf-8", "replace")
+    assert "== pid 1" in dump, "it ran"
+    assert "devcontainer-builder" not in dump, "no process of the builder's is in sight"
+    assert "uid=0" not in dump, "as the workspace folder's owner"
 
 
 def test_a_password_in_the_repository_url_never_reaches_the_container(

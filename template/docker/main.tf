@@ -3,8 +3,9 @@
 #
 # Per workspace: a Docker engine container of its own (privileged, or a sysbox runtime), and the builder
 # container, which runs `up` (clone, build, start the devcontainer and Coder's `main` agent in it) and
-# then `serve` (status page, rebuilds, suggestions, keep-alive; the `builder` agent). The host's own
-# socket is not used: the devcontainer's bind mounts would resolve on the host. README.md explains more.
+# then `serve` (status page, rebuilds, suggestions, keep-alive), and the terminal container, where Coder's
+# `builder` agent runs without the engine. The host's own socket is not used: the devcontainer's bind
+# mounts would resolve on the host. README.md explains more.
 
 terraform {
   required_version = ">= 1.6"
@@ -136,6 +137,12 @@ variable "arch" {
   }
 }
 
+variable "owner_engine_access" {
+  type        = bool
+  default     = false
+  description = "Give the workspace's owner the engine in the builder agent's terminal (and so anything an AI tool runs there): `docker run --privileged` on the privileged engine container reaches the host, past the admin's policy, as in Coder's Docker-in-Docker templates. Off: that terminal has no engine (docs/security.md)."
+}
+
 # -- for the user ----------------------------------------------------------------------------------------
 
 data "coder_parameter" "repository" {
@@ -231,13 +238,11 @@ locals {
       DEVCONTAINER_REBUILD_FULL       = tostring(data.coder_parameter.rebuild_full.value)
       # one per workspace build (the agents' tokens are new on each): a restart of this container later in
       # the build - a host reboot - does not rebuild again
-      DEVCONTAINER_REBUILD_ID              = nonsensitive(sha256(coder_agent.main.token))
-      CODER_AGENT_URL                      = local.agent_url
-      CODER_AGENT_TOKEN                    = coder_agent.main.token
-      CODER_INIT_SCRIPT                    = replace(coder_agent.main.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
-      DEVCONTAINER_SERVE_AGENT_TOKEN       = coder_agent.builder.token
-      DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT = replace(coder_agent.builder.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
-      DOCKER_HOST                          = "unix://${local.socket_dir}/docker.sock"
+      DEVCONTAINER_REBUILD_ID = nonsensitive(sha256(coder_agent.main.token))
+      CODER_AGENT_URL         = local.agent_url
+      CODER_AGENT_TOKEN       = coder_agent.main.token
+      CODER_INIT_SCRIPT       = replace(coder_agent.main.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
+      DOCKER_HOST             = "unix://${local.socket_dir}/docker.sock"
       # the user's Coder git SSH key, for ssh URLs
       DEVCONTAINER_SSH_PRIVATE_KEY = base64encode(data.coder_workspace_owner.me.ssh_private_key)
     },
@@ -248,6 +253,19 @@ locals {
     },
     local.use_token ? { GH_TOKEN = data.coder_external_auth.git[0].access_token } : {},
     var.extra_ca_bundle == "" ? {} : { DEVCONTAINER_CA_BUNDLE = var.extra_ca_bundle },
+  )
+}
+
+locals {
+  # the terminal's: its agent's token and init script, where `status` finds the state, and the engine
+  # only when the admin gives it to the owner
+  terminal_env = merge(
+    {
+      CODER_AGENT_TOKEN      = coder_agent.builder.token
+      CODER_INIT_SCRIPT      = replace(coder_agent.builder.init_script, "/localhost|127\\.0\\.0\\.1/", "host.docker.internal")
+      DEVCONTAINER_STATE_DIR = local.builder_env.DEVCONTAINER_STATE_DIR
+    },
+    var.owner_engine_access ? { DOCKER_HOST = local.builder_env.DOCKER_HOST } : {},
   )
 }
 
@@ -271,8 +289,9 @@ resource "coder_agent" "main" {
   }
 }
 
-# Runs in the builder's container (serve starts it): the status page and a terminal that work while the
-# devcontainer is rebuilt or down.
+# Runs in the `terminal` container, on the builder container's network: the status page and a terminal
+# that work while the devcontainer is rebuilt or down. Second in order: Coder lists `main` (the
+# devcontainer) first, where the workspace's apps and AI tools belong.
 resource "coder_agent" "builder" {
   arch               = var.arch
   os                 = "linux"
@@ -338,6 +357,22 @@ resource "docker_volume" "workspaces" {
 # the engine's images and containers: a restarted workspace finds its devcontainer and does not rebuild
 resource "docker_volume" "engine" {
   name = "${local.name}-engine"
+  lifecycle {
+    ignore_changes = all
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+# the builder's state dir, a volume of its own so the terminal can have it read-only (the image makes the
+# folder, owned by its user, for the volume to take)
+resource "docker_volume" "state" {
+  name = "${local.name}-state"
   lifecycle {
     ignore_changes = all
   }
@@ -487,6 +522,58 @@ resource "docker_container" "builder" {
   volumes {
     container_path = "/workspaces"
     volume_name    = docker_volume.workspaces.name
+  }
+  volumes {
+    container_path = local.builder_env.DEVCONTAINER_STATE_DIR
+    volume_name    = docker_volume.state.name
+  }
+  dynamic "labels" {
+    for_each = local.labels
+    content {
+      label = labels.key
+      value = labels.value
+    }
+  }
+}
+
+# Coder's `builder` agent, in a container of its own: without the engine's socket (owner_engine_access
+# gives it) and with the state dir read-only, what the owner - or an AI tool - runs in its terminal cannot
+# drive the privileged engine, nor change what the builder's builds read. It shares the builder
+# container's network, so the status page is on its localhost. Its restarts are the engine's.
+resource "docker_container" "terminal" {
+  count        = data.coder_workspace.me.start_count
+  name         = "${local.name}-terminal"
+  image        = var.builder_image
+  network_mode = "container:${docker_container.builder[0].id}"
+  entrypoint   = ["sh", "-c", "eval \"$CODER_INIT_SCRIPT\""]
+  env          = [for key, value in local.terminal_env : "${key}=${value}"]
+  group_add    = var.owner_engine_access ? [tostring(local.socket_gid)] : []
+  read_only    = true
+  tmpfs = {
+    "/tmp"          = "exec,uid=1000,gid=1000" # the agent downloads itself here
+    "/home/builder" = "uid=1000,gid=1000"
+  }
+  security_opts = ["no-new-privileges"]
+  capabilities {
+    drop = ["ALL"]
+  }
+  restart               = "unless-stopped"
+  destroy_grace_seconds = 10
+  volumes {
+    container_path = "/workspaces"
+    volume_name    = docker_volume.workspaces.name
+  }
+  volumes {
+    container_path = local.builder_env.DEVCONTAINER_STATE_DIR
+    volume_name    = docker_volume.state.name
+    read_only      = true
+  }
+  dynamic "volumes" {
+    for_each = var.owner_engine_access ? [1] : []
+    content {
+      container_path = local.socket_dir
+      volume_name    = docker_volume.socket.name
+    }
   }
   dynamic "labels" {
     for_each = local.labels

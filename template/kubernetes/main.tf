@@ -2,8 +2,9 @@
 #
 # One pod per workspace: a Docker engine as a native sidecar (the one privileged container), the builder
 # as an init container (`up`: clone, build, start the devcontainer and Coder's `main` agent in it), and
-# the supervisor as the main container (`serve`: status page, rebuilds, suggestions, keep-alive; the
-# `builder` agent runs here). /workspaces is a PVC that survives stop. README.md explains every choice.
+# the supervisor as the main container (`serve`: status page, rebuilds, suggestions, keep-alive) beside
+# the `terminal` container, where Coder's `builder` agent runs without the engine. /workspaces is a PVC
+# that survives stop. README.md explains every choice.
 
 terraform {
   required_version = ">= 1.6"
@@ -169,6 +170,12 @@ variable "arch" {
     condition     = contains(["amd64", "arm64"], var.arch)
     error_message = "arch is amd64 or arm64."
   }
+}
+
+variable "owner_engine_access" {
+  type        = bool
+  default     = false
+  description = "Give the workspace's owner the engine in the builder agent's terminal (and so anything an AI tool runs there): `docker run --privileged` on the privileged sidecar reaches the node, past the admin's policy, as in Coder's Docker-in-Docker templates. Off: that terminal has no engine (docs/security.md)."
 }
 
 # -- for the user ----------------------------------------------------------------------------------------
@@ -356,8 +363,9 @@ resource "coder_agent" "main" {
   }
 }
 
-# Runs in the supervisor's container: the status page and a terminal that work even when the
-# devcontainer is being rebuilt, or when the build and the fallback both failed.
+# Runs in the pod's `terminal` container, beside the supervisor: the status page and a terminal that work
+# even when the devcontainer is being rebuilt, or when the build and the fallback both failed. Second in
+# order: Coder lists `main` (the devcontainer) first, where the workspace's apps and AI tools belong.
 resource "coder_agent" "builder" {
   arch               = var.arch
   os                 = "linux"
@@ -680,7 +688,7 @@ resource "kubernetes_deployment_v1" "workspace" {
           }
         }
 
-        # The supervisor: status page, rebuilds, suggestions, keep-alive; the builder agent.
+        # The supervisor: status page, rebuilds, suggestions, keep-alive.
         container {
           name  = "supervisor"
           image = var.builder_image
@@ -692,10 +700,7 @@ resource "kubernetes_deployment_v1" "workspace" {
             }
           }
           dynamic "env" {
-            for_each = merge(local.secret_env, {
-              DEVCONTAINER_SERVE_AGENT_TOKEN       = "builder-agent-token"
-              DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT = "builder-agent-init-script"
-            })
+            for_each = local.secret_env
             content {
               name = env.key
               value_from {
@@ -758,6 +763,71 @@ resource "kubernetes_deployment_v1" "workspace" {
           }
         }
 
+        # Coder's `builder` agent: the status page's app and a terminal that work while the devcontainer
+        # is rebuilt or down. A container of its own, without the engine's socket (owner_engine_access
+        # gives it), and with the state dir read-only: what the owner - or an AI tool - runs here cannot
+        # drive the privileged engine, nor change what the supervisor's builds read. Its restarts are
+        # the kubelet's.
+        container {
+          name    = "terminal"
+          image   = var.builder_image
+          command = ["sh", "-c", "eval \"$CODER_INIT_SCRIPT\""]
+          dynamic "env" {
+            for_each = merge(
+              { DEVCONTAINER_STATE_DIR = local.builder_env.DEVCONTAINER_STATE_DIR },
+              var.owner_engine_access ? { DOCKER_HOST = local.builder_env.DOCKER_HOST } : {},
+            )
+            content {
+              name  = env.key
+              value = env.value
+            }
+          }
+          dynamic "env" {
+            for_each = { CODER_AGENT_TOKEN = "builder-agent-token", CODER_INIT_SCRIPT = "builder-agent-init-script" }
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = kubernetes_secret_v1.agent[0].metadata[0].name
+                  key  = env.value
+                }
+              }
+            }
+          }
+          security_context {
+            run_as_user                = tostring(local.builder_uid)
+            run_as_group               = tostring(local.builder_uid)
+            run_as_non_root            = true
+            allow_privilege_escalation = false
+            read_only_root_filesystem  = true
+            capabilities {
+              drop = ["ALL"]
+            }
+            seccomp_profile {
+              type = "RuntimeDefault"
+            }
+          }
+          resources {
+            requests = {
+              cpu    = "10m"
+              memory = "64Mi"
+            }
+            limits = {
+              cpu    = "1"
+              memory = "512Mi"
+            }
+          }
+          dynamic "volume_mount" {
+            for_each = local.terminal_mounts
+            content {
+              name       = volume_mount.value.name
+              mount_path = volume_mount.value.path
+              sub_path   = volume_mount.value.sub_path
+              read_only  = volume_mount.value.read_only
+            }
+          }
+        }
+
         volume {
           name = "workspaces"
           persistent_volume_claim {
@@ -810,6 +880,18 @@ resource "kubernetes_deployment_v1" "workspace" {
             size_limit = "1Gi"
           }
         }
+        volume {
+          name = "terminal-tmp"
+          empty_dir {
+            size_limit = "2Gi"
+          }
+        }
+        volume {
+          name = "terminal-home"
+          empty_dir {
+            size_limit = "1Gi"
+          }
+        }
         dynamic "volume" {
           for_each = var.cache_registry_auth == "" ? [] : [1]
           content {
@@ -839,6 +921,21 @@ locals {
     var.cache_registry_auth == "" ? [] : [
       { name = "registry-auth", path = "/home/builder/.docker/config.json", sub_path = ".dockerconfigjson", read_only = true },
     ],
+  )
+}
+
+locals {
+  # The terminal's: the user's files; the state dir over them, read-only (the supervisor's builds trust
+  # what is in it); a /tmp and a home of its own (the agent downloads itself into /tmp); the engine's
+  # socket only when the admin gives the owner the engine.
+  terminal_mounts = concat(
+    [
+      { name = "workspaces", path = "/workspaces", sub_path = null, read_only = false },
+      { name = "workspaces", path = local.builder_env.DEVCONTAINER_STATE_DIR, sub_path = ".devcontainer-builder", read_only = true },
+      { name = "terminal-tmp", path = "/tmp", sub_path = null, read_only = false },
+      { name = "terminal-home", path = "/home/builder", sub_path = null, read_only = false },
+    ],
+    var.owner_engine_access ? [{ name = "socket", path = local.socket_dir, sub_path = null, read_only = false }] : [],
   )
 }
 

@@ -32,6 +32,24 @@ done
 echo "agent connected"
 while :; do sleep 3600; done
 """
+# The same, with a stand-in for Coder's web terminal (CoderDouble.terminal): it asks for a command the test
+# queued for it, runs it as the real agent runs a terminal's shell - its own child, with its user, groups,
+# environment and namespaces - and sends back the output and exit code.
+TERMINAL_AGENT = STAND_IN_AGENT.replace(
+    "while :; do sleep 3600; done\n",
+    r"""say() { printf 'header = "Coder-Session-Token: %s"\n' "$CODER_AGENT_TOKEN"; }
+api="${CODER_AGENT_URL%/}/api/v2/workspaceagents/me"
+out=$(mktemp)
+while :; do
+  if command=$(say | curl -fsS --config - "$api/test-command") && [ -n "$command" ]; then
+    sh -c "$command" > "$out" 2>&1 < /dev/null
+    code=$?
+    say | curl -fsS --config - -X POST -H "X-Exit-Code: $code" --data-binary "@$out" "$api/test-command-result" >/dev/null
+  fi
+  sleep 0.5
+done
+""",
+)
 COLUMN = 1024
 LEVELS = {"trace", "debug", "info", "warn", "error"}
 
@@ -76,6 +94,9 @@ class CoderDouble:
         self.fail_next = 0  # answer this many requests with 500
         self.drop_next = 0  # close this many connections without an answer
         self.black_hole = False  # when True: accept, read, never answer (until stop())
+        self.terminal = False  # when True: the stand-in agent runs the commands run_in_agent() queues
+        self.commands: dict[str, list[str]] = {}  # token -> commands queued for that agent
+        self.results: dict[str, list[tuple[int, str]]] = {}  # token -> (exit code, output) of each
         self._released = threading.Event()
         self.server = ThreadingHTTPServer((host, 0), self._handler())
         self.server.daemon_threads = True
@@ -109,6 +130,19 @@ class CoderDouble:
         token = str(uuid.uuid4())
         self.agents[token] = Agent(str(uuid.uuid4()))
         return token
+
+    def run_in_agent(self, token: str, command: str, timeout: float = 60) -> tuple[int, str]:
+        """command run from the agent's terminal (needs `terminal`): its exit code and output."""
+        with self.lock:
+            done = len(self.results.setdefault(token, []))
+            self.commands.setdefault(token, []).append(command)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.results[token]) > done:
+                    return self.results[token][done]
+            time.sleep(0.2)
+        raise AssertionError(f"the agent never ran {command!r} (is it connected, with `terminal` set?)")
 
     def outputs(self) -> list[str]:
         with self.lock:
@@ -183,7 +217,7 @@ class CoderDouble:
                     self._reply(500, {"message": "Internal error (injected)."})
                     return 500
                 if self.command == "GET" and self.path == "/bin/coder-linux-amd64":
-                    body = STAND_IN_AGENT.encode()  # binaries are public, as Coder serves them
+                    body = (TERMINAL_AGENT if double.terminal else STAND_IN_AGENT).encode()  # public, as Coder's
                     self.send_response(200)
                     self.send_header("Content-Type", "application/octet-stream")
                     self.send_header("Content-Length", str(len(body)))
@@ -206,6 +240,22 @@ class CoderDouble:
                     data = self._json(raw) or {}
                     with double.lock:
                         double.connections.append(dict(data, token=token, time=time.time()))
+                    self._reply(200, {})
+                    return 200
+                if self.command == "GET" and self.path == "/api/v2/workspaceagents/me/test-command":
+                    with double.lock:
+                        queued = double.commands.get(token) or []
+                        command = queued.pop(0) if queued else ""
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(command.encode())))
+                    self.end_headers()
+                    self.wfile.write(command.encode())
+                    return 200
+                if self.command == "POST" and self.path == "/api/v2/workspaceagents/me/test-command-result":
+                    with double.lock:
+                        double.results.setdefault(token, []).append(
+                            (int(self.headers.get("X-Exit-Code", "-1")), raw.decode(errors="replace"))
+                        )
                     self._reply(200, {})
                     return 200
                 self._reply(404, {"message": "Route not found."})

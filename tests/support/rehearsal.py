@@ -150,6 +150,9 @@ class Pod:
             args += ["-e", f"{entry['name']}={self._env_value(entry)}"]
         for mount in container.get("volume_mount") or []:
             source = self.volume(mount["name"])
+            if mount.get("sub_path") and not source.startswith("/"):
+                # a folder inside a volume, as the kubelet mounts it: from the volume's own folder on this host
+                source = docker("volume", "inspect", "-f", "{{.Mountpoint}}", source)
             if mount.get("sub_path"):
                 source = f"{source}/{mount['sub_path']}"
             args += ["-v", f"{source}:{mount['mount_path']}{':ro' if mount.get('read_only') else ''}"]
@@ -245,6 +248,30 @@ class Pod:
             shutil.rmtree(self.files)
 
 
+ENGINE_PROBES = {
+    "the engine's socket": "ls -l /run/engine/docker.sock",
+    "the engine's API": "docker version --format '{{.Server.Version}}'",
+    "the engine's API through its socket's path": "curl -fsS --unix-socket /run/engine/docker.sock http://engine/version",
+    "the engine's API on TCP": "curl -fsS -m 3 http://127.0.0.1:2375/version || curl -fsS -m 3 -k https://127.0.0.1:2376/version",
+    # a socket in the abstract namespace is reachable by anyone in the network namespace, mounted or not
+    "an abstract socket of the engine": "for s in $(awk 'NR > 1 && $8 ~ /^@/ {print substr($8, 2)}' /proc/net/unix); do "
+    'curl -fsS -m 2 --abstract-unix-socket "$s" http://engine/version && exit 0; done; exit 1',
+    "a write into the state dir": "touch /workspaces/.devcontainer-builder/from-the-terminal",
+}
+
+
+def assert_no_engine_in_reach(coder: Any, token: str, repository: str = "widgets") -> None:
+    """From the builder agent's terminal: none of ENGINE_PROBES succeeds; the user's files and the
+    workspace's status do work."""
+    for what, command in ENGINE_PROBES.items():
+        code, output = coder.run_in_agent(token, command)
+        assert code != 0 and "ApiVersion" not in output, f"the builder agent's terminal reached {what}: {output}"
+    code, output = coder.run_in_agent(
+        token, f"touch /workspaces/{repository}/from-the-terminal && devcontainer-builder status --short"
+    )
+    assert (code, output.strip()) == (0, "running"), output
+
+
 # -- template/docker ----------------------------------------------------------------------------------
 
 
@@ -260,6 +287,7 @@ class DockerHost:
     images: dict[str, str] = field(default_factory=dict)
     files: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="dcb-rehearsal-")))
     created: list[str] = field(default_factory=list)
+    terminal_env: dict[str, str] = field(default_factory=dict)  # the terminal's, as the builder's: known after apply
 
     def container(self, name: str) -> dict[str, Any]:
         return planned(self.plan, f"docker_container.{name}[0]")
@@ -268,14 +296,19 @@ class DockerHost:
         return str(self.container(container)["name"])
 
     def volumes(self) -> list[str]:
-        return [planned(self.plan, f"docker_volume.{v}")["name"] for v in ("workspaces", "engine", "socket")]
+        return [planned(self.plan, f"docker_volume.{v}")["name"] for v in ("workspaces", "engine", "socket", "state")]
 
     def network(self) -> str:
         return str(planned(self.plan, "docker_network.workspace[0]")["name"])
 
     def docker_args(self, which: str) -> list[str]:
         spec = self.container(which)
-        args = ["--name", spec["name"], "--hostname", spec["hostname"], "--network", self.network()]
+        args = ["--name", spec["name"]]
+        if (spec.get("network_mode") or "").startswith("container:") or which == "terminal":
+            # the planned id is known after apply: the builder's, by the name the plan gives it
+            args += ["--network", f"container:{self.name('builder')}"]
+        else:
+            args += ["--hostname", spec["hostname"], "--network", self.network()]
         args += ["--label", "devcontainer-builder.rehearsal=1"]
         if spec.get("privileged"):
             args += PRIVILEGED
@@ -293,16 +326,21 @@ class DockerHost:
         for host in spec.get("host") or []:
             args += ["--add-host", f"{host['host']}:{host['ip']}"]
         for volume in spec.get("volumes") or []:
-            args += ["-v", f"{volume['volume_name']}:{volume['container_path']}"]
+            args += [
+                "-v",
+                f"{volume['volume_name']}:{volume['container_path']}{':ro' if volume.get('read_only') else ''}",
+            ]
         for index, upload in enumerate(spec.get("upload") or []):
             local = self.files / f"{which}-{index}"
             local.write_text(upload["content"])
             local.chmod(0o644)
             args += ["-v", f"{local}:{upload['file']}:ro"]
-        if which == "builder":
-            for key, value in self.env.items():
-                args += ["-e", f"{key}={value}"]
+        for key, value in {"builder": self.env, "terminal": self.terminal_env}.get(which, {}).items():
+            args += ["-e", f"{key}={value}"]
         image = self.images.get(spec["image"], spec["image"])
+        entrypoint = spec.get("entrypoint") or []
+        if entrypoint:
+            return [*args, "--entrypoint", entrypoint[0], image, *entrypoint[1:], *(spec.get("command") or [])]
         return [*args, image, *(spec.get("command") or [])]
 
     def engine_cmd(self, *argv: str) -> list[str]:
@@ -341,9 +379,10 @@ class DockerHost:
             docker("network", "create", self.network())
 
     def start(self) -> None:
-        """As `terraform apply` on a start: the builder first, then the engine (depends_on)."""
+        """As `terraform apply` on a start: the builder first, then the engine (depends_on) and the terminal
+        (on the builder's network)."""
         self._create_storage()
-        for which in ("builder", "engine"):
+        for which in ("builder", "engine", "terminal"):
             docker("rm", "-f", self.name(which), check=False)
             docker("run", "-d", *self.docker_args(which))
             if which not in self.created:
@@ -351,7 +390,7 @@ class DockerHost:
 
     def stop(self) -> None:
         """A workspace stop: the containers and the network go (count = start_count); the volumes stay."""
-        for which in ("builder", "engine"):
+        for which in ("terminal", "builder", "engine"):
             docker("stop", "-t", "10", self.name(which), check=False)
             docker("rm", "-f", self.name(which), check=False)
         docker("network", "rm", self.network(), check=False)

@@ -38,9 +38,9 @@ def plan(template: Workdir) -> dict[str, Any]:
     return template.plan(VARIABLES, PARAMETERS)
 
 
-SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
+SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
            "DEVCONTAINER_REBUILD_ID")  # fmt: skip  # the last: a digest of a token, known after apply
+TERMINAL = "docker_container.terminal[0]"
 
 
 def env_of(template: Workdir, parameters: dict[str, str] = PARAMETERS) -> dict[str, str]:
@@ -95,7 +95,7 @@ def test_the_engine_and_builder_share_the_workspaces_at_one_path(plan: dict[str,
 
 def test_a_stopped_workspace_keeps_its_volumes_and_runs_nothing(template: Workdir) -> None:
     stopped = addresses(template.plan(VARIABLES, PARAMETERS, CODER_WORKSPACE_TRANSITION="stop"))
-    for volume in ("workspaces", "engine", "socket"):
+    for volume in ("workspaces", "engine", "socket", "state"):
         assert f"docker_volume.{volume}" in stopped, f"the {volume} volume has no count: it survives a stop"
     assert not [address for address in stopped if address.startswith("docker_container.")]
 
@@ -121,6 +121,42 @@ def test_the_status_app_is_the_page_with_its_key_on_the_address_serve_holds(plan
     # the page's key comes from the builder agent's token, known after apply (test_docker_rehearsal.py uses it)
     (change,) = [c["change"] for c in plan["resource_changes"] if c["address"] == "coder_app.status"]
     assert "url" not in app and change["after_unknown"]["url"] is True
+
+
+def test_the_owners_terminal_has_no_engine_and_reads_the_state_unless_the_admin_gives_it_the_engine(
+    template: Workdir, plan: dict[str, Any]
+) -> None:
+    def mounts(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {v["container_path"]: v for v in container["volumes"]}
+
+    terminal, builder = planned(plan, TERMINAL), planned(plan, BUILDER)
+    assert terminal["entrypoint"] == ["sh", "-c", 'eval "$CODER_INIT_SCRIPT"'], "Coder's builder agent runs here"
+    found = mounts(terminal)
+    assert "/run/engine" not in found and not terminal.get("group_add"), "no engine, not its group"
+    state = found["/workspaces/.devcontainer-builder"]
+    assert (
+        state["read_only"] is True
+        and state["volume_name"] == mounts(builder)["/workspaces/.devcontainer-builder"]["volume_name"]
+    )
+    assert not found["/workspaces"].get("read_only"), "the user's files"
+    assert terminal["read_only"] is True and terminal["capabilities"][0]["drop"] == ["ALL"]
+    assert "no-new-privileges" in terminal["security_opts"]
+    known = 'if !contains(["CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT"], k)'  # the others are known after apply
+    expression = f"{{for k, v in local.terminal_env : k => try(nonsensitive(v), v) {known}}}"
+    assert "DOCKER_HOST" not in template.evaluate(expression, VARIABLES, PARAMETERS)
+    assert "DEVCONTAINER_SERVE_AGENT_TOKEN" not in env_of(template), "serve runs no agent here"
+    allowed_variables = dict(VARIABLES, owner_engine_access="true")
+    allowed = planned(template.plan(allowed_variables, PARAMETERS), TERMINAL)
+    assert mounts(allowed)["/run/engine"]["volume_name"] == mounts(builder)["/run/engine"]["volume_name"]
+    assert allowed["group_add"] == ["2375"]
+    assert (
+        template.evaluate(expression, allowed_variables, PARAMETERS)["DOCKER_HOST"] == "unix:///run/engine/docker.sock"
+    )
+
+
+def test_main_is_the_agent_coder_puts_first(plan: dict[str, Any]) -> None:
+    main, builder = planned(plan, "coder_agent.main"), planned(plan, "coder_agent.builder")
+    assert main["order"] < builder["order"], "Coder orders agents by `order`: apps and AI tools go to main first"
 
 
 def test_checkov_finds_nothing_and_every_skip_says_why() -> None:

@@ -15,7 +15,7 @@ import pytest
 from support import images
 from support.coder import CoderDouble, init_script
 from support.githttp import GitHTTPServer
-from support.rehearsal import DockerHost
+from support.rehearsal import DockerHost, assert_no_engine_in_reach
 from support.repos import Remote
 from support.services import wait_for
 from support.terraform import Workdir, workdir
@@ -24,8 +24,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixture
 
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
 PLANNED_ENGINE = "docker.io/library/docker:28.2.2-dind"  # the default; the stand-in DinD image runs instead
-SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-           "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
+SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
            "DEVCONTAINER_REBUILD_ID")  # fmt: skip  # the last: a digest of a token, known after apply
 LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
 
@@ -43,10 +42,12 @@ def variables_for(git: GitHTTPServer) -> dict[str, str]:
 
 
 def builder_env(template: Workdir, variables: dict[str, str], workspace: dict[str, str], parameters: dict[str, str],
-                secrets: dict[str, str]) -> dict[str, str]:  # fmt: skip
+                secrets: dict[str, str], local: str = "builder_env") -> dict[str, str]:  # fmt: skip
     names = ", ".join(f'"{name}"' for name in SECRETS)
-    expression = f'{{for k, v in local.builder_env : k => contains([{names}], k) ? "" : try(nonsensitive(v), v)}}'
+    expression = f'{{for k, v in local.{local} : k => contains([{names}], k) ? "" : try(nonsensitive(v), v)}}'
     env = template.evaluate(expression, variables, parameters, **workspace)
+    if local == "terminal_env":
+        return {**env, **{name: secrets[name] for name in env if name in secrets}}
     assert {name for name, value in env.items() if value == ""} >= set(SECRETS) - {
         "GH_TOKEN",
         "DEVCONTAINER_SSH_PRIVATE_KEY",
@@ -62,18 +63,23 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
     parameters = {"repository": git.url("widgets")}
     variables = variables_for(git)
     builder_token = coder.add_agent()
-    secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url),
-               "DEVCONTAINER_SERVE_AGENT_TOKEN": builder_token,
-               "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token,
+    coder.terminal = True  # the agents run what a test types in their terminals
+    secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token,
                "DEVCONTAINER_REBUILD_ID": "build-1"}  # fmt: skip
     plan = template.plan(variables, parameters, **workspace)
+    # the terminal's: its agent's own token and init script where the builder's have theirs
+    terminal_secrets = {"CODER_AGENT_TOKEN": builder_token, "CODER_INIT_SCRIPT": init_script(coder_url)}
     docker_host = DockerHost(
         plan,
         builder_env(template, variables, workspace, parameters, secrets),
         {PLANNED_BUILDER: image, PLANNED_ENGINE: images.DIND_IMAGE},
+        terminal_env=builder_env(template, variables, workspace, parameters, terminal_secrets, "terminal_env"),
     )
+    engine_access = dict(variables, owner_engine_access="true")
     context = {"coder": coder, "builder_token": builder_token, "rebuild_env": lambda: builder_env(
-        template, variables, workspace, dict(parameters, rebuild="true"), dict(secrets, DEVCONTAINER_REBUILD_ID="build-2"))}  # fmt: skip
+        template, variables, workspace, dict(parameters, rebuild="true"), dict(secrets, DEVCONTAINER_REBUILD_ID="build-2")),
+        "engine_access": lambda: (template.plan(engine_access, parameters, **workspace),
+                                  builder_env(template, engine_access, workspace, parameters, terminal_secrets, "terminal_env"))}  # fmt: skip
     try:
         yield docker_host, context
     finally:
@@ -127,9 +133,9 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
     container = devcontainer(docker_host)
     main = next(c for c in coder.connections if c["token"] == coder.token)
     assert main["hostname"] == container[:12], "main runs in the devcontainer"
-    assert docker("exec", docker_host.name("builder"), "curl", "-fsS", "http://127.0.0.1:7480/healthz") == (
-        '{"ok":true}'
-    )
+    # the builder agent, in its own container, connects without waiting for `serve`, which follows `up`
+    healthz = ["exec", docker_host.name("builder"), "curl", "-fsS", "http://127.0.0.1:7480/healthz"]
+    wait_for(lambda: docker(*healthz, check=False) == '{"ok":true}', 60, "serve answering")
     # the status app's address (the template's formula) is the page, with the key its buttons need
     key = hashlib.sha256(f"devcontainer-builder status page:{context['builder_token']}".encode()).hexdigest()
     post = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
@@ -138,6 +144,9 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
     assert docker("exec", docker_host.name("builder"), *post, ignore.format("")) == "403", "no key: nothing changes"
     assert docker("exec", docker_host.name("builder"), *post, ignore.format(f"k/{key}/")) == "409", "no suggestion"
     assert status_short(docker_host) == "running"
+    # the owner's terminal, as Coder's builder agent starts it: no engine, the state read-only
+    assert_no_engine_in_reach(coder, context["builder_token"])
+    assert docker("exec", docker_host.name("builder"), "docker", "version", "--format", "{{.Server.Version}}")
     built_at = docker_host.engine("exec", container, "cat", "/home/coder/built-at")
     docker_host.engine("exec", "-u", "coder", container, "sh", "-c", "echo precious > /workspaces/widgets/notes.txt")
 
@@ -150,7 +159,11 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
 
     docker_host.stop()
     docker_host.env = context["rebuild_env"]()  # "Rebuild devcontainer" on this start
+    # and the admin gives the owner the engine, knowingly
+    docker_host.plan, docker_host.terminal_env = context["engine_access"]()
     docker_host.start()
     wait_for(lambda: len([c for c in coder.connections if c["token"] == coder.token]) == 3, 300, "main after rebuild")
     assert devcontainer(docker_host) != container, "rebuilt"
+    code, output = coder.run_in_agent(context["builder_token"], "docker version --format '{{.Server.Version}}'")
+    assert code == 0 and output.strip(), f"owner_engine_access gives the terminal the engine: {output}"
     assert docker_host.engine("exec", devcontainer(docker_host), "cat", "/workspaces/widgets/notes.txt") == "precious"

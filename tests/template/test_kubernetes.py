@@ -26,8 +26,7 @@ PARAMETERS = {"repository": "https://github.com/acme/widgets.git", "branch": "ma
               "disk_size": "20", "rebuild": "false", "rebuild_full": "false"}  # fmt: skip
 VARIABLES = {"namespace": "dev-workspaces", "builder_image": "ghcr.io/acme/devcontainer-builder:0.1.0",
              "cache_repository": "registry.example.com/team/cache", "external_auth_id": "github"}  # fmt: skip
-SECRET_NAMES = {"CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SERVE_AGENT_TOKEN",
-                "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT", "DEVCONTAINER_SSH_PRIVATE_KEY"}  # fmt: skip
+SECRET_NAMES = {"CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY"}
 # read by the docker client in the builder's containers, not by the builder: not in its options table
 DOCKER_CLIENT = {"DOCKER_HOST", "DOCKER_CONFIG"}
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
@@ -87,7 +86,7 @@ def test_the_engine_is_a_native_sidecar_and_the_only_privileged_container(plan: 
     assert probe[0] == "docker" and probe[-1] == "version", "the builder starts once the engine answers"
     assert engine["security_context"][0]["privileged"] is True
     assert "--group=2375" in engine["args"]
-    for name in ("builder", "supervisor"):
+    for name in ("builder", "supervisor", "terminal"):
         context = found[name]["security_context"][0]
         assert context["privileged"] is not True and context["allow_privilege_escalation"] is False
         assert context["run_as_non_root"] is True and context["run_as_user"] == "1000"
@@ -109,10 +108,11 @@ def test_secrets_reach_the_containers_only_through_secret_key_refs(plan: dict[st
         assert reference in secret, f"the Secret does not take {reference}"
     builder = env_of(containers(plan)["builder"])
     assert builder["CODER_INIT_SCRIPT"]["value_from"][0]["secret_key_ref"][0]["key"] == "main-agent-init-script"
-    supervisor = env_of(containers(plan)["supervisor"])
-    assert supervisor["DEVCONTAINER_SERVE_AGENT_TOKEN"]["value_from"][0]["secret_key_ref"][0]["key"] == (
-        "builder-agent-token"
-    )
+    terminal = env_of(containers(plan)["terminal"])
+    assert terminal["CODER_AGENT_TOKEN"]["value_from"][0]["secret_key_ref"][0]["key"] == "builder-agent-token"
+    assert terminal["CODER_INIT_SCRIPT"]["value_from"][0]["secret_key_ref"][0]["key"] == "builder-agent-init-script"
+    assert not {"GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY"} & set(terminal), "the owner's terminal gets no other secret"
+    assert "DEVCONTAINER_SERVE_AGENT_TOKEN" not in env_of(containers(plan)["supervisor"]), "serve runs no agent here"
 
 
 def test_every_variable_the_template_sets_is_a_builder_setting(plan: dict[str, Any]) -> None:
@@ -174,6 +174,30 @@ def test_the_builder_agent_shows_the_devcontainer_and_its_page(plan: dict[str, A
     main = planned(plan, "coder_agent.main")
     assert main["env"]["CODER_AGENT_DEVCONTAINERS_ENABLE"] == "false"
     assert main["connection_timeout"] >= 3600, "it waits out the longest build"
+
+
+def test_the_owners_terminal_has_no_engine_and_reads_the_state_unless_the_admin_gives_it_the_engine(
+    template: Workdir, plan: dict[str, Any]
+) -> None:
+    def mounts(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {m["mount_path"]: m for m in container["volume_mount"]}
+
+    terminal = containers(plan)["terminal"]
+    assert terminal["command"] == ["sh", "-c", 'eval "$CODER_INIT_SCRIPT"'], "Coder's builder agent runs here"
+    found = mounts(terminal)
+    assert "/run/engine" not in found and "DOCKER_HOST" not in env_of(terminal), "no engine"
+    state = found["/workspaces/.devcontainer-builder"]
+    assert (state["name"], state["sub_path"], state["read_only"]) == ("workspaces", ".devcontainer-builder", True)
+    assert found["/workspaces"]["read_only"] is False, "the user's files"
+    assert found["/tmp"]["name"] != mounts(containers(plan)["supervisor"])["/tmp"]["name"], "not the builder's /tmp"
+    allowed = containers(template.plan(dict(VARIABLES, owner_engine_access="true"), PARAMETERS))["terminal"]
+    assert mounts(allowed)["/run/engine"]["name"] == "socket"
+    assert env_of(allowed)["DOCKER_HOST"]["value"] == "unix:///run/engine/docker.sock"
+
+
+def test_main_is_the_agent_coder_puts_first(plan: dict[str, Any]) -> None:
+    main, builder = planned(plan, "coder_agent.main"), planned(plan, "coder_agent.builder")
+    assert main["order"] < builder["order"], "Coder orders agents by `order`: apps and AI tools go to main first"
 
 
 def test_checkov_finds_nothing_and_every_skip_says_why() -> None:

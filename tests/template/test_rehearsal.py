@@ -15,7 +15,7 @@ from support import images
 from support.builder import docker
 from support.coder import init_script
 from support.githttp import GitHTTPServer
-from support.rehearsal import Pod
+from support.rehearsal import Pod, assert_no_engine_in_reach
 from support.repos import Remote
 from support.services import wait_for
 from support.terraform import Workdir, workdir
@@ -34,10 +34,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
     return work
 
 
-def plan_for(template: Workdir, git: GitHTTPServer, coder_url: str, **parameters: str) -> dict[str, Any]:
+def plan_for(
+    template: Workdir, git: GitHTTPServer, coder_url: str, admin: dict[str, str] | None = None, **parameters: str
+) -> dict[str, Any]:
     # the token's host: the test's git server
     variables = {"builder_image": PLANNED_BUILDER, "fallback_image": images.FALLBACK_IMAGE,
-                 "external_auth_id": "github", "external_auth_host": git.host}  # fmt: skip
+                 "external_auth_id": "github", "external_auth_host": git.host, **(admin or {})}  # fmt: skip
     values = {"repository": git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
     return template.plan(variables, values, CODER_AGENT_URL=coder_url)
 
@@ -47,6 +49,7 @@ def rehearsed(template: Workdir, services, sandbox: Path, image: str) -> Iterato
     git, coder, gateway = services
     coder_url = f"http://{gateway}:{coder.port}"
     builder_token = coder.add_agent()
+    coder.terminal = True  # the agents run what a test types in their terminals
     plan = plan_for(template, git, coder_url)
     secret = {
         "main-agent-token": coder.token,
@@ -75,15 +78,19 @@ def devcontainer(pod: Pod) -> str:
 def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandbox: Path, template) -> None:
     pod, (_, coder, _, builder_token) = rehearsed
     Remote(sandbox, "widgets").commit({
+        # initializeCommand in its sandbox on the pod's engine: the Dockerfile copies what it writes
         ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"},
+                                                       "initializeCommand": "echo sandboxed > .devcontainer/made.txt",
                                                        "postCreateCommand": "echo created >> /home/coder/created"}),
-        ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nRUN date +%s%N > /home/coder/built-at\n",
+        ".devcontainer/Dockerfile": f"FROM {images.FALLBACK_IMAGE}\nCOPY made.txt /made.txt\n"
+                                   "RUN date +%s%N > /home/coder/built-at\n",
     })  # fmt: skip
     # the engine first: its images come from the host (no registry here), then the pod goes on
     code, logs = pod.start_with(lambda: pod.load_images(images.BASE_IMAGE, images.FALLBACK_IMAGE))
     assert code == 0, logs
     container = devcontainer(pod)
     built_at = pod.engine("exec", container, "cat", "/home/coder/built-at")
+    assert pod.engine("exec", container, "cat", "/made.txt") == "sandboxed"
     # both agents: main from inside the devcontainer, builder from the supervisor's container
     wait_for(lambda: {c["token"] for c in coder.connections} == {coder.token, builder_token}, 90, "both agents")
     main = next(c for c in coder.connections if c["token"] == coder.token)
@@ -101,6 +108,9 @@ def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandb
                         "/workspaces/.devcontainer-builder")  # fmt: skip
     assert metadata == "running"
     assert any(text.startswith("✔ build image") for text in coder.outputs()), "the build log reached Coder"
+    # the owner's terminal, as Coder's builder agent starts it: no engine, the state read-only
+    assert_no_engine_in_reach(coder, builder_token)
+    assert pod.exec("supervisor", "docker", "version", "--format", "{{.Server.Version}}"), "serve keeps the engine"
     # the user's work, then a stop and a start with the volumes kept
     pod.engine("exec", "-u", "coder", container, "sh", "-c", "echo precious > /workspaces/widgets/notes.txt")
     pod.stop()
@@ -115,17 +125,21 @@ def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandb
 def test_the_rebuild_parameter_rebuilds_and_a_broken_config_is_degraded_and_shown(
     rehearsed, sandbox: Path, template
 ) -> None:
-    pod, (git, _, coder_url, _) = rehearsed
+    pod, (git, coder, coder_url, builder_token) = rehearsed
     remote = Remote(sandbox, "widgets")
     remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": images.FALLBACK_IMAGE})})
     code, logs = pod.start_with(lambda: pod.load_images(images.BASE_IMAGE, images.FALLBACK_IMAGE))
     assert code == 0, logs
     first = devcontainer(pod)
     pod.stop()
-    pod.plan = plan_for(template, git, coder_url, rebuild="true")  # "Rebuild devcontainer" on this start
+    # "Rebuild devcontainer" on this start; the admin gives the owner the engine, knowingly
+    pod.plan = plan_for(template, git, coder_url, {"owner_engine_access": "true"}, rebuild="true")
     code, logs = pod.start()
     assert code == 0, logs
     assert devcontainer(pod) != first, "rebuilt"
+    wait_for(lambda: sum(c["token"] == builder_token for c in coder.connections) >= 2, 90, "the builder agent again")
+    code, output = coder.run_in_agent(builder_token, "docker version --format '{{.Server.Version}}'")
+    assert code == 0 and output.strip(), f"owner_engine_access gives the terminal the engine: {output}"
     remote.commit({".devcontainer/devcontainer.json": '{"image": '})
     pod.stop()
     pod.plan = plan_for(template, git, coder_url)

@@ -160,15 +160,3 @@ def escaped_mounts(guard: Guard, engine_docker: str, containers: Sequence[str]) 
         "replaced its source with a link since it was created), so it is not started again: " + failure.message
     )
     return failure
-
-
-def initialize_command_refusal(data: Mapping[str, Any], settings: Settings) -> BuildFailed | None:
-    """initializeCommand runs beside the builder, with the engine's socket: only when the admin allows it."""
-    command = data.get("initializeCommand")
-    present = bool(command.strip()) if isinstance(command, str) else bool(command)
-    if not present or "initialize-command" in settings.allowed_privileges:
-        return None
-    return refused(
-        ["initializeCommand runs in the builder's container with access to the container engine"],
-        ["DEVCONTAINER_ALLOWED_PRIVILEGES=initialize-command"],
-    )

@@ -365,7 +365,7 @@ class Settings:
         "Admin policy: what else a config may use, from: privileged (--privileged, the engine's socket), "
         "security-opt (seccomp, AppArmor, build entitlements), host-namespaces (host network, pid, ipc, uts, "
         "userns), devices (--device, --gpus), initialize-command (run initializeCommand in the builder, with the "
-        "engine's socket).",
+        "engine's socket, instead of in its sandbox: a throwaway container with only the workspace folder).",
         types.Choices(PRIVILEGES),
         (),
         commands=UP_SERVE,

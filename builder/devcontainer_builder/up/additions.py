@@ -116,11 +116,12 @@ def for_config(run: Run, data: dict[str, Any], *, compose_config: bool = False) 
     return Additions(added, tuple(v.target for v in volumes))
 
 
-def apply(run: Run, spec: Spec, data: dict[str, Any], additions: Additions) -> Spec:
-    """spec with the additions given to the CLI (spec itself when there are none). Its config hash is
-    the caller's: one that has the additions in it (Additions.rehash), or, for a container recreated as
-    it was (restart.py), the one it was labelled with."""
-    if not additions.fields:
+def apply(run: Run, spec: Spec, data: dict[str, Any], additions: Additions, *, rewrite: bool = False) -> Spec:
+    """spec with the additions given to the CLI (spec itself when there are none, unless `rewrite`: data
+    is not the repository's config as it is - its initializeCommand already ran, up/initialize.py). Its
+    config hash is the caller's: one that has the additions in it (Additions.rehash), or, for a container
+    recreated as it was (restart.py), the one it was labelled with."""
+    if not additions.fields and not rewrite:
         return spec
     path = run.dirs.file(f"generated/{spec.role}-additions/devcontainer.json")
     files.make_dirs(os.path.dirname(path))

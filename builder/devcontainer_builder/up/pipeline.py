@@ -28,7 +28,7 @@ from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import KEEPALIVE, additions, bringup, recovery, restart
+from devcontainer_builder.up import KEEPALIVE, additions, bringup, initialize, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
@@ -271,26 +271,32 @@ def _read_key(path: str) -> str:
 def resolve(run: Run) -> config.ResolvedConfig:
     """Find or generate the config, and check it against the admin's policy before anything runs."""
     settings = run.settings
-    try:
-        resolved = config.resolve(
-            settings.workspace_folder,
-            requested=settings.config,
-            repo_name=settings.repository.name,
-            images={key: getattr(settings, f"image_{key}") for key, _, _ in config.PROJECT_TYPES},
-            fallback_image=settings.fallback_image,
-            generated_dir=run.dirs.file("generated"),
-            owner=run.owner,
-        )
-    except OSError as err:
-        raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
+
+    def read() -> config.ResolvedConfig:
+        try:
+            return config.resolve(
+                settings.workspace_folder,
+                requested=settings.config,
+                repo_name=settings.repository.name,
+                images={key: getattr(settings, f"image_{key}") for key, _, _ in config.PROJECT_TYPES},
+                fallback_image=settings.fallback_image,
+                generated_dir=run.dirs.file("generated"),
+                owner=run.owner,
+            )
+        except OSError as err:
+            raise BuildFailed(f"cannot read the repository's config: {err}", step="config") from None
+
+    resolved = read()
+    if initialize.sandboxed(settings, resolved.data):
+        # on every `up`, as the CLI runs it, and before the config's hash is taken: what it writes (a file
+        # the Dockerfile copies) is part of the build from the first run on, not a change at the second
+        initialize.run_sandboxed(run, resolved.data[initialize.NAME])
+        resolved = read()
     run.log.info(f"config: {resolved.description}")
     compose_config = bool(layout.compose_files(resolved.path, resolved.data))
     run.additions = additions.for_config(run, resolved.data, compose_config=compose_config)
     resolved = dataclasses.replace(resolved, config_hash=run.additions.rehash(resolved.config_hash))
     run.event(Event.CONFIG_RESOLVED, config_kind=resolved.kind, path=resolved.path, config_hash=resolved.config_hash)
-    refused = guard.initialize_command_refusal(resolved.data, settings)
-    if refused is not None:
-        raise refused
     return resolved
 
 
@@ -313,17 +319,19 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             remote_user=run.previous.remote_user,
             remote_workspace_folder=run.previous.remote_workspace_folder,
         )
+    sandboxed = initialize.sandboxed(settings, resolved.data)  # it ran already (resolve)
     spec = Spec(
         role=ROLE_DEVCONTAINER,
         config_path=resolved.path,
         override=resolved.override,
         config_hash=resolved.config_hash,
         remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
-        runs_host_code=bool(resolved.data.get("initializeCommand")),
+        runs_host_code=initialize.present(resolved.data.get(initialize.NAME)) and not sandboxed,
     )
     if layout.compose_files(resolved.path, resolved.data):
         spec = for_compose(run, spec, resolved)
-    spec = additions.apply(run, spec, resolved.data, run.additions)
+    data = initialize.without_command(resolved.data) if sandboxed else resolved.data
+    spec = additions.apply(run, spec, data, run.additions, rewrite=sandboxed)
     prebuilt = False
     if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data, spec):
         # an initializeCommand may write what the build needs: only `up` runs it, so no build before it
