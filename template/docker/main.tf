@@ -245,6 +245,8 @@ locals {
       DOCKER_HOST             = "unix://${local.socket_dir}/docker.sock"
       # the user's Coder git SSH key, for ssh URLs
       DEVCONTAINER_SSH_PRIVATE_KEY = base64encode(data.coder_workspace_owner.me.ssh_private_key)
+      # the key in the status app's URL: serve needs it to accept the page's changes
+      DEVCONTAINER_SERVE_PAGE_KEY = local.page_key
     },
     data.coder_parameter.branch.value == "" ? {} : { DEVCONTAINER_BRANCH = data.coder_parameter.branch.value },
     var.cache_repository == "" ? {} : {
@@ -257,6 +259,9 @@ locals {
 }
 
 locals {
+  # the status page's key: in the app's URL and given to serve; the devcontainer never holds the builder
+  # agent's token it comes from
+  page_key = sha256("devcontainer-builder status page:${coder_agent.builder.token}")
   # the terminal's: its agent's token and init script, where `status` finds the state, and the engine
   # only when the admin gives it to the owner
   terminal_env = merge(
@@ -326,7 +331,7 @@ resource "coder_app" "status" {
   slug         = "devcontainer"
   display_name = "Devcontainer status"
   icon         = "/icon/docker.png"
-  url          = "http://127.0.0.1:7480/k/${sha256("devcontainer-builder status page:${coder_agent.builder.token}")}/"
+  url          = "http://127.0.0.1:7480/k/${local.page_key}/"
   share        = "owner"
   subdomain    = false
   order        = 1

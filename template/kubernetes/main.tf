@@ -331,6 +331,9 @@ locals {
     var.cache_registry_auth == "" ? {} : { DOCKER_CONFIG = "/home/builder/.docker" },
     var.extra_ca_bundle == "" ? {} : { DEVCONTAINER_CA_BUNDLE = var.extra_ca_bundle },
   )
+  # the status page's key: in the app's URL and, from the Secret, given to serve; the devcontainer never
+  # holds the builder agent's token it comes from
+  page_key = sha256("devcontainer-builder status page:${coder_agent.builder.token}")
   # from the Secret, never as literal values in the Deployment
   secret_env = merge(
     {
@@ -400,7 +403,7 @@ resource "coder_app" "status" {
   slug         = "devcontainer"
   display_name = "Devcontainer status"
   icon         = "/icon/docker.png"
-  url          = "http://127.0.0.1:${local.serve_port}/k/${sha256("devcontainer-builder status page:${coder_agent.builder.token}")}/"
+  url          = "http://127.0.0.1:${local.serve_port}/k/${local.page_key}/"
   share        = "owner"
   subdomain    = false
   order        = 1
@@ -476,6 +479,7 @@ resource "kubernetes_secret_v1" "agent" {
       "main-agent-init-script"    = coder_agent.main.init_script
       "builder-agent-token"       = coder_agent.builder.token
       "builder-agent-init-script" = coder_agent.builder.init_script
+      "status-page-key"           = local.page_key
       "ssh-private-key"           = base64encode(data.coder_workspace_owner.me.ssh_private_key)
     },
     local.use_token ? { "gh-token" = data.coder_external_auth.git[0].access_token } : {},
@@ -700,7 +704,8 @@ resource "kubernetes_deployment_v1" "workspace" {
             }
           }
           dynamic "env" {
-            for_each = local.secret_env
+            # the status app's key: serve accepts the page's changes only under it
+            for_each = merge(local.secret_env, { DEVCONTAINER_SERVE_PAGE_KEY = "status-page-key" })
             content {
               name = env.key
               value_from {

@@ -39,7 +39,7 @@ def plan(template: Workdir) -> dict[str, Any]:
 
 
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
-           "DEVCONTAINER_REBUILD_ID")  # fmt: skip  # the last: a digest of a token, known after apply
+           "DEVCONTAINER_REBUILD_ID", "DEVCONTAINER_SERVE_PAGE_KEY")  # fmt: skip  # the last two: digests of tokens
 TERMINAL = "docker_container.terminal[0]"
 
 

@@ -447,6 +447,17 @@ class Settings:
         secret=True,
         commands=("serve",),
     )
+    serve_page_key: str = setting(
+        "DEVCONTAINER_SERVE_PAGE_KEY",
+        "The key in the status page's address (`/k/KEY/`), which every change over TCP needs. The templates "
+        "set it to the value in their status app's URL (derived from the builder agent's token, which the "
+        "devcontainer never holds). Without it: derived from DEVCONTAINER_SERVE_AGENT_TOKEN, else random for "
+        "this supervisor (serve.json, readable by its owner only, gives the page's URL).",
+        types.Secret(),
+        "",
+        secret=True,
+        commands=("serve",),
+    )
     keepalive_attempts: int = setting(
         "DEVCONTAINER_KEEPALIVE_ATTEMPTS",
         "Restarts in a row that `serve` tries (backing off from 5 s to 2 min) before the workspace reads "

@@ -208,7 +208,7 @@ def _serve(
         if settings.serve_agent_init_script
         else None
     )
-    key = page_key(settings.serve_agent_token)
+    key = settings.serve_page_key or page_key(settings.serve_agent_token)
     app = create_app(sup)
     servers = [_server(over_unix(app)), _server(over_tcp(app, key, settings.serve_hosts))]
     threads = [
