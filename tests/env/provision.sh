@@ -48,8 +48,10 @@ apt_install() {
 start_docker() {
   if timeout 10 docker info >/dev/null 2>&1; then return 0; fi
   say "starting dockerd"
-  # no systemd on these machines: run the daemon in the background, logging beside the cache
-  nohup dockerd >"$cache/dockerd.log" 2>&1 &
+  # no systemd on these machines: run the daemon in the background, logging beside the cache, in a
+  # session of its own so it outlives the process group that provisioned it (a job control's kill of
+  # that group would otherwise take the engine down with it)
+  setsid nohup dockerd >"$cache/dockerd.log" 2>&1 </dev/null &
   for _ in $(seq 1 60); do
     timeout 5 docker info >/dev/null 2>&1 && return 0
     sleep 1
