@@ -298,6 +298,85 @@ def test_mounts_and_networks_that_reach_the_host_however_spelled_are_refused(
     assert not outside.exists(), "no host folder was given to the container"
 
 
+# a named volume of the engine that is not the workspace's: one made with bind options (the host folder
+# `outside` behind it), another workspace's data; asked for by every way a single-container config mounts
+FOREIGN_VOLUMES = {
+    "mounts": {"mounts": ["source={volume},target=/host-etc,type=volume"]},
+    "runArgs": {"runArgs": ["-v", "{volume}:/host-etc"]},
+    "workspaceMount": {
+        "workspaceMount": "source={volume},target=/workspaces/x,type=volume",
+        "workspaceFolder": "/workspaces/x",
+    },
+    "feature": {"features": {"./borrow": {}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("attack", "engine"),
+    [("mounts", "docker"), ("mounts", "podman"), ("runArgs", "docker"), ("workspaceMount", "docker"),
+     ("feature", "podman")],
+    indirect=["engine"],
+)  # fmt: skip
+def test_a_named_volume_that_is_not_the_workspaces_own_is_refused_naming_it(
+    remote: Remote, make_workspace, engine: EngineUnderTest, attack: str, sandbox: Path
+) -> None:
+    """`docker volume create -o type=none -o o=bind -o device=/etc host-etc` made the host's /etc a volume that
+    any single-container config could mount read-write (a folder of the sandbox stands in for /etc)."""
+    outside = sandbox / "host-etc"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    volume = f"dcb-test-host-etc-{uuid.uuid4().hex[:8]}"
+    engine.run("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={outside}", volume)
+    try:
+        config = json.loads(json.dumps(FOREIGN_VOLUMES[attack]).replace("{volume}", volume))
+        files = {
+            ".devcontainer/borrow/devcontainer-feature.json": json.dumps({
+                "id": "borrow", "version": "1.0.0",
+                "mounts": [{"source": volume, "target": "/host-etc", "type": "volume"}]}),
+            ".devcontainer/borrow/install.sh": "#!/bin/sh\ntrue\n",
+        } if attack == "feature" else {}  # fmt: skip
+        write = "echo owned >> /host-etc/passwd; echo owned >> /workspaces/x/passwd; true"
+        config = {"image": BASE_IMAGE, "postCreateCommand": write, **config}
+        remote.commit({".devcontainer/devcontainer.json": json.dumps(config), **files})
+        ws = make_workspace(remote.url)
+        run = ws.up()
+        assert run.returncode == 0, run.output
+        state = ws.state()
+        assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state["error"]
+        message = state["error"]["message"]
+        assert f"the volume {volume}, which is not this workspace's" in message, message
+        assert "DEVCONTAINER_ALLOWED_MOUNTS=*" in message
+        assert (outside / "passwd").read_text() == "root:x:0:0::/root:/bin/sh\n", "the host folder was written"
+    finally:
+        engine.run("volume", "rm", "-f", volume, check=False)
+
+
+def test_another_workspaces_volume_is_refused_and_the_workspaces_own_are_not(
+    remote: Remote, make_workspace, sandbox: Path
+) -> None:
+    """Another workspace's compose volume held its database; a single-container config read and wrote it."""
+    theirs = f"{project_name(str(sandbox / 'workspaces' / 'other'))}_pgdata"
+    docker("volume", "create", theirs)
+    ws = make_workspace(remote.url)
+    try:
+        config = {"image": BASE_IMAGE, "mounts": [f"source={theirs},target=/data,type=volume"]}
+        remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+        degraded_with(ws, "policy", f"the volume {theirs}, which is not this workspace's")
+        own = f"{project_name(str(ws.folder))}_cache"
+        config = {
+            "image": BASE_IMAGE,
+            "mounts": [f"source={own},target=/cache,type=volume", "target=/anon,type=volume"],
+        }
+        remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+        run = ws.up()
+        assert run.returncode == 0 and ws.state()["status"] == "running", run.output
+        assert ws.exec("sh", "-c", "touch /cache/x /anon/y && echo ok") == "ok"
+    finally:
+        for container in docker("ps", "-aq", "--filter", f"label=devcontainer-builder.workspace={ws.folder}").split():
+            docker("rm", "-f", "-v", container, check=False)  # -v: the anonymous volume too
+        docker("volume", "rm", "-f", theirs, f"{project_name(str(ws.folder))}_cache", check=False)
+
+
 @pytest.mark.parametrize("engine", ["podman"], indirect=True)
 def test_a_build_context_from_a_host_folder_is_refused_however_spelled(
     remote: Remote, make_workspace, engine: EngineUnderTest, sandbox: Path
