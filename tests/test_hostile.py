@@ -613,6 +613,54 @@ def test_a_workspace_folder_that_is_a_file_or_under_one_exits_2(remote: Remote, 
 
 
 @pytest.mark.parametrize(
+    "folder",
+    ["/etc", "/usr/local", "/proc/self/cwd/x", "/var", "/home", "/home/dcb-user/w"],
+    ids=["etc", "usr-local", "proc-self-cwd", "var", "home", "another-users-home"],
+)
+def test_a_system_folder_is_never_a_workspace(remote: Remote, make_workspace, folder: str) -> None:
+    """DEVCONTAINER_WORKSPACE_FOLDER=/etc exited 0 and bind-mounted the host's /etc read-write."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    before = sorted(os.listdir("/etc"))
+    run = ws.up(DEVCONTAINER_WORKSPACE_FOLDER=folder, DEVCONTAINER_USE_EXISTING_FOLDER="true")
+    assert run.returncode == 2, run.output[-2000:]
+    message = " ".join(run.stderr.split())
+    assert f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}" in message and "never a workspace" in message, message
+    assert "Traceback" not in run.output and not ws.state_dir.exists()
+    assert sorted(os.listdir("/etc")) == before
+
+
+@pytest.mark.parametrize("holds", ["files", "other-clone", "gitfile"])
+def test_an_existing_folder_that_is_not_a_clone_of_the_repository_exits_2_unless_the_admin_opts_in(
+    remote: Remote, make_remote, make_workspace, holds: str
+) -> None:
+    """Any existing folder without git was taken with a warning and mounted read-write into the devcontainer."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    ws.folder.mkdir(parents=True)
+    (ws.folder / "precious.txt").write_text("the admin's own file\n")
+    if holds == "other-clone":
+        other = make_remote("other")
+        other.commit({"x": "1"})
+        run_git("clone", "-q", other.url, str(ws.folder / "tmp"))
+        (ws.folder / "tmp" / ".git").rename(ws.folder / ".git")
+    elif holds == "gitfile":
+        (ws.folder / ".git").write_text("gitdir: /somewhere/else\n")
+    run = ws.up()
+    assert run.returncode == 2, run.output[-2000:]
+    message = " ".join(run.stderr.split())
+    assert f"DEVCONTAINER_WORKSPACE_FOLDER {ws.folder} already exists and is not a clone of" in message, message
+    assert "DEVCONTAINER_USE_EXISTING_FOLDER=true" in message and "Traceback" not in run.output
+    assert not ws.state_dir.exists() and ws.containers() == []
+    assert (ws.folder / "precious.txt").read_text() == "the admin's own file\n"
+    if holds == "files":  # the admin's explicit choice: used as it is
+        run = ws.up(DEVCONTAINER_USE_EXISTING_FOLDER="true")
+        assert run.returncode == 0, run.output
+        assert "already holds files but no git repository" in run.stderr
+        assert (ws.folder / "precious.txt").read_text() == "the admin's own file\n"
+
+
+@pytest.mark.parametrize(
     ("text", "fragment"),
     [("[" * 200_000 + "]" * 200_000, "nesting deeper than"),
      ('{"image": "x", "pad": "' + "x" * (50 * 1024 * 1024) + '"}', "larger than 1024 KiB")],

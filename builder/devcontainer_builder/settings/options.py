@@ -128,6 +128,17 @@ class Settings:
         doc_default="/workspaces/<repo name>",
         commands=UP_SERVE,
     )
+    use_existing_folder: bool = setting(
+        "DEVCONTAINER_USE_EXISTING_FOLDER",
+        "Use a workspace folder that already holds files but no clone of DEVCONTAINER_REPOSITORY (files without "
+        "git, a clone of another repository) as it is, mounted read-write into the devcontainer. Unset, such a "
+        "folder is refused (exit 2): a typo must not hand a folder of the host to the repository. System folders "
+        "(/etc, /usr, /var, other users' homes, ...) are refused even then.",
+        click.BOOL,
+        False,
+        switch=True,
+        commands=UP_SERVE,
+    )
     config: str = setting(
         "DEVCONTAINER_CONFIG",
         "devcontainer.json to use, relative to the repository root.",
@@ -544,19 +555,31 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
             "(standalone)."
         )
     folder, state_dir = settings.workspace_folder, settings.state_dir
-    if folder and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/")):
+    holds_state = bool(folder) and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/"))
+    if holds_state:
         problems.append(
             f"DEVCONTAINER_STATE_DIR ({state_dir}) is inside the workspace folder ({folder}); it would show up in "
             "the repository and be writable from the devcontainer. Put it beside the workspace folder instead."
         )
-    if folder in ("/", WORKSPACES_ROOT):
+    others = (WORKSPACES_ROOT,) if holds_state else (WORKSPACES_ROOT, *_parents(state_dir))
+    system = types.system_folder(folder, others) if folder else ""
+    if system:
         problems.append(
-            f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}; the repository needs a folder of its own, for example "
+            f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}, {system}: never a workspace, which the devcontainer gets "
+            f"read-write (and its user has sudo). Give the repository a folder of its own, for example "
             f"{WORKSPACES_ROOT}/<repo name>."
         )
-    if folder:
+    elif folder:
         problems += _folder_problem("DEVCONTAINER_WORKSPACE_FOLDER", folder)
     return settings, problems
+
+
+def _parents(path: str) -> list[str]:
+    found = []
+    while path and path != "/":
+        path = os.path.dirname(path)
+        found.append(path)
+    return found
 
 
 def _folder_problem(env: str, folder: str) -> list[str]:

@@ -92,6 +92,41 @@ class AbsolutePath(click.ParamType[str]):
         return normal
 
 
+# the host's own folders: a workspace here would give the repository the host (the devcontainer mounts it
+# read-write, and its user has sudo)
+SYSTEM_TREES = ("/etc", "/usr", "/proc", "/sys", "/dev", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                "/libx32", "/run", "/var/lib", "/var/run", "/var/log", "/var/cache", "/var/spool", "/var/mail",
+                "/var/backups", "/snap")  # fmt: skip
+SYSTEM_ROOTS = ("/", "/var", "/home", "/root", "/tmp", "/var/tmp", "/srv", "/opt", "/mnt", "/media")  # noqa: S108
+
+
+def system_folder(path: str, roots: tuple[str, ...] = ()) -> str:
+    """What makes path (as written, and where its links lead) a folder of the host or of another user
+    rather than one a workspace may have; "" for a folder of its own. `roots` are more folders that hold
+    others' (the workspaces' root, the state dir's parents)."""
+    for where in dict.fromkeys((os.path.normpath(path), os.path.realpath(path))):
+        if where in SYSTEM_ROOTS or where in roots:
+            return "a folder that holds others'"
+        tree = next((top for top in SYSTEM_TREES if where == top or where.startswith(top + "/")), "")
+        if tree:
+            return f"a system folder (under {tree})"
+        home = _home_of_another(where)
+        if home:
+            return f"inside {home[1]}, the home of the user {home[0]}"
+    return ""
+
+
+def _home_of_another(path: str) -> tuple[str, str] | None:
+    import pwd  # noqa: PLC0415 - only a workspace folder is checked against the users
+
+    me = os.geteuid()
+    for user in pwd.getpwall():
+        home = os.path.normpath(user.pw_dir or "/")
+        if user.pw_uid != me and home != "/" and (path == home or path.startswith(home + "/")):
+            return user.pw_name, home
+    return None
+
+
 class Folder(AbsolutePath):
     """A folder the builder will create or use: not a file, and no file where a parent should be."""
 
