@@ -329,9 +329,13 @@ def update(
             path, "in-progress", current, commit, f"a {busy} is in progress in {path}: not touching it. Finish or "
             "abort it inside the workspace and restart the workspace to update."
         )  # fmt: skip
+    if not current:  # detached (an unborn branch has a name): its commits are on no branch, a switch loses them
+        switch = f" nor switching to {branch or 'the default branch'}" if branch_changed else ""
+        return Checkout(
+            path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating{switch}. Check out "
+            "a branch inside the workspace (git switch -c <name> keeps its commits) to have it updated."
+        )  # fmt: skip
     target = _target(git, repository, current, branch, branch_changed)
-    if not target:
-        return Checkout(path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating")
     local_query = proc.Pending(local_paths, git, path)  # reads the tree while the network is waited for
     known = remotes_query.result().get(target, "")
     try:
