@@ -187,7 +187,7 @@ def test_a_detached_head_with_its_own_commit_is_left_as_it_is_when_the_branch_se
     run_git("add", "experiment.txt", cwd=dest, uid=1000)
     run_git("commit", "-qm", "an experiment on no branch", cwd=dest, uid=1000)
     mine = run_git("rev-parse", "HEAD", cwd=dest)
-    checkout, collect = prepare(seeded.url, dest, sandbox, branch="feature", branch_changed=True)
+    checkout, _ = prepare(seeded.url, dest, sandbox, branch="feature", branch_changed=True)
     assert (checkout.action, checkout.commit) == ("detached", mine)
     assert "HEAD is detached" in checkout.message and "nor switching to feature" in checkout.message
     assert run_git("rev-parse", "HEAD", cwd=dest) == mine
