@@ -8,7 +8,6 @@ flag would put the value in every process listing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -252,7 +251,7 @@ class Settings:
     git_username: str = setting(
         "DEVCONTAINER_GIT_USERNAME",
         "User name sent with GH_TOKEN (GitHub ignores it; GitLab wants oauth2 for OAuth tokens).",
-        types.Text(256),
+        types.UserName(),
         "x-access-token",
         commands=UP_SERVE,
     )
@@ -491,7 +490,14 @@ def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> 
     once (InputError, exit 2)."""
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for option in options_for(command):
+    checked: dict[str, Any] = {}
+    for option in OPTIONS:
+        if command not in option.commands:
+            # another command's setting: checked all the same, so that a value is refused (or taken) by
+            # every command alike - `up` does not take what `serve` would refuse later
+            if environ.get(option.env, "") != "":
+                checked[option.name] = _convert(option, environ[option.env], option.env, problems)
+            continue
         flag_value = flags.get(option.name)
         if flag_value not in (None, ()):
             raw = (
@@ -507,12 +513,10 @@ def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif option.required:
             via = f" or pass {option.flag}" if option.flag else ""
             problems.append(f"{option.env} is not set. {option.help} Set it in the environment{via}.")
-    if command == "status" and environ.get("DEVCONTAINER_REPOSITORY"):
+    if command == "status" and "repository" in checked:
         # status takes no repository, but its default state dir is named after it, as up's is: the same
-        # environment finds the same state (a bad URL is up's to report)
-        repository_option = next(option for option in OPTIONS if option.name == "repository")
-        with contextlib.suppress(click.BadParameter):
-            values["repository"] = repository_option.type.convert(environ["DEVCONTAINER_REPOSITORY"], None, None)
+        # environment finds the same state
+        values["repository"] = checked["repository"]
     settings = Settings(**values)
     if command in UP_SERVE or command == "status":
         settings, more = _derive(settings, environ)
