@@ -673,6 +673,21 @@ def test_an_existing_folder_that_is_not_a_clone_of_the_repository_exits_2_unless
         assert (ws.folder / "precious.txt").read_text() == "the admin's own file\n"
 
 
+def test_the_workspaces_own_clone_stays_its_own_when_the_user_changes_its_origin(
+    remote: Remote, make_remote, make_workspace
+) -> None:
+    """The refusal of a folder that is not a clone of the repository is for folders the builder never
+    cloned: a user who points origin at a fork inside the workspace keeps a workspace that starts."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    fork = make_remote("fork")
+    run_git("remote", "set-url", "origin", fork.url, cwd=ws.folder, uid=1000)
+    run = ws.up()
+    assert run.returncode == 0, run.output[-2000:]
+    assert "leaving it untouched" in run.stderr and ws.state()["status"] == "running"
+
+
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [("[" * 200_000 + "]" * 200_000, "nesting deeper than"),
