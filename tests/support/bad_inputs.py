@@ -103,6 +103,7 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     on("serve", "keepalive-word-serve", "DEVCONTAINER_KEEPALIVE_ATTEMPTS", DEVCONTAINER_KEEPALIVE_ATTEMPTS="abc"),
     on("status", "keepalive-word-status", "DEVCONTAINER_KEEPALIVE_ATTEMPTS", DEVCONTAINER_KEEPALIVE_ATTEMPTS="abc"),
     # images
+    up("fallback-empty", "DEVCONTAINER_FALLBACK_IMAGE is set but empty", DEVCONTAINER_FALLBACK_IMAGE=""),
     up("fallback-blank", "DEVCONTAINER_FALLBACK_IMAGE", DEVCONTAINER_FALLBACK_IMAGE="  "),
     up("fallback-upper-case", "DEVCONTAINER_FALLBACK_IMAGE", DEVCONTAINER_FALLBACK_IMAGE="Debian:Trixie"),
     up("fallback-semicolon", "DEVCONTAINER_FALLBACK_IMAGE", DEVCONTAINER_FALLBACK_IMAGE="debian;id"),

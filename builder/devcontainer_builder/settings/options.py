@@ -513,6 +513,11 @@ def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif option.required:
             via = f" or pass {option.flag}" if option.flag else ""
             problems.append(f"{option.env} is not set. {option.help} Set it in the environment{via}.")
+        elif option.env in environ and isinstance(option.type, types.Image):
+            # an empty value is an unset one for every other setting (a template passes "" for "none"); an
+            # image cannot be none, and an empty one is a template's mistake, not a wish for the default
+            problems.append(f"{option.env} is set but empty: name an image, or unset it for the default "
+                            f"({option.default}).")  # fmt: skip
     if command == "status" and "repository" in checked:
         # status takes no repository, but its default state dir is named after it, as up's is: the same
         # environment finds the same state
