@@ -209,8 +209,26 @@ def test_a_service_asking_for_the_host_is_refused_before_anything_runs(
         ({".devcontainer/compose.yml": "include:\n  - /etc/compose.yml\n" + compose_file()}, "included compose"),
         ({".devcontainer/compose.yml": compose_file(db="    env_file: ${HOME}/.env")}, "through a variable"),
         ({".devcontainer/compose.yml": "services: [\n"}, "not valid YAML"),
+        # the CLI read these itself (the base image, for features) before the policy saw the build: a parse error
+        (
+            {".devcontainer/compose.yml": compose_file().replace("dockerfile: Dockerfile", "dockerfile: /etc/passwd")},
+            "the Dockerfile /etc/passwd",
+        ),
+        ({".devcontainer/compose.yml": compose_file().replace("context: .", "context: /etc")}, "build context /etc"),
+        (
+            {".devcontainer/compose.yml": compose_file().replace("dockerfile: Dockerfile", "dockerfile: ${HOME}/x")},
+            "through a variable",
+        ),
     ],
-    ids=["env-file", "include", "variable-path", "broken-yaml"],
+    ids=[
+        "env-file",
+        "include",
+        "variable-path",
+        "broken-yaml",
+        "dockerfile-outside",
+        "context-outside",
+        "dockerfile-variable",
+    ],
 )
 def test_compose_files_that_read_outside_the_repository_are_refused(
     remote: Remote, make_workspace, files: dict[str, str], fragment: str

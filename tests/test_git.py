@@ -175,6 +175,26 @@ def test_a_branch_the_user_switched_to_is_kept_when_the_setting_did_not_change(s
     assert checkout.branch == "feature"
 
 
+def test_a_detached_head_with_its_own_commit_is_left_as_it_is_when_the_branch_setting_changes(
+    seeded: Remote, sandbox: Path
+) -> None:
+    """A changed DEVCONTAINER_BRANCH switched away from it: the commit was left on no branch, its files gone."""
+    seeded.commit({"feature.txt": "f\n"}, "feature", branch="feature")
+    dest = sandbox / "ws" / "project"
+    prepare(seeded.url, dest, sandbox, branch="main")
+    run_git("switch", "-q", "--detach", cwd=dest, uid=1000)
+    (dest / "experiment.txt").write_text("mine\n")
+    run_git("add", "experiment.txt", cwd=dest, uid=1000)
+    run_git("commit", "-qm", "an experiment on no branch", cwd=dest, uid=1000)
+    mine = run_git("rev-parse", "HEAD", cwd=dest)
+    checkout, _ = prepare(seeded.url, dest, sandbox, branch="feature", branch_changed=True)
+    assert (checkout.action, checkout.commit) == ("detached", mine)
+    assert "HEAD is detached" in checkout.message and "nor switching to feature" in checkout.message
+    assert run_git("rev-parse", "HEAD", cwd=dest) == mine
+    assert run_git("symbolic-ref", "-q", "HEAD", cwd=dest, check=False) == ""
+    assert (dest / "experiment.txt").read_text() == "mine\n"
+
+
 def test_a_generated_config_does_not_make_the_tree_dirty(seeded: Remote, sandbox: Path) -> None:
     dest = sandbox / "ws" / "project"
     prepare(seeded.url, dest, sandbox)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from devcontainer_builder.engine.compose import project_name
-from support.builder import Workspace, docker, key_material, tree_contains
+from support.bad_inputs import BAD_INPUTS, BadInput
+from support.builder import BUILDER, Workspace, base_env, docker, key_material, tree_contains
 from support.coder import CoderDouble
 from support.engines import EngineUnderTest, on_every_engine
 from support.githttp import GitHTTPServer
@@ -300,6 +301,85 @@ def test_mounts_and_networks_that_reach_the_host_however_spelled_are_refused(
     assert not outside.exists(), "no host folder was given to the container"
 
 
+# a named volume of the engine that is not the workspace's: one made with bind options (the host folder
+# `outside` behind it), another workspace's data; asked for by every way a single-container config mounts
+FOREIGN_VOLUMES = {
+    "mounts": {"mounts": ["source={volume},target=/host-etc,type=volume"]},
+    "runArgs": {"runArgs": ["-v", "{volume}:/host-etc"]},
+    "workspaceMount": {
+        "workspaceMount": "source={volume},target=/workspaces/x,type=volume",
+        "workspaceFolder": "/workspaces/x",
+    },
+    "feature": {"features": {"./borrow": {}}},
+}
+
+
+@pytest.mark.parametrize(
+    ("attack", "engine"),
+    [("mounts", "docker"), ("mounts", "podman"), ("runArgs", "docker"), ("workspaceMount", "docker"),
+     ("feature", "podman")],
+    indirect=["engine"],
+)  # fmt: skip
+def test_a_named_volume_that_is_not_the_workspaces_own_is_refused_naming_it(
+    remote: Remote, make_workspace, engine: EngineUnderTest, attack: str, sandbox: Path
+) -> None:
+    """`docker volume create -o type=none -o o=bind -o device=/etc host-etc` made the host's /etc a volume that
+    any single-container config could mount read-write (a folder of the sandbox stands in for /etc)."""
+    outside = sandbox / "host-etc"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    volume = f"dcb-test-host-etc-{uuid.uuid4().hex[:8]}"
+    engine.run("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", f"device={outside}", volume)
+    try:
+        config = json.loads(json.dumps(FOREIGN_VOLUMES[attack]).replace("{volume}", volume))
+        files = {
+            ".devcontainer/borrow/devcontainer-feature.json": json.dumps({
+                "id": "borrow", "version": "1.0.0",
+                "mounts": [{"source": volume, "target": "/host-etc", "type": "volume"}]}),
+            ".devcontainer/borrow/install.sh": "#!/bin/sh\ntrue\n",
+        } if attack == "feature" else {}  # fmt: skip
+        write = "echo owned >> /host-etc/passwd; echo owned >> /workspaces/x/passwd; true"
+        config = {"image": BASE_IMAGE, "postCreateCommand": write, **config}
+        remote.commit({".devcontainer/devcontainer.json": json.dumps(config), **files})
+        ws = make_workspace(remote.url)
+        run = ws.up()
+        assert run.returncode == 0, run.output
+        state = ws.state()
+        assert (state["status"], state["error"]["step"]) == ("degraded", "policy"), state["error"]
+        message = state["error"]["message"]
+        assert f"the volume {volume}, which is not this workspace's" in message, message
+        assert "DEVCONTAINER_ALLOWED_MOUNTS=*" in message
+        assert (outside / "passwd").read_text() == "root:x:0:0::/root:/bin/sh\n", "the host folder was written"
+    finally:
+        engine.run("volume", "rm", "-f", volume, check=False)
+
+
+def test_another_workspaces_volume_is_refused_and_the_workspaces_own_are_not(
+    remote: Remote, make_workspace, sandbox: Path
+) -> None:
+    """Another workspace's compose volume held its database; a single-container config read and wrote it."""
+    theirs = f"{project_name(str(sandbox / 'workspaces' / 'other'))}_pgdata"
+    docker("volume", "create", theirs)
+    ws = make_workspace(remote.url)
+    try:
+        config = {"image": BASE_IMAGE, "mounts": [f"source={theirs},target=/data,type=volume"]}
+        remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+        degraded_with(ws, "policy", f"the volume {theirs}, which is not this workspace's")
+        own = f"{project_name(str(ws.folder))}_cache"
+        config = {
+            "image": BASE_IMAGE,
+            "mounts": [f"source={own},target=/cache,type=volume", "target=/anon,type=volume"],
+        }
+        remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+        run = ws.up()
+        assert run.returncode == 0 and ws.state()["status"] == "running", run.output
+        assert ws.exec("sh", "-c", "touch /cache/x /anon/y && echo ok") == "ok"
+    finally:
+        for container in docker("ps", "-aq", "--filter", f"label=devcontainer-builder.workspace={ws.folder}").split():
+            docker("rm", "-f", "-v", container, check=False)  # -v: the anonymous volume too
+        docker("volume", "rm", "-f", theirs, f"{project_name(str(ws.folder))}_cache", check=False)
+
+
 @pytest.mark.parametrize("engine", ["podman"], indirect=True)
 def test_a_build_context_from_a_host_folder_is_refused_however_spelled(
     remote: Remote, make_workspace, engine: EngineUnderTest, sandbox: Path
@@ -492,35 +572,47 @@ def test_a_disk_that_fills_during_the_build_does_not_turn_a_running_workspace_in
 # -- bounded input -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("env", "named"),
-    [
-        ({"DEVCONTAINER_BUILD_TIMEOUT": "9" * 25}, "DEVCONTAINER_BUILD_TIMEOUT"),
-        ({"DEVCONTAINER_WORKSPACE_UID": "4294967295"}, "DEVCONTAINER_WORKSPACE_UID"),
-        ({"DEVCONTAINER_CLONE_DEPTH": "99999999999"}, "DEVCONTAINER_CLONE_DEPTH"),
-        ({"DEVCONTAINER_GIT_RETRIES": "1000000"}, "DEVCONTAINER_GIT_RETRIES"),
-        ({"DEVCONTAINER_WORKSPACE_FOLDER": "/" + "a" * 5000}, "longer than PATH_MAX"),
-        ({"DEVCONTAINER_WORKSPACE_FOLDER": "/x/" + "b" * 300}, "longer than 255"),
-        ({"CODER_AGENT_URL": "https://user:hunter22@coder.example", "CODER_AGENT_TOKEN": str(uuid.uuid4())},
-         "CODER_AGENT_URL"),
-        ({"CODER_AGENT_URL": "https://coder.example/a b", "CODER_AGENT_TOKEN": str(uuid.uuid4())}, "CODER_AGENT_URL"),
-        ({"CODER_AGENT_URL": "https://c.example/" + "x" * 3000, "CODER_AGENT_TOKEN": str(uuid.uuid4())},
-         "CODER_AGENT_URL"),
-        ({"DEVCONTAINER_BRANCH": "HEAD"}, "DEVCONTAINER_BRANCH"),
-        ({"DEVCONTAINER_BRANCH": "b" * 100_000}, "DEVCONTAINER_BRANCH"),
-        ({"DEVCONTAINER_SERVE_ADDRESS": "0.0.0.0:99999"}, "DEVCONTAINER_SERVE_ADDRESS"),  # up keeps its port free
-    ],
-    ids=["timeout-overflow", "uid-minus-one", "depth-overflow", "retries", "path-max", "name-max", "url-password",
-         "url-space", "url-length", "branch-head", "branch-100k", "serve-address"],
-)  # fmt: skip
-def test_unbounded_input_exits_2_naming_it(remote: Remote, make_workspace, env: dict, named: str) -> None:
-    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
-    ws = make_workspace(remote.url)
-    run = ws.up(**env)
-    assert run.returncode == 2, run.output[-2000:]
-    assert named in run.stderr and "Traceback" not in run.output
-    assert "hunter22" not in run.output
-    assert not ws.folder.exists() and not ws.state_dir.exists()
+def bad_input_sandbox(sandbox: Path) -> dict[str, str]:
+    """What the cases of BAD_INPUTS refer to, and the environment of a builder that would otherwise run."""
+    (sandbox / "a-file").write_text("x")
+    (sandbox / "full").mkdir()
+    (sandbox / "full" / "notes.txt").write_text("the admin's own notes\n")
+    (sandbox / "units").mkdir(mode=0o755)
+    (sandbox / "open").mkdir()
+    (sandbox / "open").chmod(0o777)
+    for name, mode in (("ok.env", 0o600), ("readable.env", 0o644)):
+        (sandbox / name).write_text('DEVCONTAINER_REPOSITORY="https://git.example/acme/app.git"\n')
+        (sandbox / name).chmod(mode)
+    return {
+        **base_env(),
+        "DEVCONTAINER_REPOSITORY": f"file://{sandbox}/remotes/app.git",
+        "DEVCONTAINER_WORKSPACE_FOLDER": f"{sandbox}/workspaces/app",
+        "DEVCONTAINER_STATE_DIR": f"{sandbox}/state/app",
+        "DEVCONTAINER_GIT_TIMEOUT": "10",
+        "DEVCONTAINER_GIT_RETRIES": "1",
+    }
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[case.id for case in BAD_INPUTS])
+def test_a_bad_value_exits_2_naming_it_and_touches_nothing(sandbox: Path, case: BadInput) -> None:
+    """Every command checks every setting with the same validator (settings/options.py); the count of these
+    cases is the one docs/security.md reports."""
+    env = bad_input_sandbox(sandbox)
+    env.update({key: value.replace("{sandbox}", str(sandbox)) for key, value in case.env.items()})
+    argv = [arg.replace("{sandbox}", str(sandbox)) for arg in case.argv]
+    if argv[0] == "install-service":  # a valid call, then the case's bad value (click keeps the last)
+        argv[1:1] = ["--user", "dcb-user", "--env-file", f"{sandbox}/ok.env", "--unit-dir", f"{sandbox}/units"]
+    run = subprocess.run([BUILDER, *argv], env=env, cwd=sandbox, capture_output=True, text=True, timeout=120,
+                         check=False)  # fmt: skip
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output[-2000:]
+    assert case.named in " ".join(run.stderr.split()), run.stderr[-2000:]
+    assert "Traceback" not in output and "this is a bug" not in output
+    assert not case.secret or case.secret not in output
+    assert not (sandbox / "workspaces").exists() and not (sandbox / "state").exists(), "nothing is created"
+    assert (sandbox / "full" / "notes.txt").read_text() == "the admin's own notes\n"
+    assert not list((sandbox / "units").iterdir()) and not list((sandbox / "open").iterdir())
+    assert not Path("/tmp/dcb-pwned").exists()
 
 
 def test_a_workspace_folder_that_is_a_file_or_under_one_exits_2(remote: Remote, make_workspace, sandbox: Path) -> None:
@@ -533,6 +625,69 @@ def test_a_workspace_folder_that_is_a_file_or_under_one_exits_2(remote: Remote, 
         message = " ".join(run.stderr.split())
         assert "is a file, not a folder" in message and "DEVCONTAINER_WORKSPACE_FOLDER" in message
     assert (sandbox / "a-file").read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "folder",
+    ["/etc", "/usr/local", "/proc/self/cwd/x", "/var", "/home", "/home/dcb-user/w"],
+    ids=["etc", "usr-local", "proc-self-cwd", "var", "home", "another-users-home"],
+)
+def test_a_system_folder_is_never_a_workspace(remote: Remote, make_workspace, folder: str) -> None:
+    """DEVCONTAINER_WORKSPACE_FOLDER=/etc exited 0 and bind-mounted the host's /etc read-write."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    before = sorted(os.listdir("/etc"))
+    run = ws.up(DEVCONTAINER_WORKSPACE_FOLDER=folder, DEVCONTAINER_USE_EXISTING_FOLDER="true")
+    assert run.returncode == 2, run.output[-2000:]
+    message = " ".join(run.stderr.split())
+    assert f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}" in message and "never a workspace" in message, message
+    assert "Traceback" not in run.output and not ws.state_dir.exists()
+    assert sorted(os.listdir("/etc")) == before
+
+
+@pytest.mark.parametrize("holds", ["files", "other-clone", "gitfile"])
+def test_an_existing_folder_that_is_not_a_clone_of_the_repository_exits_2_unless_the_admin_opts_in(
+    remote: Remote, make_remote, make_workspace, holds: str
+) -> None:
+    """Any existing folder without git was taken with a warning and mounted read-write into the devcontainer."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    ws.folder.mkdir(parents=True)
+    (ws.folder / "precious.txt").write_text("the admin's own file\n")
+    if holds == "other-clone":
+        other = make_remote("other")
+        other.commit({"x": "1"})
+        run_git("clone", "-q", other.url, str(ws.folder / "tmp"))
+        (ws.folder / "tmp" / ".git").rename(ws.folder / ".git")
+    elif holds == "gitfile":
+        (ws.folder / ".git").write_text("gitdir: /somewhere/else\n")
+    run = ws.up()
+    assert run.returncode == 2, run.output[-2000:]
+    message = " ".join(run.stderr.split())
+    assert f"DEVCONTAINER_WORKSPACE_FOLDER {ws.folder} already exists and is not a clone of" in message, message
+    assert "DEVCONTAINER_USE_EXISTING_FOLDER=true" in message and "Traceback" not in run.output
+    assert not ws.state_dir.exists() and ws.containers() == []
+    assert (ws.folder / "precious.txt").read_text() == "the admin's own file\n"
+    if holds == "files":  # the admin's explicit choice: used as it is
+        run = ws.up(DEVCONTAINER_USE_EXISTING_FOLDER="true")
+        assert run.returncode == 0, run.output
+        assert "already holds files but no git repository" in run.stderr
+        assert (ws.folder / "precious.txt").read_text() == "the admin's own file\n"
+
+
+def test_the_workspaces_own_clone_stays_its_own_when_the_user_changes_its_origin(
+    remote: Remote, make_remote, make_workspace
+) -> None:
+    """The refusal of a folder that is not a clone of the repository is for folders the builder never
+    cloned: a user who points origin at a fork inside the workspace keeps a workspace that starts."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    ws = make_workspace(remote.url)
+    assert ws.up().returncode == 0
+    fork = make_remote("fork")
+    run_git("remote", "set-url", "origin", fork.url, cwd=ws.folder, uid=1000)
+    run = ws.up()
+    assert run.returncode == 0, run.output[-2000:]
+    assert "leaving it untouched" in run.stderr and ws.state()["status"] == "running"
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,16 @@ def verify(unit: Path) -> subprocess.CompletedProcess:
                           check=False)  # fmt: skip
 
 
+def units(sandbox: Path, mode: int = 0o755) -> Path:
+    folder = sandbox / "units"
+    folder.mkdir()
+    folder.chmod(mode)
+    return folder
+
+
 def test_the_unit_runs_up_then_serve_as_the_user_and_verifies_clean(sandbox: Path) -> None:
     env = env_file(sandbox)
+    units(sandbox)
     done = install("--user", USER, "--env-file", str(env), "--unit-dir", str(sandbox / "units"))
     assert done.returncode == 0, done.stderr
     unit = sandbox / "units" / "devcontainer-builder.service"
@@ -138,3 +146,33 @@ def test_a_service_that_exits_for_bad_input_is_not_restarted_for_ever(sandbox: P
     lines = shown.stdout.splitlines()
     assert "RestartPreventExitStatus=2" in lines, "exit 2 is bad input: restarting cannot help"
     assert "StartLimitBurst=5" in lines and "StartLimitIntervalSec=600" in lines
+
+
+@pytest.mark.parametrize(
+    ("unit_dir", "expected"),
+    [(lambda d: "units", "--unit-dir must be an absolute path"),
+     (lambda d: str(d / "missing"), "is not an existing folder: systemd reads units from /etc/systemd/system"),
+     (lambda d: str(units(d, 0o777)), "is writable by others than root (mode 0777)"),
+     (lambda d: str(units(d, 0o1777)), "is writable by others than root (mode 1777)"),
+     (lambda d: (units(d), os.chown(d / "units", 1000, 1000))[0], "must be root's and writable by root only (it is "
+      "uid 1000")],
+    ids=["relative", "missing", "world-writable", "sticky", "not-roots"],
+)  # fmt: skip
+def test_a_unit_dir_that_is_relative_missing_or_writable_by_others_is_refused(
+    sandbox: Path, unit_dir, expected
+) -> None:
+    """Each was accepted: a unit in a folder systemd never reads, or one another user could put a unit in."""
+    folder = str(unit_dir(sandbox))
+    done = install("--user", USER, "--env-file", str(env_file(sandbox)), "--unit-dir", folder)
+    assert done.returncode == 2 and expected in " ".join(done.stderr.split()), done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(sandbox.rglob("*.service")), "nothing is written"
+
+
+def test_a_name_given_with_its_service_suffix_names_the_unit_once(sandbox: Path) -> None:
+    """`--name x.service` wrote x.service.service."""
+    folder = units(sandbox)
+    done = install("--user", USER, "--env-file", str(env_file(sandbox)), "--name", "ws-app.service",
+                   "--unit-dir", str(folder))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [path.name for path in folder.iterdir()] == ["ws-app.service"]

@@ -55,7 +55,14 @@ def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., A
 def fail(message: str, code: int) -> NoReturn:
     width = 100
     paragraph = "\n".join(
-        textwrap.fill(line, width, subsequent_indent="    " if line.startswith("  - ") else "")
+        # never inside a word: a path or a URL stays one piece (copied from the terminal, it works)
+        textwrap.fill(
+            line,
+            width,
+            subsequent_indent="    " if line.startswith("  - ") else "",
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
         for line in message.splitlines()
     )
     click.echo(f"devcontainer-builder: {paragraph}", err=True)

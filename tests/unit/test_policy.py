@@ -9,12 +9,14 @@ import pytest
 from devcontainer_builder.engine import policy
 from devcontainer_builder.engine.policy import Policy
 
+OWNER = "ws-1234abcd"  # the workspace's project name (engine/compose.py's project_name)
+
 
 @pytest.fixture
 def rules(tmp_path: Path) -> Policy:
     (tmp_path / "ws").mkdir()
     (tmp_path / "cli").mkdir()
-    return Policy(workspace=str(tmp_path / "ws"), build_dirs=(str(tmp_path / "cli"),))
+    return Policy(workspace=str(tmp_path / "ws"), build_dirs=(str(tmp_path / "cli"),), owner=OWNER)
 
 
 def run_problems(rules: Policy, *args: str) -> list[str]:
@@ -60,7 +62,10 @@ def test_what_the_cli_itself_asks_for_is_allowed(rules: Policy) -> None:
         (["-v", "/:/host"], "bind mount of /"),
         (["--volume=/etc:/etc"], "bind mount of /etc"),
         (["--mount", "type=bind,source=/var/run/docker.sock,target=/s"], "bind mount of /var/run/docker.sock"),
-        (["--mount", "type=volume,source=v,target=/v,volume-opt=device=/,volume-opt=o=bind"], "driver options"),
+        (
+            ["--mount", f"type=volume,source={OWNER}_v,target=/v,volume-opt=device=/,volume-opt=o=bind"],
+            "driver options",
+        ),
         (["--volumes-from", "other"], "mounts what the builder cannot check"),
         (["--env-file", "/etc/shadow"], "host file /etc/shadow"),
         (["--cidfile", "/tmp/x"], "writes a file on the host"),
@@ -104,10 +109,35 @@ def test_a_link_inside_the_workspace_to_a_host_path_is_followed(rules: Policy) -
     assert problems and "through a link to /etc" in problems[0]
 
 
-def test_bind_mounts_inside_the_workspace_and_named_volumes_are_allowed(rules: Policy) -> None:
+def test_bind_mounts_inside_the_workspace_and_the_workspaces_own_volumes_are_allowed(rules: Policy) -> None:
     os.mkdir(os.path.join(rules.workspace, "data"))
-    assert run_problems(rules, "-v", f"{rules.workspace}/data:/data", "-v", "cache:/cache", "--tmpfs", "/t", "i") == []
-    assert run_problems(rules, "--mount", "type=volume,src=vol1,dst=/vol", "i") == []
+    own = f"{OWNER}_cache:/cache"
+    assert run_problems(rules, "-v", f"{rules.workspace}/data:/data", "-v", own, "--tmpfs", "/t", "i") == []
+    assert run_problems(rules, "--mount", f"type=volume,src={OWNER}_vol1,dst=/vol", "i") == []
+    persisted = f"{OWNER}-vscode-server-3f2a9c"  # DEVCONTAINER_PERSIST's (up/additions.py)
+    assert run_problems(rules, "--mount", f"type=volume,source={persisted},target=/home/u/.vscode-server", "i") == []
+    assert run_problems(rules, "-v", "/anonymous", "--mount", "type=volume,target=/anon", "i") == [], "no name"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--mount", "type=volume,source=host-etc,target=/host-etc"],  # made with type=none,o=bind,device=/etc
+     ["-v", "host-etc:/host-etc"],
+     ["--volume=other-9999abcd_pgdata:/data"],  # another workspace's compose volume
+     ["--mount", "src=other-9999abcd-vscode-server-1a2b3c,dst=/x"],  # another workspace's persisted folder
+     ["-v", f"{OWNER}x_data:/x"]],  # a name that only starts like the workspace's
+    ids=["mount", "v", "other-compose", "other-persisted", "lookalike"],
+)  # fmt: skip
+def test_a_named_volume_that_is_not_the_workspaces_own_is_refused_naming_it(rules: Policy, args: list[str]) -> None:
+    (problem,) = policy.check_run(rules, the_clis_run(rules, *args))
+    name = problem["value"]
+    assert name in " ".join(args) and f"the volume {name}, which is not this workspace's" in problem["reason"]
+    assert problem["setting"] == "DEVCONTAINER_ALLOWED_MOUNTS=*"
+    assert policy.check_run(Policy(workspace=rules.workspace, owner=OWNER, mounts=("*",)), [*args, "i"]) == []
+
+
+def test_a_build_may_not_mount_a_foreign_volume_either(rules: Policy) -> None:
+    assert "the volume host-etc" in build_problems(rules, "-v", "host-etc:/x", rules.workspace)[0]
 
 
 def test_the_admin_can_allow_each_kind(rules: Policy) -> None:

@@ -219,10 +219,7 @@ def check_top_level(refusals: Any, model: dict[str, Any]) -> None:
                           "chosen subnets, which can take over the host's routes to its own networks")  # fmt: skip
     for name, declared in (model.get("volumes") or {}).items():
         actual = str((declared or {}).get("name") or f"{policy.project}_{name}")
-        if not own(policy, actual) and "*" not in policy.mounts:
-            refusals.add(f"volumes.{name}", actual,
-                         f"the volume {actual}, which is not this workspace's project's (another workspace's data?)",
-                         "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
+        rules.volume_problem(refusals, f"volumes.{name}", actual)
     for kind in ("secrets", "configs"):
         for name, entry in (model.get(kind) or {}).items():
             item = entry or {}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devcontainer_builder.engine import policy
+from devcontainer_builder.engine.compose import project_name
 from devcontainer_builder.engine.control_manifest import cli_folder
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.settings.options import Settings
@@ -98,6 +99,7 @@ def setup(
         compose_dir=os.path.join(os.path.dirname(report), "compose"),
         reserved_ports=(str(settings.serve_address[1]),),
         network=settings.network,
+        owner=project_name(settings.workspace_folder),
     )
     guarded = dict(env)
     guarded[policy.POLICY_VAR] = rules.to_text()

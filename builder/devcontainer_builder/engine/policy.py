@@ -95,8 +95,8 @@ class Policy:
     """What the admin allows, for one workspace."""
 
     __slots__ = ("build_dirs", "cache_to", "capabilities", "compose_dir", "docker", "engine", "force_rm", "labels",
-                 "mounts", "network", "privileges", "project", "report", "reserved_ports", "rootful", "service",
-                 "snapshot", "sources", "workspace")  # fmt: skip
+                 "mounts", "network", "owner", "privileges", "project", "report", "reserved_ports", "rootful",
+                 "service", "snapshot", "sources", "workspace")  # fmt: skip
 
     def __init__(
         self,
@@ -120,6 +120,7 @@ class Policy:
         reserved_ports: tuple[str, ...] = (),  # host ports no container may publish (the supervisor's)
         network: str = "",  # the admin's DEVCONTAINER_NETWORK: the one network mode allowed beyond the default
         rootful: bool = False,  # podman run by root: its CLI's --userns=keep-id (rootless only) is dropped
+        owner: str = "",  # the workspace's project name: the named volumes called after it are its own
     ) -> None:
         self.workspace = workspace
         self.mounts = tuple(mounts)
@@ -140,6 +141,7 @@ class Policy:
         self.reserved_ports = tuple(reserved_ports)
         self.network = network
         self.rootful = rootful
+        self.owner = owner
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Policy) and all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
@@ -229,6 +231,24 @@ class Refusals:
                 return
         via = f" (through a link to {real})" if real != os.path.normpath(path) else ""
         self.add(option, path, f"{what} {path}{via} is outside the workspace", "DEVCONTAINER_ALLOWED_MOUNTS")
+
+
+def own_volume(policy: Policy, name: str) -> bool:
+    """A named volume of this workspace: compose's PROJECT_name, the admin's persisted PROJECT-folder-hash
+    (up/additions.py). Any other name is a volume of the engine that may be another workspace's data, or one
+    made with bind options (`type=none,o=bind,device=/etc`) that mounts a host folder."""
+    owner = policy.owner or policy.project
+    return bool(owner) and name.startswith((f"{owner}_", f"{owner}-"))
+
+
+def volume_problem(refusals: Refusals, option: str, name: str) -> None:
+    """Refuses a named volume that is not the workspace's own (anonymous volumes have no name)."""
+    policy = refusals.policy
+    if name and not own_volume(policy, name) and "*" not in policy.mounts:
+        owner = policy.owner or policy.project
+        refusals.add(option, name, f"the volume {name}, which is not this workspace's (its own are named "
+                     f"{owner}_...: another workspace's data, or a volume made to mount a host folder?)",
+                     "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
 
 
 LOG_DRIVERS = ("json-file", "local", "none", "")  # the others send logs somewhere: syslog, fluentd, splunk, ...
@@ -419,6 +439,7 @@ def _mount(refusals: Refusals, option: str, value: str) -> None:
         if any(key.startswith("volume-") for key in fields) and "*" not in refusals.policy.mounts:
             refusals.add(option, value, "a volume with driver options can mount any host path",
                          "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
+        volume_problem(refusals, option, source)
     elif kind not in ("tmpfs", "image", "ramfs", "devpts"):
         refusals.add(option, value, f"a mount of type {kind} is not one the builder can check",
                      "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
@@ -428,6 +449,8 @@ def _volume(refusals: Refusals, option: str, value: str) -> None:
     source, sep, rest = value.partition(":")
     if sep and source.startswith(("/", ".", "~")):
         refusals.host_path(option, source, "a bind mount of", mountable=True)
+    elif sep:
+        volume_problem(refusals, option, source)
     _, _, options = rest.partition(":")
     _overlay_folders(refusals, option, dict(item.partition("=")[::2] for item in options.split(",")))
 

@@ -93,6 +93,7 @@ WantedBy=multi-user.target
 def describe(name: str, user: str, env_file: str, search_path: str) -> Service:
     """The service for `user`, checked: a clear InputError for each thing that would keep it from running."""
     problems = []
+    name = name.removesuffix(".service")  # the unit's name is NAME.service: `--name x.service` means x
     if not PLAIN_NAME.fullmatch(name):
         problems.append(f"the service name {name!r} must be a plain unit name: letters, digits, _, . and -")
     try:
@@ -134,25 +135,9 @@ def env_file_problem(path: str) -> str:
     the way (whoever could swap one could have the service read any root-only file into its environment)."""
     if os.path.realpath(path) != os.path.normpath(path):
         return f"{path} goes through a symbolic link ({os.path.realpath(path)}): name the file itself"
-    folder = os.path.dirname(path)
-    while True:
-        try:
-            held = os.stat(folder)
-        except OSError as err:
-            return f"{folder} cannot be read ({err.strerror})"
-        # a world-writable sticky folder (/tmp) is fine: no one but root may rename or remove root's entry
-        # in it, and the kernel follows no one else's link there (fs.protected_symlinks); a group-writable
-        # one is not protected that way
-        public = held.st_mode & 0o002 and held.st_mode & stat.S_ISVTX
-        if held.st_uid != 0 or (held.st_mode & 0o022 and not public):
-            return (
-                f"{folder}, which holds the env file, must be root's and writable by root only (it is uid "
-                f"{held.st_uid}, mode {stat.S_IMODE(held.st_mode):04o}): put the env file in a folder such as "
-                "/etc/devcontainer-builder"
-            )
-        if folder == "/":
-            break
-        folder = os.path.dirname(folder)
+    held_by = _roots_only(os.path.dirname(path), "the env file", "/etc/devcontainer-builder")
+    if held_by:
+        return held_by
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -169,13 +154,51 @@ def env_file_problem(path: str) -> str:
     return ""
 
 
+def _roots_only(folder: str, what: str, example: str) -> str:
+    """Why folder or a folder above it could be changed by someone other than root, or "". A world-writable
+    sticky folder above (/tmp) is fine: no one but root may rename or remove root's entry in it, and the
+    kernel follows no one else's link there (fs.protected_symlinks); a group-writable one is not
+    protected that way."""
+    while True:
+        try:
+            held = os.stat(folder)
+        except OSError as err:
+            return f"{folder} cannot be read ({err.strerror})"
+        public = held.st_mode & 0o002 and held.st_mode & stat.S_ISVTX
+        if held.st_uid != 0 or (held.st_mode & 0o022 and not public):
+            return (
+                f"{folder}, which holds {what}, must be root's and writable by root only (it is uid "
+                f"{held.st_uid}, mode {stat.S_IMODE(held.st_mode):04o}): use a folder such as {example}"
+            )
+        if folder == "/":
+            return ""
+        folder = os.path.dirname(folder)
+
+
+def unit_dir_problem(unit_dir: str) -> str:
+    """Why the unit cannot go into unit_dir, or "". systemd runs what a unit there says as root: the folder
+    must exist (a typo would write a unit systemd never reads) and no one but root may add or change one."""
+    if not PLAIN_PATH.fullmatch(unit_dir):
+        return f"--unit-dir must be an absolute path of letters, digits and . _ / + - only, got {unit_dir!r}"
+    if not os.path.isdir(unit_dir):
+        return f"--unit-dir {unit_dir} is not an existing folder: systemd reads units from {DEFAULT_UNIT_DIR}"
+    if os.path.realpath(unit_dir) != os.path.normpath(unit_dir):
+        return f"--unit-dir {unit_dir} goes through a symbolic link ({os.path.realpath(unit_dir)}): name the folder"
+    held = os.stat(unit_dir)
+    if held.st_mode & 0o022:  # sticky or not: another user's unit in it would run as root
+        return (
+            f"--unit-dir {unit_dir} is writable by others than root (mode {stat.S_IMODE(held.st_mode):04o}): a unit "
+            f"they add there runs as root; use {DEFAULT_UNIT_DIR}"
+        )
+    return _roots_only(unit_dir, "the unit", DEFAULT_UNIT_DIR)
+
+
 def install(service: Service, unit_dir: str) -> str:
     """Write the unit (0644, atomically); returns its path."""
-    problem = env_file_problem(service.env_file)
-    if problem:
-        raise InputError([problem])
+    problems = [problem for problem in (unit_dir_problem(unit_dir), env_file_problem(service.env_file)) if problem]
+    if problems:
+        raise InputError(problems)
     path = os.path.join(unit_dir, service.unit_name)
-    files.make_dirs(unit_dir)
     files.write_atomic(path, unit_text(service), mode=0o644)
     return path
 

@@ -8,7 +8,6 @@ flag would put the value in every process listing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
@@ -128,6 +127,17 @@ class Settings:
         doc_default="/workspaces/<repo name>",
         commands=UP_SERVE,
     )
+    use_existing_folder: bool = setting(
+        "DEVCONTAINER_USE_EXISTING_FOLDER",
+        "Use a workspace folder that already holds files but no clone of DEVCONTAINER_REPOSITORY (files without "
+        "git, a clone of another repository) as it is, mounted read-write into the devcontainer. Unset, such a "
+        "folder is refused (exit 2): a typo must not hand a folder of the host to the repository. System folders "
+        "(/etc, /usr, /var, other users' homes, ...) are refused even then.",
+        click.BOOL,
+        False,
+        switch=True,
+        commands=UP_SERVE,
+    )
     config: str = setting(
         "DEVCONTAINER_CONFIG",
         "devcontainer.json to use, relative to the repository root.",
@@ -241,7 +251,7 @@ class Settings:
     git_username: str = setting(
         "DEVCONTAINER_GIT_USERNAME",
         "User name sent with GH_TOKEN (GitHub ignores it; GitLab wants oauth2 for OAuth tokens).",
-        types.Text(256),
+        types.UserName(),
         "x-access-token",
         commands=UP_SERVE,
     )
@@ -500,7 +510,14 @@ def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> 
     once (InputError, exit 2)."""
     values: dict[str, Any] = {}
     problems: list[str] = []
-    for option in options_for(command):
+    checked: dict[str, Any] = {}
+    for option in OPTIONS:
+        if command not in option.commands:
+            # another command's setting: checked all the same, so that a value is refused (or taken) by
+            # every command alike - `up` does not take what `serve` would refuse later
+            if environ.get(option.env, "") != "":
+                checked[option.name] = _convert(option, environ[option.env], option.env, problems)
+            continue
         flag_value = flags.get(option.name)
         if flag_value not in (None, ()):
             raw = (
@@ -516,12 +533,15 @@ def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> 
         elif option.required:
             via = f" or pass {option.flag}" if option.flag else ""
             problems.append(f"{option.env} is not set. {option.help} Set it in the environment{via}.")
-    if command == "status" and environ.get("DEVCONTAINER_REPOSITORY"):
+        elif option.env in environ and isinstance(option.type, types.Image):
+            # an empty value is an unset one for every other setting (a template passes "" for "none"); an
+            # image cannot be none, and an empty one is a template's mistake, not a wish for the default
+            problems.append(f"{option.env} is set but empty: name an image, or unset it for the default "
+                            f"({option.default}).")  # fmt: skip
+    if command == "status" and "repository" in checked:
         # status takes no repository, but its default state dir is named after it, as up's is: the same
-        # environment finds the same state (a bad URL is up's to report)
-        repository_option = next(option for option in OPTIONS if option.name == "repository")
-        with contextlib.suppress(click.BadParameter):
-            values["repository"] = repository_option.type.convert(environ["DEVCONTAINER_REPOSITORY"], None, None)
+        # environment finds the same state
+        values["repository"] = checked["repository"]
     settings = Settings(**values)
     if command in UP_SERVE or command == "status":
         settings, more = _derive(settings, environ)
@@ -564,19 +584,31 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
             "(standalone)."
         )
     folder, state_dir = settings.workspace_folder, settings.state_dir
-    if folder and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/")):
+    holds_state = bool(folder) and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/"))
+    if holds_state:
         problems.append(
             f"DEVCONTAINER_STATE_DIR ({state_dir}) is inside the workspace folder ({folder}); it would show up in "
             "the repository and be writable from the devcontainer. Put it beside the workspace folder instead."
         )
-    if folder in ("/", WORKSPACES_ROOT):
+    others = (WORKSPACES_ROOT,) if holds_state else (WORKSPACES_ROOT, *_parents(state_dir))
+    system = types.system_folder(folder, others) if folder else ""
+    if system:
         problems.append(
-            f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}; the repository needs a folder of its own, for example "
+            f"DEVCONTAINER_WORKSPACE_FOLDER is {folder}, {system}: never a workspace, which the devcontainer gets "
+            f"read-write (and its user has sudo). Give the repository a folder of its own, for example "
             f"{WORKSPACES_ROOT}/<repo name>."
         )
-    if folder:
+    elif folder:
         problems += _folder_problem("DEVCONTAINER_WORKSPACE_FOLDER", folder)
     return settings, problems
+
+
+def _parents(path: str) -> list[str]:
+    found = []
+    while path and path != "/":
+        path = os.path.dirname(path)
+        found.append(path)
+    return found
 
 
 def _folder_problem(env: str, folder: str) -> list[str]:

@@ -61,6 +61,21 @@ class Text(click.ParamType[str]):
         return text
 
 
+class UserName(Text):
+    """A user name for HTTP Basic authentication: one line, and no ':' (it ends the name there)."""
+
+    name = "name"
+
+    def __init__(self) -> None:
+        super().__init__(256)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        if not text.strip() or ":" in text or any(c.isspace() or ord(c) < 32 for c in text):
+            self.fail(f"must be a user name without ':', spaces or control characters, got {text!r}", param, ctx)
+        return text
+
+
 class Secret(Text):
     """A secret: like text, multi-line allowed (an SSH key), never echoed in a message."""
 
@@ -90,6 +105,41 @@ class AbsolutePath(click.ParamType[str]):
         if long_parts:
             self.fail(f"has a path component longer than {NAME_MAX} bytes ({long_parts[0][:40]}...)", param, ctx)
         return normal
+
+
+# the host's own folders: a workspace here would give the repository the host (the devcontainer mounts it
+# read-write, and its user has sudo)
+SYSTEM_TREES = ("/etc", "/usr", "/proc", "/sys", "/dev", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                "/libx32", "/run", "/var/lib", "/var/run", "/var/log", "/var/cache", "/var/spool", "/var/mail",
+                "/var/backups", "/snap")  # fmt: skip
+SYSTEM_ROOTS = ("/", "/var", "/home", "/root", "/tmp", "/var/tmp", "/srv", "/opt", "/mnt", "/media")  # noqa: S108
+
+
+def system_folder(path: str, roots: tuple[str, ...] = ()) -> str:
+    """What makes path (as written, and where its links lead) a folder of the host or of another user
+    rather than one a workspace may have; "" for a folder of its own. `roots` are more folders that hold
+    others' (the workspaces' root, the state dir's parents)."""
+    for where in dict.fromkeys((os.path.normpath(path), os.path.realpath(path))):
+        if where in SYSTEM_ROOTS or where in roots:
+            return "a folder that holds others'"
+        tree = next((top for top in SYSTEM_TREES if where == top or where.startswith(top + "/")), "")
+        if tree:
+            return f"a system folder (under {tree})"
+        home = _home_of_another(where)
+        if home:
+            return f"inside {home[1]}, the home of the user {home[0]}"
+    return ""
+
+
+def _home_of_another(path: str) -> tuple[str, str] | None:
+    import pwd  # noqa: PLC0415 - only a workspace folder is checked against the users
+
+    me = os.geteuid()
+    for user in pwd.getpwall():
+        home = os.path.normpath(user.pw_dir or "/")
+        if user.pw_uid != me and home != "/" and (path == home or path.startswith(home + "/")):
+            return user.pw_name, home
+    return None
 
 
 class Folder(AbsolutePath):
@@ -163,13 +213,25 @@ class ConfigPath(click.ParamType[str]):
         return normal
 
 
+# an image reference as the engines parse it (distribution/reference): [registry[:port]/]path[:tag][@digest],
+# the path lower-case
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_REGISTRY = rf"(?:{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?/)"
+_IMAGE = re.compile(
+    rf"{_REGISTRY}?{_PATH_PART}(?:/{_PATH_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+
+
 class Image(click.ParamType[str]):
     name = "image"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = Text(512).convert(value, param, ctx).strip()
-        if not text or text.startswith("-") or any(c.isspace() for c in text):
-            self.fail(f"must be an image reference such as debian:trixie-slim, got {text!r}", param, ctx)
+        if not _IMAGE.fullmatch(text):
+            self.fail(f"must be an image reference such as debian:trixie-slim or registry.example:5000/team/app:1 "
+                      f"(the name in lower case), got {text!r}", param, ctx)  # fmt: skip
         return text
 
 
@@ -323,7 +385,15 @@ class Address(click.ParamType[tuple[str, int]]):
 
 
 _PORT = re.compile(r"[0-9]{1,5}")
-_CAPABILITY = re.compile(r"^(CAP_)?[A-Z_]{2,32}$")
+# Linux's capabilities (capabilities(7)): a name outside this list is a typo the engine would refuse later
+CAPABILITIES = frozenset((
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHECKPOINT_RESTORE", "ALL",
+))  # fmt: skip
 
 
 class Capabilities(click.ParamType[tuple[str, ...]]):
@@ -332,10 +402,10 @@ class Capabilities(click.ParamType[tuple[str, ...]]):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
         names = []
         for word in Words(64).convert(value, param, ctx):
-            upper = word.upper()
-            if not _CAPABILITY.match(upper):
-                self.fail(f"{word!r} is not a capability name such as SYS_PTRACE", param, ctx)
-            names.append(upper.removeprefix("CAP_"))
+            name = word.upper().removeprefix("CAP_")
+            if name not in CAPABILITIES:
+                self.fail(f"{word!r} is not a Linux capability (such as SYS_PTRACE; see capabilities(7))", param, ctx)
+            names.append(name)
         return tuple(names)
 
 
@@ -346,6 +416,9 @@ class PathList(click.ParamType[tuple[str, ...]]):
         words = Words(64).convert(value, param, ctx)
         if words == ("*",):
             return words
+        for word in words:
+            if ".." in word.split("/"):
+                self.fail(f"{word!r} may not hold '..': name the folder itself", param, ctx)
         return tuple(AbsolutePath().convert(word, param, ctx) for word in words)
 
 
@@ -376,8 +449,8 @@ class ContainerPaths(click.ParamType[tuple[str, ...]]):
             parts = word.split("/")
             if not (word.startswith("/") or word.startswith("~/")) or word.rstrip("/") in ("", "~"):
                 self.fail(f"{word!r} must be a folder inside the container: /absolute/path or ~/path", param, ctx)
-            if ".." in parts or "," in word or "=" in word:
-                self.fail(f"{word!r} may not hold '..', ',' or '='", param, ctx)
+            if ".." in parts or any(c in word for c in ",=:"):
+                self.fail(f"{word!r} may not hold '..', ',', '=' or ':'", param, ctx)
             paths.append(word.rstrip("/"))
         return tuple(dict.fromkeys(paths))
 

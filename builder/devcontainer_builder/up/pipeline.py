@@ -98,7 +98,34 @@ def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir
     return dataclasses.replace(settings, docker_path=choice.path), choice
 
 
+def claim_folder(settings: Settings) -> None:
+    """A folder that already holds files but no clone of the repository is someone's: a typo in
+    DEVCONTAINER_WORKSPACE_FOLDER must not hand it to the devcontainer (exit 2, before anything is written)."""
+    why = checkout.unclaimed(settings.workspace_folder, settings.repository, (recovery.ERROR_LOG,))
+    if why and not settings.use_existing_folder and not _cloned_before(settings):
+        raise InputError(
+            [
+                f"DEVCONTAINER_WORKSPACE_FOLDER {settings.workspace_folder} already exists and is not a clone of "
+                f"{settings.repository}: {why}. The builder does not mount a folder it did not clone into the "
+                "devcontainer, read-write. Point DEVCONTAINER_WORKSPACE_FOLDER at a new or empty folder, or set "
+                "DEVCONTAINER_USE_EXISTING_FOLDER=true to use these files as they are."
+            ]
+        )
+
+
+def _cloned_before(settings: Settings) -> bool:
+    """The folder is the workspace's own clone, which its user changed since (another origin, say): the
+    last run recorded a checkout of the repository there. The update then leaves it as it is."""
+    previous = StateDir(settings.state_dir).read_state()
+    return (
+        bool(previous.commit)
+        and previous.workspace_folder == settings.workspace_folder
+        and checkout.same_remote(previous.repository, settings.repository.url)
+    )
+
+
 def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str = "start", build_id: str = "") -> int:
+    claim_folder(settings)
     dirs = open_state_dir(settings, log)
     settings, choice = choose_engine(settings, environ, dirs)
     cli = preflight(settings, environ)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import listing
-from devcontainer_builder.system import proc
+from devcontainer_builder.system import environment, proc
 from devcontainer_builder.system.proc import last_line
 from devcontainer_builder.workspace.git import AUTH_ERRORS, NETWORK_ERRORS, FetchDir, Git, matches
 from devcontainer_builder.workspace.gitref import Repository
@@ -329,9 +329,13 @@ def update(
             path, "in-progress", current, commit, f"a {busy} is in progress in {path}: not touching it. Finish or "
             "abort it inside the workspace and restart the workspace to update."
         )  # fmt: skip
+    if not current:  # detached (an unborn branch has a name): its commits are on no branch, a switch loses them
+        switch = f" nor switching to {branch or 'the default branch'}" if branch_changed else ""
+        return Checkout(
+            path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating{switch}. Check out "
+            "a branch inside the workspace (git switch -c <name> keeps its commits) to have it updated."
+        )  # fmt: skip
     target = _target(git, repository, current, branch, branch_changed)
-    if not target:
-        return Checkout(path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating")
     local_query = proc.Pending(local_paths, git, path)  # reads the tree while the network is waited for
     known = remotes_query.result().get(target, "")
     try:
@@ -438,6 +442,28 @@ def _move(git: Git, here: Position, new: str, action: str) -> Checkout:
     return Checkout(
         path, action, branch, moved_to, f"fast-forwarded {branch} from {commit[:12] or 'nothing'} to {moved_to[:12]}"
     )
+
+
+def unclaimed(path: str, repository: Repository, leftovers: Collection[str] = ()) -> str:
+    """Why an existing folder is not the workspace's own: it holds files but no clone of `repository`
+    (files without git, a .git that is a link or a file, a clone of another remote); "" when it is
+    missing, empty (but for `leftovers`) or such a clone. Reads .git/config as a file: nothing runs."""
+    if not os.path.isdir(path) or _empty(path, leftovers):
+        return ""
+    dot_git = os.path.join(path, ".git")
+    if os.path.islink(dot_git) or (os.path.lexists(dot_git) and not os.path.isdir(dot_git)):
+        return "its .git is a link or a file, not a repository's folder"
+    if not os.path.isdir(dot_git):
+        return "it holds files but no git repository"
+    result = proc.run(
+        ["git", "config", "--file", os.path.join(dot_git, "config"), "--get", "remote.origin.url"],
+        timeout=30.0,
+        env=environment.minimal(os.environ),
+    )
+    origin = result.stdout.strip() if result.ok else ""
+    if not same_remote(origin, repository.url):
+        return f"it holds a clone of {origin or 'an unknown remote'}, not of {repository}"
+    return ""
 
 
 def prepare(

@@ -192,22 +192,41 @@ class _Walk:
             for entry in _items(service.get("env_file")):
                 value = entry.get("path") if isinstance(entry, dict) else entry
                 self.project.env_files += self.path_field(value, bases, "the env file", path)
-            self.build(str(name), service.get("build"), bases)
+            self.build(str(name), service.get("build"), bases, path)
 
-    def build(self, service: str, build: object, bases: list[str]) -> None:
+    def build(self, service: str, build: object, bases: list[str], origin: str) -> None:
+        """What a service builds from. The devcontainer CLI reads the Dockerfile of the devcontainer's
+        service itself (its base image, for features) before compose runs and the policy sees the build:
+        a context or Dockerfile outside the repository is refused here, first."""
         if build is None:
             return
         section = build if isinstance(build, dict) else {"context": build}
         context = section.get("context", ".")
-        if not _literal(context) or "://" in str(context) or str(context).startswith("git@"):
+        if "://" in str(context) or str(context).startswith("git@"):
+            self.project.builds.append(Build(service, "", ""))  # remote: the policy refuses it at the build
+            return
+        if not _literal(context):
+            self.refuse(
+                f"{self.shown(origin)} names the build context of {service} through a variable ({context}); the "
+                "builder cannot check it before the devcontainer CLI reads it. Write the path itself."
+            )
             self.project.builds.append(Build(service, "", ""))
             return
-        folder = os.path.normpath(os.path.join(bases[0], str(context)))
+        folder = os.path.normpath(os.path.join(bases[0], os.path.expanduser(str(context))))
         dockerfile = section.get("dockerfile", "Dockerfile")
-        if "dockerfile_inline" in section or not _literal(dockerfile):
+        if not self.confined(folder, "the build context", origin) or "dockerfile_inline" in section:
             self.project.builds.append(Build(service, folder, ""))
             return
-        self.project.builds.append(Build(service, folder, os.path.normpath(os.path.join(folder, str(dockerfile)))))
+        if not _literal(dockerfile):
+            self.refuse(
+                f"{self.shown(origin)} names the Dockerfile of {service} through a variable ({dockerfile}); the "
+                "builder cannot check it before the devcontainer CLI reads it. Write the path itself."
+            )
+            self.project.builds.append(Build(service, folder, ""))
+            return
+        path = os.path.normpath(os.path.join(folder, str(dockerfile)))
+        self.confined(path, "the Dockerfile", origin)
+        self.project.builds.append(Build(service, folder, path))
 
 
 def _items(value: object) -> list[Any]:

@@ -42,6 +42,10 @@ NO_REPOSITORY = Repository(url="", kind="none", name="workspace")  # the setting
 BRANCH_MAX = 1024  # git itself allows longer names, but no filesystem stores a loose ref that long
 
 
+# a DNS name or an IP address (urlsplit gives an IPv6 address without its brackets): no spaces, no quotes
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*|\[?[0-9A-Fa-f:.]+\]?")
+
+
 def parse_repository(value: str) -> Repository:
     value = value.strip()
     if not value:
@@ -68,6 +72,8 @@ def parse_repository(value: str) -> Repository:
         host, _, path = value.partition(":")
         if host.split("@")[-1].startswith("-"):
             raise ValueError(f"has a host starting with '-' ({value!r})")
+        if not _HOST.fullmatch(host.split("@")[-1]):
+            raise ValueError(f"has a host that is not a host name or an IP address ({host.split('@')[-1]!r})")
         return Repository(url=value, kind="scp", name=_folder_name(path))
     raise ValueError(
         f"is not a git URL or an absolute path ({value!r}); use https://host/org/repo.git, "
@@ -81,6 +87,12 @@ def _parse_url(value: str, scheme: str) -> Repository:
         raise ValueError(f"has no host ({value!r})")
     if parts.hostname and parts.hostname.startswith("-"):
         raise ValueError(f"has a host starting with '-' ({value!r})")
+    if parts.hostname and not _HOST.fullmatch(parts.hostname):
+        raise ValueError(f"has a host that is not a host name or an IP address ({parts.hostname!r})")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"has a port that is not a number from 1 to 65535 ({value!r})") from None
     username = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
     netloc = parts.hostname or ""
