@@ -204,6 +204,31 @@ terraform_tools() {
   fi
 }
 
+kubernetes_tools() {
+  # The real-cluster tests (tests/env/kubernetes.sh): Debian's containerd and runc (they come with
+  # docker.io), the CNI plugins and etcd, and Kubernetes' own binaries built from the Go module proxy
+  # (kubernetes-binaries.sh: 10-15 minutes once, cached under ~/.cache by version). Debian's etcd-server
+  # would start a cluster-wide etcd of its own at install: a policy-rc.d that refuses keeps it from
+  # starting, and is removed again.
+  apt_install containerd runc containernetworking-plugins
+  if ! dpkg-query -W -f='${Status}' etcd-server 2>/dev/null | grep -q 'install ok installed'; then
+    local policy=/usr/sbin/policy-rc.d placed=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\n# tests/env/provision.sh: no daemon starts while etcd-server is installed\nexit 101\n' >"$policy"
+      chmod 0755 "$policy"
+      placed=1
+    fi
+    apt_install etcd-server
+    [ -n "$placed" ] && rm -f "$policy"
+  fi
+  if [ -x /etc/init.d/etcd ] && /etc/init.d/etcd status >/dev/null 2>&1; then
+    say "stopping the etcd Debian's package started (the test cluster runs its own)"
+    /etc/init.d/etcd stop >/dev/null 2>&1 || true
+  fi
+  command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+  "$root/tests/env/kubernetes-binaries.sh" >/dev/null
+}
+
 python_env() {
   python_install
   # bytecode, as the image ships it: where PYTHONDONTWRITEBYTECODE is set (these machines set it),
@@ -286,5 +311,6 @@ if [ "$profile" = test ]; then
   install_goss
   install_moon
   terraform_tools
+  kubernetes_tools
 fi
 say "environment ready ($profile)"
