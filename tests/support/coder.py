@@ -110,6 +110,15 @@ class CoderDouble:
         self.agents[token] = Agent(str(uuid.uuid4()))
         return token
 
+    def register(self, token: str) -> None:
+        """An agent of the workspace's latest build, with the token its provider made (terraform's state)."""
+        with self.lock:
+            self.agents.setdefault(token, Agent(str(uuid.uuid4())))
+
+    def outputs_of(self, token: str) -> list[str]:
+        with self.lock:
+            return [entry.output for entry in self.agents[token].logs]
+
     def outputs(self) -> list[str]:
         with self.lock:
             return [entry.output for entry in self.agent.logs]
