@@ -308,7 +308,9 @@ up() {
   mkdir -p "$state"/{run,logs,containerd,kubelet/root,kubelet/volume-plugins,etcd,apiserver,pod-logs}
   chmod 0700 "$state"
   record_found
-  trap 'say "up failed: taking the cluster down (logs were in $state/logs)"; down_logged' ERR
+  # a command that fails takes the half-made cluster down (a daemon that does not come up stops `up` with
+  # its log's tail, and leaves the folder to look at: the next `up` or `down` clears it)
+  trap 'say "up failed: the logs end with"; tail -n 5 "$state"/logs/*.log >&2 || true; down_logged' ERR
   certificates
   configuration
 

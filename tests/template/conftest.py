@@ -10,8 +10,7 @@ from support import cluster as k8s
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[k8s.Cluster]:
-    running = k8s.up()
     try:
-        yield running
+        yield k8s.up()
     finally:
-        k8s.down()
+        k8s.down()  # also after an `up` that failed half-way

@@ -32,14 +32,11 @@ pytestmark = [pytest.mark.kubernetes, pytest.mark.docker, pytest.mark.needs_root
 
 NAMESPACE = "coder"
 WORKSPACE_ID = WORKSPACE_ENV["CODER_WORKSPACE_ID"]
-NAME = f"coder-{WORKSPACE_ID}"
-SELECTOR = f"app.kubernetes.io/instance={NAME}"
 VERSION = (Path(__file__).resolve().parents[2] / "builder" / "version.txt").read_text().strip()
 # pinned names, as the template's variables demand: the local images are imported under them
 BUILDER = f"devcontainer-builder-test/builder:{VERSION}"
 ENGINE = "devcontainer-builder-test/dind:26-trixie"
 SOCKET = "--host=unix:///run/engine/docker.sock"
-LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
 STATE_DIR = "/workspaces/.devcontainer-builder"
 
 
@@ -64,6 +61,7 @@ def private_ca(folder: Path) -> tuple[Path, Path, Path]:
 class Workspace:
     """One Coder workspace of template/kubernetes on the cluster, and what it talks to."""
 
+    id: str
     cluster: Cluster
     template: Workdir
     git: GitHTTPServer
@@ -73,15 +71,28 @@ class Workspace:
     tokens: dict[str, str] = field(default_factory=dict)  # agent -> token of the latest build
 
     @property
+    def name(self) -> str:
+        return f"coder-{self.id}"
+
+    @property
+    def selector(self) -> str:
+        return f"app.kubernetes.io/instance={self.name}"
+
+    @property
+    def repo(self) -> str:
+        return self.remote.path.name.removesuffix(".git")
+
+    @property
     def coder_url(self) -> str:
         return f"http://{NODE_IP}:{self.coder.port}"
 
     def build(self, transition: str = "start", **parameters: str) -> dict[str, Any]:
         """A workspace build: Coder's provisioner applies the template with the transition, and then knows
         the agents by the tokens the provider made."""
-        values = {"repository": self.git.url("widgets"), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
+        values = {"repository": self.git.url(self.repo), "cpu": "2", "memory": "4", "disk_size": "10", **parameters}
         state = self.template.apply(
             self.variables, values, destroy=transition == "destroy",
+            CODER_WORKSPACE_ID=self.id,
             CODER_WORKSPACE_TRANSITION=transition,
             CODER_AGENT_URL=self.coder_url,
             CODER_AGENT_SCRIPT_linux_amd64=init_script(self.coder_url),
@@ -98,7 +109,7 @@ class Workspace:
         return self.cluster.kubectl("-n", NAMESPACE, *args, timeout=timeout, check=check)
 
     def pods(self) -> list[dict[str, Any]]:
-        return list(self.cluster.json("-n", NAMESPACE, "get", "pods", "-l", SELECTOR)["items"])
+        return list(self.cluster.json("-n", NAMESPACE, "get", "pods", "-l", self.selector)["items"])
 
     def ready_pod(self, timeout: float = 720) -> dict[str, Any]:
         """The workspace's one pod, once Ready (the supervisor's readiness probe passed)."""
@@ -119,16 +130,18 @@ class Workspace:
         self.cluster.wait_for(lambda: not self.pods(), timeout, "the workspace's pod gone", interval=2)
 
     def logs(self, container: str) -> str:
-        return self.kubectl("logs", f"deployment/{NAME}", "-c", container, check=False)[-4000:]
+        return self.kubectl("logs", f"deployment/{self.name}", "-c", container, check=False)[-4000:]
 
     def pod_exec(self, container: str, *argv: str, check: bool = True) -> str:
-        return self.kubectl("exec", f"deployment/{NAME}", "-c", container, "--", *argv, timeout=300, check=check)
+        return self.kubectl("exec", f"deployment/{self.name}", "-c", container, "--", *argv, timeout=300, check=check)
 
     def engine(self, *argv: str) -> str:
         return self.pod_exec("engine", "docker", SOCKET, *argv)
 
     def devcontainer(self) -> str:
-        (found,) = self.engine("ps", "-q", "--no-trunc", "--filter", LABEL).split()
+        (found,) = self.engine(
+            "ps", "-q", "--no-trunc", "--filter", f"label=devcontainer-builder.workspace=/workspaces/{self.repo}"
+        ).split()
         return found
 
     def inside(self, *argv: str, user: str = "coder") -> str:
@@ -149,10 +162,19 @@ class Workspace:
         return [c for c in self.coder.connections if c["token"] == self.tokens[agent]]
 
 
+@dataclass
+class Bridge:
+    """What the cluster's pods reach on its bridge, and the template's variables that point there."""
+
+    git: GitHTTPServer
+    coder: CoderDouble
+    registry: str  # host:port of the TLS registry
+    variables: dict[str, Any]
+    root: Path
+
+
 @pytest.fixture(scope="module")
-def workspace(
-    cluster: Cluster, image: str, sandbox_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Workspace]:
+def bridge(cluster: Cluster, image: str, sandbox_root: Path) -> Iterator[Bridge]:
     root = sandbox_root / f"k8s-{uuid.uuid4().hex[:6]}"
     root.mkdir()
     root.chmod(0o755)
@@ -163,23 +185,34 @@ def workspace(
     ca, certificate, key = private_ca(root / "ca")
     push = Registry(root / "registry-push")  # loopback: the host's engine pushes there without TLS
     pull = Registry(root / "registry-pull", host=NODE_IP, tls=(certificate, key), data=root / "registry-push" / "data")
-    base = f"{NODE_IP}:{pull.port}/{images.FALLBACK_IMAGE}"
     local = f"{push.address}/{images.FALLBACK_IMAGE}"
     docker("tag", images.FALLBACK_IMAGE, local)
     docker("push", local, timeout=600)
     docker("rmi", local)
     git = GitHTTPServer(root / "remotes", f"ghp_{uuid.uuid4().hex}", host=NODE_IP).start()
     coder = make_double(host=NODE_IP)
-    for claim in ("workspaces", "engine"):
-        cluster.volume(NAMESPACE, f"{NAME}-{claim}", "20Gi")
-    template = workdir("kubernetes", tmp_path_factory.mktemp("tf-k8s"))
-    template.init()
     variables = {
-        "namespace": NAMESPACE, "builder_image": BUILDER, "engine_image": ENGINE, "fallback_image": base,
-        "storage_class": STORAGE_CLASS, "engine_disk_size": 10, "extra_ca_bundle": ca.read_text(),
-        "external_auth_id": "github", "external_auth_host": NODE_IP,
+        "namespace": NAMESPACE, "builder_image": BUILDER, "engine_image": ENGINE,
+        "fallback_image": f"{pull.address}/{images.FALLBACK_IMAGE}", "storage_class": STORAGE_CLASS,
+        "engine_disk_size": 10, "extra_ca_bundle": ca.read_text(), "external_auth_id": "github",
+        "external_auth_host": NODE_IP,
     }  # fmt: skip
-    remote = Remote(root, "widgets")
+    try:
+        yield Bridge(git, coder, pull.address, variables, root)
+    finally:
+        coder.stop()
+        git.stop()
+        pull.stop()
+        push.stop()
+
+
+def make_workspace(
+    cluster: Cluster, bridge: Bridge, tmp: Path, repo: str, workspace_id: str, **variables: Any
+) -> Workspace:
+    """A workspace of its own repository (a Dockerfile on the bridge's registry, a local feature, a
+    postCreateCommand) with a local volume for each of its claims."""
+    base = bridge.variables["fallback_image"]
+    remote = Remote(bridge.root, repo)
     remote.commit({
         ".devcontainer/devcontainer.json": json.dumps({
             "build": {"dockerfile": "Dockerfile"},
@@ -192,17 +225,28 @@ def workspace(
         ),
         ".devcontainer/greeter/install.sh": '#!/bin/sh\nset -e\necho "$GREETING" > /usr/local/share/greeting\n',
     })  # fmt: skip
-    ws = Workspace(cluster, template, git, coder, remote, variables)
+    claims = ["workspaces"] if variables.get("engine_storage") == "ephemeral" else ["workspaces", "engine"]
+    for claim in claims:
+        cluster.volume(NAMESPACE, f"coder-{workspace_id}-{claim}", "20Gi")
+    template = workdir("kubernetes", tmp)
+    template.init()
+    return Workspace(workspace_id, cluster, template, bridge.git, bridge.coder, remote,
+                     {**bridge.variables, **variables})  # fmt: skip
+
+
+def remove(workspace: Workspace) -> None:
+    workspace.build("destroy")
+    for claim in ("workspaces", "engine"):
+        workspace.cluster.remove_volume(NAMESPACE, f"{workspace.name}-{claim}")
+
+
+@pytest.fixture(scope="module")
+def workspace(cluster: Cluster, bridge: Bridge, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    ws = make_workspace(cluster, bridge, tmp_path_factory.mktemp("tf-k8s"), "widgets", WORKSPACE_ID)
     try:
         yield ws
     finally:
-        ws.build("destroy")
-        for claim in ("workspaces", "engine"):
-            cluster.remove_volume(NAMESPACE, f"{NAME}-{claim}")
-        coder.stop()
-        git.stop()
-        pull.stop()
-        push.stop()
+        remove(ws)
 
 
 def test_start_runs_the_sidecar_then_the_builder_then_the_supervisor_and_both_agents_connect(
@@ -249,11 +293,11 @@ def test_stop_keeps_the_claims_and_start_reuses_the_devcontainer(workspace: Work
     built_at = workspace.inside("cat", "/home/coder/built-at")
     workspace.inside("sh", "-c", "echo precious > /workspaces/widgets/notes.txt")
     workspace.build("stop")
-    assert workspace.kubectl("get", "deployments,secrets,configmaps", "-l", SELECTOR, "-o", "name") == ""
+    assert workspace.kubectl("get", "deployments,secrets,configmaps", "-l", workspace.selector, "-o", "name") == ""
     workspace.no_pod()
     claims = workspace.cluster.json("-n", NAMESPACE, "get", "pvc")["items"]
     assert sorted((c["metadata"]["name"], c["status"]["phase"]) for c in claims) == [
-        (f"{NAME}-engine", "Bound"), (f"{NAME}-workspaces", "Bound")]  # fmt: skip
+        (f"{workspace.name}-engine", "Bound"), (f"{workspace.name}-workspaces", "Bound")]  # fmt: skip
     workspace.build("start")
     workspace.ready_pod()
     assert workspace.devcontainer() == container, "the same devcontainer, from the engine's volume"
@@ -303,3 +347,25 @@ def test_destroy_leaves_no_object_of_the_workspace(workspace: Workspace) -> None
     workspace.no_pod()
     left = workspace.kubectl("get", "all,pvc,secrets,configmaps", "-o", "name")
     assert [line for line in left.splitlines() if WORKSPACE_ID in line] == []
+
+
+def test_an_ephemeral_engine_rebuilds_each_start_from_the_registry_cache(
+    cluster: Cluster, bridge: Bridge, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ws = make_workspace(cluster, bridge, tmp_path_factory.mktemp("tf-k8s-ephemeral"), "gadgets",
+                        "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", engine_storage="ephemeral",
+                        cache_repository=f"{bridge.registry}/cache/gadgets")  # fmt: skip
+    try:
+        ws.build()
+        ws.ready_pod()
+        first, built_at = ws.devcontainer(), ws.inside("cat", "/home/coder/built-at")
+        assert ws.kubectl("get", "pvc", "-o", "name").count(ws.name) == 1, "no claim for the engine"
+        ws.build("stop")
+        ws.no_pod()
+        ws.build("start")
+        ws.ready_pod()
+        assert ws.devcontainer() != first, "a new engine: the devcontainer was built again"
+        assert ws.inside("cat", "/home/coder/built-at") == built_at, "its layers came from the registry cache"
+        assert any("CACHED" in line for line in ws.coder.outputs_of(ws.tokens["main"])), "the build log says so"
+    finally:
+        remove(ws)
