@@ -219,14 +219,26 @@ kubernetes_tools() {
       placed=1
     fi
     apt_install etcd-server
-    [ -n "$placed" ] && rm -f "$policy"
+    if [ -n "$placed" ]; then rm -f "$policy"; fi
   fi
   if [ -x /etc/init.d/etcd ] && /etc/init.d/etcd status >/dev/null 2>&1; then
     say "stopping the etcd Debian's package started (the test cluster runs its own)"
     /etc/init.d/etcd stop >/dev/null 2>&1 || true
   fi
-  command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+  if [ -n "$kubernetes_build" ]; then
+    wait "$kubernetes_build" || { tail -n 20 "$cache/kubernetes-binaries.log" >&2; exit 1; }
+  fi
   "$root/tests/env/kubernetes-binaries.sh" >/dev/null
+}
+
+kubernetes_build=""
+start_kubernetes_build() {
+  # The Kubernetes binaries take 10-15 minutes to compile once: started first, in the background, the
+  # build overlaps the downloads, debootstrap and image builds below; kubernetes_tools waits for it.
+  command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+  command -v go >/dev/null 2>&1 || return 0  # kubernetes_tools then reports it
+  "$root/tests/env/kubernetes-binaries.sh" >"$cache/kubernetes-binaries.log" 2>&1 &
+  kubernetes_build=$!
 }
 
 python_env() {
@@ -286,6 +298,7 @@ tun_device() {
 packages=(docker.io debootstrap git ca-certificates openssh-client)
 [ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium
   podman uidmap slirp4netns fuse-overlayfs systemd)
+[ "$profile" = test ] && start_kubernetes_build
 apt_install "${packages[@]}"
 start_docker
 install_compose
