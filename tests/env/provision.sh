@@ -208,6 +208,43 @@ terraform_tools() {
   fi
 }
 
+kubernetes_tools() {
+  # The real-cluster tests (tests/env/kubernetes.sh): Debian's containerd and runc (they come with
+  # docker.io), the CNI plugins and etcd, and Kubernetes' own binaries built from the Go module proxy
+  # (kubernetes-binaries.sh: 10-15 minutes once, cached under ~/.cache by version). Debian's etcd-server
+  # would start a cluster-wide etcd of its own at install: a policy-rc.d that refuses keeps it from
+  # starting, and is removed again.
+  apt_install containerd runc containernetworking-plugins
+  if ! dpkg-query -W -f='${Status}' etcd-server 2>/dev/null | grep -q 'install ok installed'; then
+    local policy=/usr/sbin/policy-rc.d placed=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\n# tests/env/provision.sh: no daemon starts while etcd-server is installed\nexit 101\n' >"$policy"
+      chmod 0755 "$policy"
+      placed=1
+    fi
+    apt_install etcd-server
+    if [ -n "$placed" ]; then rm -f "$policy"; fi
+  fi
+  if [ -x /etc/init.d/etcd ] && /etc/init.d/etcd status >/dev/null 2>&1; then
+    say "stopping the etcd Debian's package started (the test cluster runs its own)"
+    /etc/init.d/etcd stop >/dev/null 2>&1 || true
+  fi
+  if [ -n "$kubernetes_build" ]; then
+    wait "$kubernetes_build" || { tail -n 20 "$cache/kubernetes-binaries.log" >&2; exit 1; }
+  fi
+  "$root/tests/env/kubernetes-binaries.sh" >/dev/null
+}
+
+kubernetes_build=""
+start_kubernetes_build() {
+  # The Kubernetes binaries take 10-15 minutes to compile once: started first, in the background, the
+  # build overlaps the downloads, debootstrap and image builds below; kubernetes_tools waits for it.
+  command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+  command -v go >/dev/null 2>&1 || return 0  # kubernetes_tools then reports it
+  "$root/tests/env/kubernetes-binaries.sh" >"$cache/kubernetes-binaries.log" 2>&1 &
+  kubernetes_build=$!
+}
+
 python_env() {
   python_install
   # bytecode, as the image ships it: where PYTHONDONTWRITEBYTECODE is set (these machines set it),
@@ -276,6 +313,7 @@ fi
 packages=(docker.io debootstrap git ca-certificates openssh-client)
 [ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium
   podman uidmap slirp4netns fuse-overlayfs systemd)
+[ "$profile" = test ] && start_kubernetes_build
 apt_install "${packages[@]}"
 start_docker
 install_compose
@@ -301,5 +339,6 @@ if [ "$profile" = test ]; then
   install_goss
   install_moon
   terraform_tools
+  kubernetes_tools
 fi
 say "environment ready ($profile)"

@@ -144,6 +144,15 @@ class CoderDouble:
             time.sleep(0.2)
         raise AssertionError(f"the agent never ran {command!r} (is it connected, with `terminal` set?)")
 
+    def register(self, token: str) -> None:
+        """An agent of the workspace's latest build, with the token its provider made (terraform's state)."""
+        with self.lock:
+            self.agents.setdefault(token, Agent(str(uuid.uuid4())))
+
+    def outputs_of(self, token: str) -> list[str]:
+        with self.lock:
+            return [entry.output for entry in self.agents[token].logs]
+
     def outputs(self) -> list[str]:
         with self.lock:
             return [entry.output for entry in self.agent.logs]

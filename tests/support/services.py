@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -29,21 +30,30 @@ def wait_for(check, timeout: float, what: str) -> None:
 
 
 class Registry:
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1", tls: tuple[Path, Path] | None = None,
+                 data: Path | None = None) -> None:  # fmt: skip
+        """`tls`: a certificate and its key (https); `data`: another registry's storage, served too."""
         self.port = free_port()
         self.host = host
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         config = root / "config.yml"
+        certificate = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else ""
         config.write_text(
             "version: 0.1\n"
             "log:\n  level: warn\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {host}:{self.port}\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {data or root / 'data'}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {host}:{self.port}\n{certificate}"
         )
+        self.scheme = "https" if tls else "http"
+        context = ssl.create_default_context(cafile=None) if tls else None
+        if context is not None:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE  # the readiness poll only; clients check the certificate
         self.log = open(root / "registry.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=self.log, stderr=self.log)
-        wait_for(lambda: urllib.request.urlopen(f"http://{self.address}/v2/", timeout=1).status == 200, 20, "registry")
+        url = f"{self.scheme}://{self.address}/v2/"  # http or https, nothing else
+        wait_for(lambda: urllib.request.urlopen(url, timeout=1, context=context).status == 200, 20, "registry")  # noqa: S310
 
     @property
     def address(self) -> str:

@@ -104,6 +104,34 @@ class Workdir:
         assert shown.returncode == 0, shown.stderr
         return json.loads(shown.stdout)
 
+    def apply(
+        self, variables: dict[str, Any], parameters: dict[str, str], destroy: bool = False, **workspace: str
+    ) -> dict[str, Any]:
+        """A workspace build as Coder's provisioner runs it: `terraform apply` (or `destroy`) with these
+        admin variables, user parameters and workspace variables over WORKSPACE_ENV's (the transition,
+        CODER_AGENT_URL, the init script, KUBE_CONFIG_PATH...); the state afterwards, with its values
+        (`terraform show -json`), where Coder reads the agents' new tokens."""
+        env = {**WORKSPACE_ENV, **workspace, **{parameter_env(name): value for name, value in parameters.items()}}
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            if destroy:
+                code, out, err = self.tf.destroy(capture_output=True, input=False, no_color=IsFlagged,
+                                                 force=IsNotFlagged, auto_approve=IsFlagged, var=variables or None)  # fmt: skip
+            else:
+                code, out, err = self.tf.apply(capture_output=True, input=False, no_color=IsFlagged, skip_plan=True,
+                                               var=variables or None)  # fmt: skip
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        assert code == 0, f"terraform {'destroy' if destroy else 'apply'} failed for {self.name}:\n{out}\n{err}"
+        shown = self.run("show", "-json")
+        assert shown.returncode == 0, shown.stderr
+        return json.loads(shown.stdout)
+
     def evaluate(self, expression: str, variables: dict[str, Any], parameters: dict[str, str], **workspace: str) -> Any:
         """An expression of the configuration (a local, say) as `terraform console -plan` evaluates it for
         these inputs - for what a plan cannot show because part of it is known only after apply. The
@@ -137,6 +165,14 @@ def planned(plan: dict[str, Any], address: str) -> dict[str, Any]:
         if change["address"] == address:
             return change["change"]["after"]
     raise AssertionError(f"{address} is not in the plan: {[c['address'] for c in plan['resource_changes']]}")
+
+
+def in_state(state: dict[str, Any], address: str) -> dict[str, Any]:
+    """The values of one resource instance in a state (`terraform show -json`)."""
+    for resource in state.get("values", {}).get("root_module", {}).get("resources", []):
+        if resource["address"] == address:
+            return resource["values"]
+    raise AssertionError(f"{address} is not in the state")
 
 
 def addresses(plan: dict[str, Any]) -> list[str]:
