@@ -32,7 +32,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=NEEDS_ROOT))
         # the quick tier runs where Node is absent; the full tier runs these and fails where the CLI is
         if item.get_closest_marker("needs_cli") and not CLI_BUNDLE.is_dir() and not FULL_TIER:
-            item.add_marker(pytest.mark.skip(reason="the pinned devcontainer CLI is not installed (make test installs it)"))
+            item.add_marker(
+                pytest.mark.skip(reason="the pinned devcontainer CLI is not installed (make test installs it)")
+            )
 
 
 def require_root() -> None:
