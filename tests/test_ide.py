@@ -308,3 +308,39 @@ def test_keep_alive_brings_code_server_back_when_it_dies(
         assert ws.state()["ide"]["pid"] not in ("", first)
     finally:
         supervisor.stop()
+
+
+def test_extensions_and_settings_of_a_feature_are_merged_with_the_repositorys(
+    make_workspace, remote: Remote, ide_env: dict[str, str], sandbox: Path
+) -> None:
+    """The CLI merges a feature's customizations into the container's metadata: the builder installs
+    those too, and the repository's settings win over the feature's."""
+    write_vsix(sandbox / "vsix", "acme", "fromfeature", "3.0.0")
+    feature = {
+        "id": "editor-bits",
+        "version": "1.0.0",
+        "customizations": {
+            "vscode": {"extensions": ["acme.fromfeature"], "settings": {"editor.tabSize": 8, "editor.rulers": [80]}}
+        },
+    }
+    config = {
+        "image": FALLBACK_IMAGE,
+        "remoteUser": USER,
+        "features": {"./editor-bits": {}},
+        "customizations": {"vscode": {"extensions": ["acme.offline"], "settings": {"editor.tabSize": 3}}},
+    }
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps(config),
+            ".devcontainer/editor-bits/devcontainer-feature.json": json.dumps(feature),
+            ".devcontainer/editor-bits/install.sh": "#!/bin/sh\necho editor bits\n",
+        }
+    )
+    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_GALLERY": "none"})
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    assert ws.state()["status"] == "running"
+    assert extensions(ws) == ["acme.fromfeature@3.0.0", "acme.offline@0.1.0"]
+    machine = json.loads(ws.exec("cat", MACHINE_SETTINGS, user=USER))
+    assert machine["editor.tabSize"] == 3 and machine["editor.rulers"] == [80]
+    assert ws.state()["ide"]["missing"] == []
