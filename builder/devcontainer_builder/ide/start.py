@@ -48,8 +48,9 @@ class Target:
         docker = self.engine
         interactive = ["-i"] if stdin is not None else []
         user = "root" if as_root else self.user
+        as_user = ["-u", user] if user else []  # no remote user known: the image's own
         return proc.run(
-            [docker.docker, "exec", *interactive, *extra, "-u", user, self.container, *argv],
+            [docker.docker, "exec", *interactive, *extra, *as_user, self.container, *argv],
             timeout=timeout,
             env=docker.env,
             stdin_data=stdin,
