@@ -239,7 +239,7 @@ def test_a_tarball_that_does_not_match_its_sha256_is_not_used(
     assert state["ide"]["status"] == "unavailable"
     assert "not " + "0" * 64 in state["ide"]["error"]
     assert ws.exec("sh", "-c", "ls /opt/devcontainer-builder/ide", user="root").split() == ["extensions"]
-    assert list((ws.state_dir / "ide-download").iterdir()) == []
+    assert [p.name for p in (ws.state_dir / "ide").iterdir() if ".tar.gz" in p.name] == [], "the download is removed"
 
 
 def test_dotfiles_are_applied_as_the_remote_user_and_a_failing_install_is_a_warning(
@@ -344,3 +344,31 @@ def test_extensions_and_settings_of_a_feature_are_merged_with_the_repositorys(
     machine = json.loads(ws.exec("cat", MACHINE_SETTINGS, user=USER))
     assert machine["editor.tabSize"] == 3 and machine["editor.rulers"] == [80]
     assert ws.state()["ide"]["missing"] == []
+
+
+def test_a_code_server_the_image_brings_along_is_not_taken_for_the_admins(
+    make_workspace, remote: Remote, ide_env: dict[str, str], tarball: Tarball, mirror: FileServer
+) -> None:
+    """A new volume is filled from the image's folder: an image that plants a tree where the builder
+    keeps the admin's does not get it run (the repository never chooses the binary)."""
+    planted = f"/opt/devcontainer-builder/ide/{tarball.sha256[:16]}"
+    fake = "#!/bin/sh\\ntouch /tmp/the-repositorys-binary-ran\\nexec sleep 600\\n"
+    remote.commit(
+        {
+            ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"}, "remoteUser": USER}),
+            ".devcontainer/Dockerfile": (
+                f"FROM {FALLBACK_IMAGE}\nUSER root\n"
+                f"RUN mkdir -p {planted}/bin && printf '{fake}' > {planted}/bin/code-server "
+                f"&& chmod 0755 {planted}/bin/code-server && echo 0 > {planted}/.complete\n"
+                "USER coder\n"
+            ),
+        }
+    )
+    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_GALLERY": "none"})
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    assert ws.state()["ide"]["status"] == "started", ws.state()["ide"]
+    assert "is not the one the builder unpacked: replacing it" in result.output
+    assert mirror.count() == 1, "the admin's code-server was fetched"
+    assert healthz(ws)["status"] in ("alive", "expired")
+    assert ws.exec("sh", "-c", "ls /tmp", user="root").split().count("the-repositorys-binary-ran") == 0

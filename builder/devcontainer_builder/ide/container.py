@@ -8,15 +8,16 @@ ROOT = "/opt/devcontainer-builder/ide"  # a named volume of the workspace (addit
 ADDRESS = "127.0.0.1:13337"
 MIN_GLIBC = (2, 34)
 
-# as root: `glibc <version>|none` and `tree present|missing`; makes the shared extensions folder the
-# remote user's
+# as root: `glibc <version>|none` and `tree <its marker>|missing`; makes the shared extensions folder the
+# remote user's. The marker holds a secret of the builder's (never in an image): a tree an image brought
+# along - a new volume is filled from the image's folder - is not taken for the builder's
 PROBE = r"""
 set -u
 root=$1 key=$2 user=$3
 v=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
 echo "glibc ${v:-none}"
 if [ -f "$root/$key/.complete" ] && [ -x "$root/$key/bin/code-server" ]; then
-  echo "tree present"
+  echo "tree $(head -c 100 "$root/$key/.complete" | tr -cd '0-9a-f')"
 else
   echo "tree missing"
 fi
@@ -28,7 +29,7 @@ chmod 0755 "$root" "$root/extensions"
 # as root: the copied tarball unpacked into ROOT/<key>, made visible only once complete
 UNPACK = r"""
 set -eu
-root=$1 key=$2 tarball=$3
+root=$1 key=$2 tarball=$3 marker=$4
 command -v tar >/dev/null 2>&1 || { echo "the image has no tar to unpack code-server with" >&2; exit 3; }
 rm -rf "$root/$key.partial"
 mkdir -p "$root/$key.partial"
@@ -38,7 +39,8 @@ if [ ! -x "$root/$key.partial/bin/code-server" ]; then
   echo "the tarball has no <folder>/bin/code-server (code-server's release layout)" >&2
   exit 4
 fi
-touch "$root/$key.partial/.complete"
+echo "$marker" > "$root/$key.partial/.complete"
+chmod 0600 "$root/$key.partial/.complete"
 rm -rf "$root/$key"
 mv "$root/$key.partial" "$root/$key"
 for old in "$root"/????????????????; do [ "$old" = "$root/$key" ] || rm -rf "$old"; done

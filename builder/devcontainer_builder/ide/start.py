@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ from devcontainer_builder.ide.customizations import Wanted
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import IdeInfo
-from devcontainer_builder.system import proc
+from devcontainer_builder.system import files, proc
 
 COPY_TIMEOUT = 600.0
 UNPACK_TIMEOUT = 600.0
@@ -67,8 +68,9 @@ def key(settings: Settings) -> str:
     return settings.ide_sha256[:16]
 
 
-def start(settings: Settings, log: Log, target: Target, download_dir: str) -> IdeInfo:
-    """The editor's state for state.json."""
+def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
+    """The editor's state for state.json. folder: the builder's own (in the state dir, out of the
+    container's reach) for downloads and the tree's marker."""
     started = time.monotonic()
     user = target.user or "root"
     probe = target.exec(["sh", "-c", container.PROBE, "sh", container.ROOT, key(settings), user], as_root=True)
@@ -86,8 +88,11 @@ def start(settings: Settings, log: Log, target: Target, download_dir: str) -> Id
             "has no editor in the browser. Base the devcontainer on a newer image to get one.",
         )
     tree = f"{container.ROOT}/{key(settings)}"
-    if words.get("tree") != "present":
-        problem = _install_tree(settings, log, target, download_dir)
+    marker = _marker(folder, settings)
+    if words.get("tree") != marker:
+        if words.get("tree", "missing") != "missing":
+            log.warn(f"code-server: {tree} in the container is not the one the builder unpacked: replacing it")
+        problem = _install_tree(settings, log, target, folder, marker)
         if problem:
             return _unavailable(log, problem)
     else:
@@ -157,10 +162,26 @@ def _unavailable(log: Log, why: str) -> IdeInfo:
     return IdeInfo(status="unavailable", kind="code-server", error=why)
 
 
-def _install_tree(settings: Settings, log: Log, target: Target, download_dir: str) -> str:
+def _marker(folder: str, settings: Settings) -> str:
+    """The secret the builder marks its unpacked tree with, kept in its own folder (made once)."""
+    path = os.path.join(folder, f"tree-{key(settings)}.marker")
+    try:
+        with open(path, encoding="ascii") as handle:
+            found = handle.read(100).strip()
+        if len(found) == 32:
+            return found
+    except (OSError, UnicodeDecodeError):
+        pass
+    marker = secrets.token_hex(16)
+    os.makedirs(folder, exist_ok=True)
+    files.write_atomic(path, marker + "\n", mode=0o600, sync=False)
+    return marker
+
+
+def _install_tree(settings: Settings, log: Log, target: Target, folder: str, marker: str) -> str:
     """The verified tarball unpacked into the workspace's volume; a problem, or ""."""
     try:
-        tarball = source.obtain(settings.ide_source, settings.ide_sha256, download_dir, log)
+        tarball = source.obtain(settings.ide_source, settings.ide_sha256, folder, log)
     except source.SourceError as err:
         return f"code-server could not be had: {err}"
     try:
@@ -174,7 +195,7 @@ def _install_tree(settings: Settings, log: Log, target: Target, download_dir: st
         if not copied.ok:
             return f"could not copy code-server into the container ({proc.last_line(copied.stderr)})"
         unpacked = target.exec(
-            ["sh", "-c", container.UNPACK, "sh", container.ROOT, key(settings), inside],
+            ["sh", "-c", container.UNPACK, "sh", container.ROOT, key(settings), inside, marker],
             as_root=True,
             timeout=UNPACK_TIMEOUT,
         )

@@ -345,7 +345,7 @@ def start_ide(run: Run, outcome: Outcome) -> None:
         outcome.remote_workspace_folder or containers.default_remote_folder(settings.workspace_folder, {}),
     )
     try:
-        info = ide_start.start(settings, log, target, run.dirs.file("ide-download"))
+        info = ide_start.start(settings, log, target, run.dirs.file("ide"))
     except Exception as err:  # a bug here costs the editor, never the workspace
         message = err.message if isinstance(err, BuildFailed) else f"{type(err).__name__}: {err}"
         log.debug(traceback.format_exc())
