@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 
 USER = "coder"  # FALLBACK_IMAGE's user
 EXTENSIONS_DIR = "/opt/devcontainer-builder/ide/extensions"
+PAGE_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 MACHINE_SETTINGS = "/home/coder/.local/share/code-server/Machine/settings.json"
 USER_SETTINGS = "/home/coder/.local/share/code-server/User/settings.json"
 
@@ -372,3 +373,29 @@ def test_a_code_server_the_image_brings_along_is_not_taken_for_the_admins(
     assert mirror.count() == 1, "the admin's code-server was fetched"
     assert healthz(ws)["status"] in ("alive", "expired")
     assert ws.exec("sh", "-c", "ls /tmp", user="root").split().count("the-repositorys-binary-ran") == 0
+
+
+def test_the_status_page_shows_the_editor_and_the_missing_extensions(
+    make_workspace, remote: Remote, ide_env: dict[str, str]
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    remote.commit(devcontainer())
+    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_GALLERY": "none"})
+    assert ws.up().returncode == 0
+    supervisor = Supervisor(ws)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=PAGE_FLAGS)
+            try:
+                page = browser.new_page()
+                page.goto(supervisor.url)
+                page.wait_for_selector("#details dt:text('Editor')", timeout=60_000)
+                details = page.inner_text("#details")
+            finally:
+                browser.close()
+    finally:
+        supervisor.stop()
+    assert "code-server at http://127.0.0.1:13337 in the devcontainer" in details
+    # no gallery: only the .vsix folder's extension could be had
+    assert "acme.hello, acme.pinned@1.0.0, acme.nowhere" in details
