@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from support.builder import Workspace, docker, remove_containers_under
 from support.coder import CoderDouble, bridge_gateway, init_script, make_double
+from support.compose_project import forget_projects, project_files, services_of
 from support.githttp import GitHTTPServer
 from support.ide import (
     FileServer,
@@ -399,3 +400,23 @@ def test_the_status_page_shows_the_editor_and_the_missing_extensions(
     assert "code-server at http://127.0.0.1:13337 in the devcontainer" in details
     # no gallery: only the .vsix folder's extension could be had
     assert "acme.hello, acme.pinned@1.0.0, acme.nowhere" in details
+
+
+def test_a_compose_devcontainer_gets_the_editor_too(
+    make_workspace, remote: Remote, ide_env: dict[str, str], sandbox: Path
+) -> None:
+    """Compose configs take no admin volumes: code-server is copied into the container itself."""
+    files = project_files(remoteUser=USER, customizations={"vscode": {"extensions": ["acme.offline"]}})
+    remote.commit(files)
+    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_GALLERY": "none"})
+    try:
+        result = ws.up()
+        assert result.returncode == 0, result.output
+        assert ws.state()["status"] == "running"
+        assert ws.state()["ide"]["status"] == "started", ws.state()["ide"]
+        app = services_of(ws)["app"]["id"]
+        health = docker("exec", app, "curl", "-fsS", "--max-time", "5", "http://127.0.0.1:13337/healthz")
+        assert json.loads(health)["status"] in ("alive", "expired")
+        assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"]
+    finally:
+        forget_projects(sandbox)
