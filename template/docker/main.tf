@@ -143,6 +143,39 @@ variable "owner_engine_access" {
   description = "Give the workspace's owner the engine in the builder agent's terminal (and so anything an AI tool runs there): `docker run --privileged` on the privileged engine container reaches the host, past the admin's policy, as in Coder's Docker-in-Docker templates. Off: that terminal has no engine (docs/security.md)."
 }
 
+# The editor in the devcontainer (docs/ide.md): code-server from a pinned, verified tarball
+variable "ide" {
+  type        = string
+  default     = "none"
+  description = "The editor started inside the devcontainer: code-server (a coder_app on the main agent) or none (DEVCONTAINER_IDE)."
+  validation {
+    condition     = contains(["code-server", "none"], var.ide)
+    error_message = "ide is code-server or none."
+  }
+}
+
+variable "ide_source" {
+  type        = string
+  default     = ""
+  description = "Where the builder takes code-server from: the release or the admin's mirror (an http(s) URL to a .tar.gz); empty for the pinned release (DEVCONTAINER_IDE_SOURCE)."
+}
+
+variable "ide_sha256" {
+  type        = string
+  default     = ""
+  description = "The SHA-256 of that tarball; required with ide = code-server (DEVCONTAINER_IDE_SHA256)."
+  validation {
+    condition     = can(regex("^([0-9a-f]{64})?$", var.ide_sha256))
+    error_message = "ide_sha256 is 64 lower-case hexadecimal digits."
+  }
+}
+
+variable "extensions_gallery" {
+  type        = string
+  default     = ""
+  description = "An Open VSX-compatible gallery's serviceUrl for the config's extensions, or none; empty for Open VSX (DEVCONTAINER_EXTENSIONS_GALLERY)."
+}
+
 # -- for the user ----------------------------------------------------------------------------------------
 
 data "coder_parameter" "repository" {
@@ -192,6 +225,34 @@ data "coder_parameter" "rebuild_full" {
   mutable      = true
   ephemeral    = true
   order        = 11
+}
+
+data "coder_parameter" "dotfiles_repository" {
+  name         = "dotfiles_repository"
+  display_name = "Dotfiles repository"
+  description  = "Your dotfiles: a Git URL (or owner/repo on GitHub) installed in the devcontainer after its setup; empty for none."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 20
+  validation {
+    regex = "^([A-Za-z0-9][^\\s]*)?$"
+    error = "A Git URL or owner/repo, without spaces."
+  }
+}
+
+data "coder_parameter" "dotfiles_install_command" {
+  name         = "dotfiles_install_command"
+  display_name = "Dotfiles install script"
+  description  = "The script in your dotfiles repository to run; empty for install.sh, setup.sh, bootstrap.sh or the like."
+  type         = "string"
+  default      = ""
+  mutable      = true
+  order        = 21
+  validation {
+    regex = "^([A-Za-z0-9_.][A-Za-z0-9_./-]*)?$"
+    error = "A path in the dotfiles repository, such as install.sh."
+  }
 }
 
 data "coder_workspace" "me" {}
@@ -255,6 +316,19 @@ locals {
     },
     local.use_token ? { GH_TOKEN = data.coder_external_auth.git[0].access_token } : {},
     var.extra_ca_bundle == "" ? {} : { DEVCONTAINER_CA_BUNDLE = var.extra_ca_bundle },
+    local.ide_env,
+  )
+  # the editor and the user's dotfiles (docs/ide.md)
+  ide_env = merge(
+    var.ide == "none" ? {} : { DEVCONTAINER_IDE = var.ide, DEVCONTAINER_IDE_SHA256 = var.ide_sha256 },
+    var.ide == "none" || var.ide_source == "" ? {} : { DEVCONTAINER_IDE_SOURCE = var.ide_source },
+    var.ide == "none" || var.extensions_gallery == "" ? {} : { DEVCONTAINER_EXTENSIONS_GALLERY = var.extensions_gallery },
+    data.coder_parameter.dotfiles_repository.value == "" ? {} : {
+      DEVCONTAINER_DOTFILES_REPOSITORY = data.coder_parameter.dotfiles_repository.value
+    },
+    data.coder_parameter.dotfiles_repository.value == "" || data.coder_parameter.dotfiles_install_command.value == "" ? {} : {
+      DEVCONTAINER_DOTFILES_INSTALL_COMMAND = data.coder_parameter.dotfiles_install_command.value
+    },
   )
 }
 
@@ -337,6 +411,24 @@ resource "coder_app" "status" {
   order        = 1
   healthcheck {
     url       = "http://127.0.0.1:7480/healthz"
+    interval  = 5
+    threshold = 6
+  }
+}
+
+# code-server, started by the builder inside the devcontainer on its loopback (docs/ide.md)
+resource "coder_app" "code_server" {
+  count        = var.ide == "code-server" ? 1 : 0
+  agent_id     = coder_agent.main.id
+  slug         = "code-server"
+  display_name = "code-server"
+  icon         = "/icon/code.svg"
+  url          = "http://localhost:13337/?folder=/workspaces/${local.repo_name}"
+  share        = "owner"
+  subdomain    = false
+  order        = 2
+  healthcheck {
+    url       = "http://localhost:13337/healthz"
     interval  = 5
     threshold = 6
   }
@@ -492,6 +584,10 @@ resource "docker_container" "builder" {
     precondition {
       condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$", local.repo_name)) && local.repo_name != ".git"
       error_message = "The repository URL must end in a repository name (letters, digits, '.', '_', '-'): it names the workspace's folder."
+    }
+    precondition {
+      condition     = var.ide == "none" || var.ide_sha256 != ""
+      error_message = "ide = code-server needs ide_sha256: the builder runs no editor it cannot verify."
     }
   }
   count     = data.coder_workspace.me.start_count

@@ -312,7 +312,8 @@ fi
 
 packages=(docker.io debootstrap git ca-certificates openssh-client)
 [ "$profile" = test ] && packages+=(docker-registry openssh-server bats shellcheck procps socat python3-venv chromium
-  podman uidmap slirp4netns fuse-overlayfs systemd)
+  podman uidmap slirp4netns fuse-overlayfs systemd
+  build-essential pkg-config libkrb5-dev)  # the last three: code-server's native modules (code-server.sh)
 [ "$profile" = test ] && start_kubernetes_build
 apt_install "${packages[@]}"
 start_docker
@@ -340,5 +341,8 @@ if [ "$profile" = test ]; then
   install_moon
   terraform_tools
   kubernetes_tools
+  # a real code-server for the editor's tests, built once from npm and packaged as an admin's mirror
+  # serves it (~2 min the first time; cached under $cache/code-server/<version>)
+  "$root/tests/env/code-server.sh" >/dev/null
 fi
 say "environment ready ($profile)"

@@ -81,7 +81,7 @@ class GitHTTPServer:
 
             def _serve(self) -> None:
                 body = self._body() if self.command == "POST" else b""
-                authorised = self._authorised()
+                authorised = self._authorised() or not outer.token  # no token: a public repository
                 with outer.lock:
                     outer.requests.append((self.command, self.path, authorised))
                     failing = outer.fail_next > 0

@@ -171,3 +171,48 @@ def test_stops_are_graceful_and_the_engine_takes_dns_and_an_extra_ca(template: W
     uploads = {upload["file"]: upload["content"] for upload in engine["upload"]}
     assert uploads["/etc/ssl/certs/devcontainer-builder-extra-ca.crt"] == ca
     assert json.loads(uploads["/etc/docker/daemon.json"])["dns"] == ["10.0.0.53"]
+
+
+def test_the_editor_is_a_coder_app_on_the_main_agent_with_a_health_check(
+    template: Workdir, plan: dict[str, Any]
+) -> None:
+    assert not [a for a in addresses(plan) if a.startswith("coder_app.code_server")], "off unless the admin turns it on"
+    assert "DEVCONTAINER_IDE" not in env_of(template)
+    sha = "ab" * 32
+    variables = dict(VARIABLES, ide="code-server", ide_sha256=sha, ide_source="https://mirror.example/cs.tar.gz",
+                     extensions_gallery="https://vsx.example/vscode/gallery")  # fmt: skip
+    with_ide = template.plan(variables, PARAMETERS)
+    app = planned(with_ide, "coder_app.code_server[0]")
+    assert app["url"] == "http://localhost:13337/?folder=/workspaces/widgets"
+    assert app["healthcheck"][0]["url"] == "http://localhost:13337/healthz"
+    assert app["subdomain"] is False and app["share"] == "owner"
+    (config,) = [
+        r for r in with_ide["configuration"]["root_module"]["resources"] if r["address"] == "coder_app.code_server"
+    ]
+    assert "coder_agent.main.id" in config["expressions"]["agent_id"]["references"]
+    env = template.evaluate(
+        '{for k, v in local.builder_env : k => try(nonsensitive(v), v) if startswith(k, "DEVCONTAINER_IDE") || '
+        'startswith(k, "DEVCONTAINER_EXTENSIONS")}',
+        variables,
+        PARAMETERS,
+    )
+    assert env == {
+        "DEVCONTAINER_IDE": "code-server",
+        "DEVCONTAINER_IDE_SHA256": sha,
+        "DEVCONTAINER_IDE_SOURCE": "https://mirror.example/cs.tar.gz",
+        "DEVCONTAINER_EXTENSIONS_GALLERY": "https://vsx.example/vscode/gallery",
+    }
+
+
+def test_code_server_without_its_sha256_is_refused_by_the_plan(template: Workdir) -> None:
+    with pytest.raises(AssertionError, match="needs ide_sha256"):
+        template.plan(dict(VARIABLES, ide="code-server"), PARAMETERS)
+
+
+def test_the_dotfiles_parameters_reach_the_builder(template: Workdir) -> None:
+    assert "DEVCONTAINER_DOTFILES_REPOSITORY" not in env_of(template)
+    parameters = dict(PARAMETERS, dotfiles_repository="https://github.com/alice/dotfiles.git",
+                      dotfiles_install_command="setup/install.sh")  # fmt: skip
+    env = env_of(template, parameters)
+    assert env["DEVCONTAINER_DOTFILES_REPOSITORY"] == "https://github.com/alice/dotfiles.git"
+    assert env["DEVCONTAINER_DOTFILES_INSTALL_COMMAND"] == "setup/install.sh"

@@ -238,3 +238,29 @@ def test_the_git_token_goes_only_to_the_host_it_is_for(template: Workdir) -> Non
         assert "GH_TOKEN" not in env_of(containers(plan)[name]), "no token for another host"
     ssh = template.plan(VARIABLES, dict(PARAMETERS, repository="git@github.com:acme/widgets.git"))
     assert "GH_TOKEN" in env_of(containers(ssh)["builder"]), "the same host, whatever the URL's form"
+
+
+def test_the_editor_is_a_coder_app_on_the_main_agent_and_its_settings_reach_both_builder_containers(
+    template: Workdir, plan: dict[str, Any]
+) -> None:
+    assert not [a for a in addresses(plan) if a.startswith("coder_app.code_server")], "off unless the admin turns it on"
+    sha = "cd" * 32
+    variables = dict(VARIABLES, ide="code-server", ide_sha256=sha, extensions_gallery="none")
+    parameters = dict(PARAMETERS, dotfiles_repository="alice/dotfiles")
+    with_ide = template.plan(variables, parameters)
+    app = planned(with_ide, "coder_app.code_server[0]")
+    assert app["url"] == "http://localhost:13337/?folder=/workspaces/widgets"
+    assert app["healthcheck"][0]["url"] == "http://localhost:13337/healthz"
+    (config,) = [
+        r for r in with_ide["configuration"]["root_module"]["resources"] if r["address"] == "coder_app.code_server"
+    ]
+    assert "coder_agent.main.id" in config["expressions"]["agent_id"]["references"]
+    for name, container in containers(with_ide).items():
+        if name in ("builder", "supervisor"):
+            env = {key: entry.get("value") for key, entry in env_of(container).items()}
+            assert env["DEVCONTAINER_IDE"] == "code-server" and env["DEVCONTAINER_IDE_SHA256"] == sha, name
+            assert env["DEVCONTAINER_EXTENSIONS_GALLERY"] == "none"
+            assert env["DEVCONTAINER_DOTFILES_REPOSITORY"] == "alice/dotfiles"
+            assert "DEVCONTAINER_IDE_SOURCE" not in env, "empty: the builder's pinned release"
+    with pytest.raises(AssertionError, match="needs ide_sha256"):
+        template.plan(dict(VARIABLES, ide="code-server"), PARAMETERS)

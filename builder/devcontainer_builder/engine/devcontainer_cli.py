@@ -163,6 +163,14 @@ class ProgressParser:
             self._step(Step(label, status, seconds))
 
     def _step(self, step: Step) -> None:
+        if step.status == "failed" and step.name == DOTFILES_STEP:
+            # the CLI carries on: the user's dotfiles are theirs to fix, the workspace runs
+            self.log.warn(
+                f"the dotfiles (DEVCONTAINER_DOTFILES_REPOSITORY) could not be installed after {step.seconds:.1f} s; "
+                "the workspace runs without them. The CLI's output above says why."
+            )
+            self.on_step(step)
+            return
         if step.status == "failed":
             self.failed.append(step.name)
         if step.status == "succeeded":
@@ -190,6 +198,9 @@ class ProgressParser:
         self.open.clear()
 
 
+DOTFILES_STEP = "Installing Dotfiles"
+
+
 def up_args(
     cli: str,
     *,
@@ -207,6 +218,8 @@ def up_args(
     remote_env: Mapping[str, str] | None = None,
     compose_path: str = "",
     override_config: str = "",
+    dotfiles_repository: str = "",
+    dotfiles_install_command: str = "",
 ) -> list[str]:
     args = [cli, "up", "--log-format", "json", "--workspace-folder", workspace, "--docker-path", docker_path]
     if compose_path:
@@ -230,6 +243,10 @@ def up_args(
         args += ["--update-remote-user-uid-default", update_remote_user_uid]
     for key, value in (remote_env or {}).items():
         args += ["--remote-env", f"{key}={value}"]
+    if dotfiles_repository:  # cloned and installed as the remote user after the hooks; a failure is no error
+        args += ["--dotfiles-repository", dotfiles_repository]
+        if dotfiles_install_command:
+            args += ["--dotfiles-install-command", dotfiles_install_command]
     return args
 
 

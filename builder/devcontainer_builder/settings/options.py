@@ -26,6 +26,13 @@ DEFAULT_STATE_DIR = "/workspaces/.devcontainer-builder"
 MODES = ("up", "serve", "up-serve")
 PRIVILEGES = ("privileged", "security-opt", "host-namespaces", "devices", "initialize-command")
 DAY = 86_400
+IDES = ("code-server", "none")
+CODE_SERVER_VERSION = "4.139.1"
+CODE_SERVER_RELEASE = (
+    f"https://github.com/coder/code-server/releases/download/v{CODE_SERVER_VERSION}/"
+    f"code-server-{CODE_SERVER_VERSION}-linux-amd64.tar.gz"
+)
+OPEN_VSX = "https://open-vsx.org/vscode/gallery"
 
 
 @dataclass(frozen=True)
@@ -355,6 +362,66 @@ class Settings:
         (),
         commands=UP_SERVE,
     )
+    ide: str = setting(
+        "DEVCONTAINER_IDE",
+        "The editor started inside the devcontainer (and the fallback): code-server, run as the remote user in "
+        "the workspace folder on the container's loopback (127.0.0.1:13337, reached through Coder's agent), with "
+        "the config's customizations.vscode extensions and settings; or none.",
+        click.Choice(IDES),
+        "none",
+        commands=UP_SERVE,
+    )
+    ide_source: str = setting(
+        "DEVCONTAINER_IDE_SOURCE",
+        "Where the builder takes code-server from: an http(s) URL (the release, or the admin's mirror) or a file "
+        "on the builder's side, a .tar.gz of code-server's standalone release layout (bin/code-server in one top "
+        "folder). Fetched once, checked against DEVCONTAINER_IDE_SHA256 and kept in a volume of the workspace; "
+        "the repository never chooses it.",
+        types.UrlOrFile(CODE_SERVER_RELEASE),
+        CODE_SERVER_RELEASE,
+        commands=UP_SERVE,
+    )
+    ide_sha256: str = setting(
+        "DEVCONTAINER_IDE_SHA256",
+        "The SHA-256 of DEVCONTAINER_IDE_SOURCE's tarball (required with DEVCONTAINER_IDE=code-server: nothing "
+        "unverified runs in a workspace).",
+        types.Sha256(),
+        "",
+        commands=UP_SERVE,
+    )
+    extensions_gallery: str = setting(
+        "DEVCONTAINER_EXTENSIONS_GALLERY",
+        "The Open VSX-compatible gallery code-server installs the config's extensions from (its serviceUrl; "
+        "itemUrl and resourceUrlTemplate are derived from it the way Open VSX lays them out), or none for "
+        "DEVCONTAINER_EXTENSIONS_FOLDER alone.",
+        types.GalleryUrl(),
+        OPEN_VSX,
+        commands=UP_SERVE,
+    )
+    extensions_folder: str = setting(
+        "DEVCONTAINER_EXTENSIONS_FOLDER",
+        "A folder of .vsix files on the builder's side (air-gapped sites): an extension found there (by the "
+        "publisher, name and version in its package.json) is installed from it, before any gallery is asked.",
+        types.ExistingFolder(),
+        "",
+        commands=UP_SERVE,
+    )
+    dotfiles_repository: str = setting(
+        "DEVCONTAINER_DOTFILES_REPOSITORY",
+        "The user's dotfiles: a git repository the devcontainer CLI clones into the devcontainer and installs as "
+        "the remote user after the config's hooks (--dotfiles-repository). A failing install is a warning.",
+        types.DotfilesRepository(),
+        "",
+        commands=UP_SERVE,
+    )
+    dotfiles_install_command: str = setting(
+        "DEVCONTAINER_DOTFILES_INSTALL_COMMAND",
+        "The script in the dotfiles repository to run (--dotfiles-install-command); by default the CLI looks for "
+        "install.sh, setup.sh, bootstrap.sh and the like.",
+        types.Text(256),
+        "",
+        commands=UP_SERVE,
+    )
     allowed_mounts: tuple[str, ...] = setting(
         "DEVCONTAINER_ALLOWED_MOUNTS",
         "Admin policy: host paths a config's bind mounts may come from, besides the workspace folder, separated "
@@ -582,6 +649,22 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
         problems.append(
             "CODER_AGENT_URL and CODER_AGENT_TOKEN go together: set both (as the Coder template does) or neither "
             "(standalone)."
+        )
+    if settings.ide == "code-server" and not settings.ide_sha256:
+        problems.append(
+            "DEVCONTAINER_IDE is code-server but DEVCONTAINER_IDE_SHA256 is not set: the builder runs no editor it "
+            f"cannot verify. Set it to the SHA-256 of {settings.ide_source} (the release's checksum, or your "
+            "mirror's), or set DEVCONTAINER_IDE=none."
+        )
+    if settings.dotfiles_install_command.startswith("-"):
+        problems.append(
+            f"DEVCONTAINER_DOTFILES_INSTALL_COMMAND {settings.dotfiles_install_command!r} starts with '-': the "
+            "devcontainer CLI would read it as a flag. Name the script in the dotfiles repository, e.g. install.sh."
+        )
+    if settings.dotfiles_install_command and not settings.dotfiles_repository:
+        problems.append(
+            "DEVCONTAINER_DOTFILES_INSTALL_COMMAND is set but DEVCONTAINER_DOTFILES_REPOSITORY is not: set the "
+            "repository too, or unset the command."
         )
     folder, state_dir = settings.workspace_folder, settings.state_dir
     holds_state = bool(folder) and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/"))

@@ -188,8 +188,9 @@ class CertificateBundle(click.ParamType[str]):
                 content = handle.read(self.limit + 1)
             text = path
         if len(content) > self.limit or b"-----BEGIN CERTIFICATE-----" not in content:
-            self.fail("is not a PEM bundle of CA certificates (-----BEGIN CERTIFICATE-----), as a file or as text",
-                      param, ctx)  # fmt: skip
+            self.fail(
+                "is not a PEM bundle of CA certificates (-----BEGIN CERTIFICATE-----), as a file or as text", param, ctx
+            )
         return text
 
 
@@ -469,3 +470,110 @@ class Choices(click.ParamType[tuple[str, ...]]):
         if unknown:
             self.fail(f"{unknown[0]!r} is not one of {', '.join(self.choices)}", param, ctx)
         return tuple(dict.fromkeys(words))
+
+
+class WebUrl(click.ParamType[str]):
+    """An http(s) URL without spaces, control characters, user name or password, bounded."""
+
+    name = "url"
+
+    def __init__(self, example: str) -> None:
+        self.example = example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if len(text) > URL_MAX:
+            self.fail(f"is {len(text)} characters long; at most {URL_MAX} are accepted", param, ctx)
+        if any(c.isspace() or ord(c) < 32 for c in text):
+            self.fail("must be a URL without spaces or control characters", param, ctx)
+        parts = urllib.parse.urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.startswith("-"):
+            self.fail(f"must be an http(s) URL such as {self.example}", param, ctx)
+        if parts.username or parts.password:
+            self.fail("must not carry a user name or password (it would be shown in logs)", param, ctx)
+        try:
+            _ = parts.port
+        except ValueError:
+            self.fail("has an invalid port", param, ctx)
+        return text
+
+
+class UrlOrFile(click.ParamType[str]):
+    """An http(s) URL, or the absolute path of a readable file on the builder's side."""
+
+    name = "url-or-file"
+
+    def __init__(self, example: str) -> None:
+        self.example = example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if text.startswith("/"):
+            return ExistingFile().convert(text, param, ctx)
+        if "://" not in text:
+            self.fail(f"must be an http(s) URL such as {self.example} or the absolute path of a file", param, ctx)
+        return WebUrl(self.example).convert(text, param, ctx)
+
+
+class Sha256(click.ParamType[str]):
+    """A SHA-256 digest: 64 hexadecimal digits (a leading sha256: is accepted)."""
+
+    name = "sha256"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip().lower().removeprefix("sha256:")
+        if not re.fullmatch(r"[0-9a-f]{64}", text):
+            self.fail("must be a SHA-256 digest: 64 hexadecimal digits", param, ctx)
+        return text
+
+
+class GalleryUrl(click.ParamType[str]):
+    """An Open VSX-compatible gallery's serviceUrl, or none (no gallery: only the .vsix folder)."""
+
+    name = "url|none"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        if text == "none":
+            return text
+        return WebUrl("https://open-vsx.org/vscode/gallery").convert(text, param, ctx).rstrip("/")
+
+
+class ExistingFolder(AbsolutePath):
+    name = "folder"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        path = super().convert(value, param, ctx)
+        if not os.path.isdir(path):
+            self.fail(f"{path} does not exist or is not a folder", param, ctx)
+        if not os.access(path, os.R_OK | os.X_OK):
+            self.fail(f"{path} is not readable by the builder (uid {os.getuid()})", param, ctx)
+        return path
+
+
+class DotfilesRepository(click.ParamType[str]):
+    """What the devcontainer CLI's --dotfiles-repository takes: an http(s) or ssh git URL, owner/repo (a
+    GitHub repository), or an absolute path (a repository the builder can read: tests, a VM's disk)."""
+
+    name = "repository"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(URL_MAX).convert(value, param, ctx).strip()
+        if any(c.isspace() for c in text) or text.startswith("-"):
+            self.fail("must be a git URL, owner/repo or an absolute path, without spaces or a leading '-'", param, ctx)
+        if "://" in text:
+            parts = urllib.parse.urlsplit(text)
+            if parts.scheme not in ("http", "https", "ssh", "git", "file"):
+                self.fail(f"has the scheme {parts.scheme!r}; use https, ssh, git or file", param, ctx)
+            if parts.password:
+                self.fail("must not carry a password (it would be shown in logs and the container)", param, ctx)
+            return text
+        if text.startswith("/") or re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text):
+            return text
+        if re.fullmatch(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+", text):  # scp-style git@host:owner/repo
+            return text
+        self.fail(
+            "must be a git URL (https://..., ssh://..., git@host:owner/repo), owner/repo or an absolute path",
+            param,
+            ctx,
+        )

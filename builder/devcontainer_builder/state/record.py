@@ -62,6 +62,11 @@ class Event:
     KEEPALIVE_RECOVERED = "keepalive_recovered"  # a restart held after failed ones
     SERVE_AGENT_STARTED = "serve_agent_started"  # Coder's builder agent, in the supervisor's container
     SERVE_AGENT_EXITED = "serve_agent_exited"
+    # the editor in the devcontainer (ide/)
+    IDE_STARTED = "ide_started"
+    IDE_RUNNING = "ide_running"  # was running already: not started twice
+    IDE_UNAVAILABLE = "ide_unavailable"  # no editor in this container, and why
+    EXTENSION_MISSING = "extension_missing"
 
 
 @dataclass
@@ -79,6 +84,21 @@ class AgentInfo:
     pid: str = ""
     user: str = ""
     log: str = ""
+    error: str = ""
+
+
+@dataclass
+class IdeInfo:
+    """The editor in the devcontainer (ide/): what the status page shows and Coder's app reaches."""
+
+    status: str  # started, running (was already), unavailable (with `error`), failed
+    kind: str = ""  # code-server
+    url: str = ""  # inside the container: http://127.0.0.1:13337
+    pid: str = ""
+    log: str = ""  # its log inside the container
+    extensions: list[str] = field(default_factory=list)  # installed, as publisher.name@version
+    missing: list[str] = field(default_factory=list)  # asked for by the config, not to be had (warned)
+    settings: str = ""  # the machine settings file written inside the container
     error: str = ""
 
 
@@ -132,6 +152,7 @@ class State:
     branch: str = ""
     commit: str = ""
     agent: AgentInfo | None = None
+    ide: IdeInfo | None = None
     steps: list[StepRecord] = field(default_factory=list)
     rebuild_id: str = ""  # the DEVCONTAINER_REBUILD_ID of the last rebuild honoured
     keepalive_failures: int = 0  # consecutive failed restarts by the supervisor

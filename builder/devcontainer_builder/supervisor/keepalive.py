@@ -25,6 +25,7 @@ from devcontainer_builder.engine import compose
 from devcontainer_builder.engine.containers import ROLE_SERVICE
 from devcontainer_builder.engine.engine import Engine
 from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.ide import start as ide_start
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import Event, State, Status
@@ -68,10 +69,14 @@ class KeepAlive:
                 self._follow(container, state.compose_project if container else "")
                 if container and self.builds.current is None:
                     running = self._check(state, container)
-                    if running and time.monotonic() >= next_agent_check and self.settings.coder_init_script:
+                    watched = self.settings.coder_init_script or self.settings.ide != "none"
+                    if running and time.monotonic() >= next_agent_check and watched:
                         next_agent_check = time.monotonic() + AGENT_CHECK
-                        self._check_agent(state, container)
-                timeout = AGENT_CHECK if self.settings.coder_init_script else RECHECK
+                        if self.settings.coder_init_script:
+                            self._check_agent(state, container)
+                        self._check_ide(state, container)
+                watching = self.settings.coder_init_script or self.settings.ide != "none"
+                timeout = AGENT_CHECK if watching else RECHECK
                 for due in (self._probation[1] if self._probation else 0.0, self._next_attempt):
                     if due > time.monotonic():  # a restart on probation, an attempt backing off
                         timeout = max(0.05, min(timeout, due - time.monotonic() + 0.05))
@@ -217,6 +222,25 @@ class KeepAlive:
             self.dirs.update_state(lambda s: _agent(s, started))
         elif not started.ok and started.status != "busy":
             self.log.warn(f"keep-alive: Coder's agent could not be started again ({started.status}): {started.detail}")
+
+    # -- the editor (ide/) --------------------------------------------------------------------------
+    def _check_ide(self, state: State, container: str) -> None:
+        if state.ide is None or state.ide.status not in ("started", "running"):
+            return  # none was wanted, or it could not run here: nothing to bring back
+        target = ide_start.Target(self.engine, container, state.remote_user, state.remote_workspace_folder)
+        status, pid = ide_start.keep_running(self.settings, target)
+        if status == "started":
+            self.log.warn(f"keep-alive: code-server was not running in {container[:12]}: started it again")
+            self.dirs.record_event(Event.IDE_STARTED, pid=pid, container_id=container, restarted=True)
+            self.dirs.update_state(lambda s: _ide(s, status, pid))
+        elif status not in ("running", "busy"):
+            self.log.warn(f"keep-alive: code-server could not be started again ({status})")
+
+
+def _ide(state: State, status: str, pid: str) -> State:
+    if state.ide is not None:
+        state.ide.status, state.ide.pid = status, pid
+    return state
 
 
 def _agent(state: State, started: agent.Started) -> State:

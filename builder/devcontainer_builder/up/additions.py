@@ -26,6 +26,7 @@ from typing import Any
 
 from devcontainer_builder.engine import compose, containers
 from devcontainer_builder.engine.containers import Additions, Spec
+from devcontainer_builder.ide.container import ROOT as IDE_ROOT
 from devcontainer_builder.system import files
 from devcontainer_builder.up.context import Run
 
@@ -101,6 +102,9 @@ def for_config(run: Run, data: dict[str, Any], *, compose_config: bool = False) 
     if settings.network:
         added["runArgs"] = [*_list(data, "runArgs"), f"--network={settings.network}"]
     volumes = persisted(run, data)
+    if settings.ide != "none":
+        # the editor's tree and its extensions: fetched and installed once per workspace, not per container
+        volumes.append(Persisted("ide", volume_name(run.settings.workspace_folder, IDE_ROOT), IDE_ROOT))
     if volumes:
         targets = {volume.target for volume in volumes}
         own = []
@@ -113,7 +117,7 @@ def for_config(run: Run, data: dict[str, Any], *, compose_config: bool = False) 
         added["mounts"] = [*own, *mounts]
         for volume in volumes:
             run.log.info(f"keeping {volume.entry} in volume {volume.volume} (at {volume.target})")
-    return Additions(added, tuple(v.target for v in volumes))
+    return Additions(added, tuple(v.target for v in volumes if v.target != IDE_ROOT))
 
 
 def apply(run: Run, spec: Spec, data: dict[str, Any], additions: Additions, *, rewrite: bool = False) -> Spec:

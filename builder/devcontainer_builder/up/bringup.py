@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from collections.abc import Callable
 
 from devcontainer_builder.coder import agent
@@ -14,7 +15,8 @@ from devcontainer_builder.engine.containers import Spec
 from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import Labelled, engine_problem
 from devcontainer_builder.errors import BuildFailed
-from devcontainer_builder.state.record import AgentInfo, Event
+from devcontainer_builder.ide import start as ide_start
+from devcontainer_builder.state.record import AgentInfo, Event, IdeInfo
 from devcontainer_builder.system.proc import Pending
 from devcontainer_builder.up.context import Run
 
@@ -110,6 +112,8 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
         # and it costs an extra image build
         update_remote_user_uid="never" if os.geteuid() == 0 else "",
         remote_env=containers.LIFECYCLE_GIT_ENV,
+        dotfiles_repository=settings.dotfiles_repository,
+        dotfiles_install_command=settings.dotfiles_install_command,
     )
     early: list[Pending[tuple[str, str] | None]] = []
 
@@ -326,3 +330,33 @@ def start_agent(run: Run, outcome: Outcome) -> None:
     info.error = log.redact(started.detail)[-4000:]
     log.error(f"Coder agent not running {who}: {reason}. Its last output:\n{started.detail or '(none)'}")
     run.event(Event.AGENT_FAILED, status=started.status, reason=reason, log=started.log)
+
+
+def start_ide(run: Run, outcome: Outcome) -> None:
+    """The editor (ide/), after the agent so that it never delays it. It never fails the build: every
+    problem is a warning, recorded in state.json for the status page."""
+    settings, log = run.settings, run.log
+    if settings.ide == "none" or not outcome.container_id:
+        return
+    target = ide_start.Target(
+        run.engine,
+        outcome.container_id,
+        outcome.remote_user,
+        outcome.remote_workspace_folder or containers.default_remote_folder(settings.workspace_folder, {}),
+    )
+    try:
+        info = ide_start.start(settings, log, target, run.dirs.file("ide"))
+    except Exception as err:  # a bug here costs the editor, never the workspace
+        message = err.message if isinstance(err, BuildFailed) else f"{type(err).__name__}: {err}"
+        log.debug(traceback.format_exc())
+        log.warn(f"no editor: {log.redact(message)}")
+        info = IdeInfo(status="failed", kind=settings.ide, error=log.redact(message)[-2000:])
+    run.state.ide = info
+    if info.status == "started":
+        run.event(Event.IDE_STARTED, pid=info.pid, url=info.url, extensions=info.extensions, missing=info.missing)
+    elif info.status == "running":
+        run.event(Event.IDE_RUNNING, pid=info.pid, url=info.url)
+    else:
+        run.event(Event.IDE_UNAVAILABLE, status=info.status, error=info.error)
+    for missing in info.missing:
+        run.event(Event.EXTENSION_MISSING, extension=missing)

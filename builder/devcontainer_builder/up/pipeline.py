@@ -215,6 +215,7 @@ def _pipeline(run: Run) -> int:
         run.resolved = resolve(run)
         outcome = bring_up(run, existing.result())
         bringup.start_agent(run, outcome)
+        bringup.start_ide(run, outcome)
     except Terminated as err:
         return _terminated(run, err)
     except BuildFailed as err:

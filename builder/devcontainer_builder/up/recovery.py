@@ -194,4 +194,5 @@ def bring_up(run: Run, failure: BuildFailed) -> tuple[Outcome, str]:
     outcome = bringup.run_cli(run, spec, cache=False, remove_existing=False)
     bringup.after_up(run, outcome, spec, always_configure=True)
     bringup.start_agent(run, outcome)
+    bringup.start_ide(run, outcome)
     return outcome, remote_error_log

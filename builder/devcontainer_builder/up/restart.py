@@ -75,6 +75,7 @@ def restart(run: Run) -> int | None:
         bringup.start_agent(run, outcome)
     except BuildFailed as err:  # no downloader: nothing a restart changes
         return not_restarted(run, err)
+    bringup.start_ide(run, outcome)
     agent = run.state.agent
     run.dirs.update_state(lambda state: _restarted(state, agent, run))
     run.event(Event.CONTAINER_RUNNING, container_id=container.id, restarted=True, duration_seconds=run.seconds())
@@ -88,7 +89,13 @@ def _image(run: Run, container: str) -> str:
 
 
 def _restarted(state: State, agent: AgentInfo | None, run: Run) -> State:
-    return dataclasses.replace(state, agent=agent or state.agent, pid=run.state.pid, build_log=run.dirs.build_log)
+    return dataclasses.replace(
+        state,
+        agent=agent or state.agent,
+        ide=run.state.ide or state.ide,
+        pid=run.state.pid,
+        build_log=run.dirs.build_log,
+    )
 
 
 def not_restarted(run: Run, err: BuildFailed) -> int:

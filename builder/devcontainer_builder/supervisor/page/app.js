@@ -45,6 +45,13 @@ function render(summary) {
   if (suggested) setText("changed-files", (summary.changed_files || []).join(", ") || "(files)");
 }
 
+// the editor inside the devcontainer (docs/ide.md): opened from the workspace's code-server app in Coder
+function editorText(ide) {
+  if (!ide) return "";
+  if (ide.status === "started" || ide.status === "running") return `code-server at ${ide.url} in the devcontainer: open the workspace's code-server app`;
+  return `no editor (${ide.status}): ${ide.error || "see the build log"}`;
+}
+
 function renderDetails(full) {
   const details = $("details");
   details.replaceChildren();
@@ -55,7 +62,8 @@ function renderDetails(full) {
     ["Local changes", repo.modified != null ? `${repo.modified} modified, ${repo.untracked} untracked` : ""],
     ["Container", (state.container_id || "").slice(0, 12)], ["Compose project", state.compose_project],
     ["Config", state.config_path],
-    ["Remote user", state.remote_user], ["Updated", state.updated_at],
+    ["Remote user", state.remote_user], ["Editor", editorText(state.ide)],
+    ["Missing extensions", state.ide && (state.ide.missing || []).join(", ")], ["Updated", state.updated_at],
   ];
   for (const [name, value] of rows) {
     if (!value) continue;

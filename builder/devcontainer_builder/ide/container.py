@@ -1,0 +1,117 @@
+"""What runs inside the container for the editor: fixed scripts given their values as arguments, run
+with `docker exec` as root (the probe, unpacking the tree into the volume) or as the remote user
+(extensions, machine settings, code-server itself)."""
+
+from __future__ import annotations
+
+ROOT = "/opt/devcontainer-builder/ide"  # a named volume of the workspace (additions.py), or a plain folder
+ADDRESS = "127.0.0.1:13337"
+MIN_GLIBC = (2, 34)
+
+# as root: `glibc <version>|none` and `tree <its marker>|missing`; makes the shared extensions folder the
+# remote user's. The marker holds a secret of the builder's (never in an image): a tree an image brought
+# along - a new volume is filled from the image's folder - is not taken for the builder's
+PROBE = r"""
+set -u
+root=$1 key=$2 user=$3
+v=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+echo "glibc ${v:-none}"
+if [ -f "$root/$key/.complete" ] && [ -x "$root/$key/bin/code-server" ]; then
+  echo "tree $(head -c 100 "$root/$key/.complete" | tr -cd '0-9a-f')"
+else
+  echo "tree missing"
+fi
+mkdir -p "$root/extensions" || exit 6
+if [ -n "$user" ] && [ "$user" != root ] && [ "$user" != 0 ]; then chown "$user" "$root/extensions" || exit 6; fi
+chmod 0755 "$root" "$root/extensions"
+"""
+
+# as root: the copied tarball unpacked into ROOT/<key>, made visible only once complete
+UNPACK = r"""
+set -eu
+root=$1 key=$2 tarball=$3 marker=$4
+command -v tar >/dev/null 2>&1 || { echo "the image has no tar to unpack code-server with" >&2; exit 3; }
+rm -rf "$root/$key.partial"
+mkdir -p "$root/$key.partial"
+tar -xzf "$tarball" -C "$root/$key.partial" --strip-components=1 --no-same-owner
+rm -f "$tarball"
+if [ ! -x "$root/$key.partial/bin/code-server" ]; then
+  echo "the tarball has no <folder>/bin/code-server (code-server's release layout)" >&2
+  exit 4
+fi
+echo "$marker" > "$root/$key.partial/.complete"
+chmod 0600 "$root/$key.partial/.complete"
+rm -rf "$root/$key"
+mv "$root/$key.partial" "$root/$key"
+for old in "$root"/????????????????; do [ "$old" = "$root/$key" ] || rm -rf "$old"; done
+"""
+
+# as the remote user: the machine settings (stdin), never the user's own settings.json
+MACHINE_SETTINGS = r"""
+set -eu
+dir="${XDG_DATA_HOME:-$HOME/.local/share}/code-server/Machine"
+mkdir -p "$dir"
+cat > "$dir/settings.json.tmp"
+mv "$dir/settings.json.tmp" "$dir/settings.json"
+echo "$dir/settings.json"
+"""
+
+# as the remote user: start code-server once (a pid file, a start lock and a look at the process make a
+# second start find the first), in a session of its own so that it outlives the exec and the builder;
+# then, when it started it, wait (bounded) until /healthz answers. Prints `started|running|exited <pid> <log>`.
+START = r"""
+set -u
+bin=$1 ext=$2 folder=$3 address=$4 wait=$5
+dir="${HOME:-/tmp}/.cache/devcontainer-builder/code-server"
+mkdir -p "$dir" 2>/dev/null || dir="/tmp/devcontainer-builder-code-server-$(id -u)"
+mkdir -p "$dir" && chmod 0700 "$dir" || { echo "failed - -"; exit 6; }
+log="$dir/code-server.log"
+alive() {
+  [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  tr '\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js'
+}
+lock="$dir/start.lock"
+if ! mkdir "$lock" 2>/dev/null; then
+  holder=$(cat "$lock/pid" 2>/dev/null || true)
+  if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then echo "busy $holder $log"; exit 4; fi
+  rm -rf "$lock"
+  mkdir "$lock" || { echo "busy - $log"; exit 4; }
+fi
+echo $$ > "$lock/pid"
+trap 'rm -rf "$lock"' EXIT
+pid=$(cat "$dir/code-server.pid" 2>/dev/null || true)
+status=running
+if ! alive "$pid"; then
+  [ -d "$folder" ] || folder="${HOME:-/}"
+  : > "$log"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$bin" --auth none --bind-addr "$address" --disable-telemetry --disable-update-check \
+      --extensions-dir "$ext" "$folder" < /dev/null >> "$log" 2>&1 &
+  else
+    nohup "$bin" --auth none --bind-addr "$address" --disable-telemetry --disable-update-check \
+      --extensions-dir "$ext" "$folder" < /dev/null >> "$log" 2>&1 &
+  fi
+  pid=$!
+  echo "$pid" > "$dir/code-server.pid"
+  status=started
+fi
+tree=$(dirname "$(dirname "$bin")")
+node=
+for n in "$tree/lib/node" "$tree/node_modules/code-server/lib/node"; do [ -x "$n" ] && node=$n && break; done
+if [ "$status" = started ] && [ -n "$node" ]; then
+  "$node" -e '
+    const [url, wait] = [process.argv[1], Number(process.argv[2])];
+    const end = Date.now() + wait * 1000;
+    const http = require("http");
+    const once = () => http.get(url, (r) => { r.resume(); if (r.statusCode === 200) process.exit(0); again(); })
+      .on("error", again).setTimeout(2000, function () { this.destroy(); });
+    const again = () => (Date.now() > end ? process.exit(1) : setTimeout(once, 100));
+    once();' "http://$address/healthz" "$wait" && healthy=yes || healthy=no
+  if [ "$healthy" = no ]; then
+    if alive "$pid"; then echo "unhealthy $pid $log"; else echo "exited $pid $log"; fi
+    tail -n 20 "$log" >&2
+    exit 5
+  fi
+fi
+echo "$status $pid $log"
+"""

@@ -1,0 +1,95 @@
+"""The admin's code-server tarball on the builder's side: a local file, or a download from the release
+or the admin's mirror into the state dir, checked against the pinned SHA-256 before anything uses it.
+Nothing from the network is run, piped into a shell or trusted before its digest matches."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+
+import requests
+
+from devcontainer_builder.log import Log
+
+CHUNK = 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024 * 1024  # a code-server release is ~100-250 MiB
+CONNECT_TIMEOUT = 15.0
+READ_TIMEOUT = 60.0
+DOWNLOAD_TIMEOUT = 900.0
+
+
+class SourceError(Exception):
+    """The tarball could not be had or did not match its digest: no editor, a warning."""
+
+
+@dataclass(frozen=True)
+class Tarball:
+    path: str
+    downloaded: bool  # a temporary download, removed once copied
+
+
+def digest(path: str) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def obtain(source: str, sha256: str, folder: str, log: Log) -> Tarball:
+    """The verified tarball: the admin's file itself, or a download into folder."""
+    if source.startswith("/"):
+        try:
+            found = digest(source)
+        except OSError as err:
+            raise SourceError(f"cannot read {source} ({err.strerror})") from None
+        if found != sha256:
+            raise SourceError(f"{source} has the SHA-256 {found}, not {sha256} (DEVCONTAINER_IDE_SHA256)")
+        return Tarball(source, downloaded=False)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"code-server-{sha256[:16]}.tar.gz")
+    partial = path + ".part"
+    log.info(f"code-server: downloading {source}")
+    started = time.monotonic()
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with requests.get(source, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)) as answer:
+            if answer.status_code != 200:
+                raise SourceError(f"{source} answered HTTP {answer.status_code}")
+            with open(partial, "wb") as out:
+                for chunk in answer.iter_content(CHUNK):
+                    size += len(chunk)
+                    if size > MAX_BYTES:
+                        raise SourceError(
+                            f"{source} is larger than {MAX_BYTES // CHUNK} MiB: not a code-server release"
+                        )
+                    if time.monotonic() - started > DOWNLOAD_TIMEOUT:
+                        raise SourceError(f"downloading {source} took longer than {DOWNLOAD_TIMEOUT:.0f} s")
+                    sha.update(chunk)
+                    out.write(chunk)
+    except requests.RequestException as err:
+        _remove(partial)
+        raise SourceError(f"cannot download {source} ({type(err).__name__}: {err})") from None
+    except (SourceError, OSError) as err:
+        _remove(partial)
+        raise SourceError(str(err)) from None
+    if sha.hexdigest() != sha256:
+        _remove(partial)
+        raise SourceError(f"{source} has the SHA-256 {sha.hexdigest()}, not {sha256} (DEVCONTAINER_IDE_SHA256)")
+    os.replace(partial, path)
+    log.info(f"code-server: {size // CHUNK} MiB in {time.monotonic() - started:.1f} s, SHA-256 verified")
+    return Tarball(path, downloaded=True)
+
+
+def release(tarball: Tarball) -> None:
+    if tarball.downloaded:
+        _remove(tarball.path)
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
