@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -851,3 +852,73 @@ def test_serve_without_a_build_shows_none_and_builds_nothing(remote: Remote, mak
     sup = supervise(ws)
     assert sup.status()["status"] == "none"
     assert ws.containers() == [] and not ws.folder.exists()
+
+
+def test_a_flood_of_unfinished_requests_leaves_keepalive_and_the_socket_working(
+    remote: Remote, make_workspace, supervise
+) -> None:
+    """Hundreds of connections that never finish their request, with serve's open files capped low: the
+    door turns the excess away and drops the unfinished, so keep-alive - which once died of EMFILE, leaving
+    a stopped container reading `running` - restarts the container, flood or not."""
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    container = ws.container()
+    sup = supervise(ws)
+    subprocess_run(["prlimit", f"--pid={sup.proc.pid}", "--nofile=400:400"])
+    flood = []
+    try:
+        for _ in range(600):
+            held = socket.create_connection(("127.0.0.1", sup.port), timeout=10)
+            held.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+            flood.append(held)
+        docker("stop", "-t", "1", container)
+        assert sup.proc.poll() is None, "serve rides out the flood"
+    finally:
+        for held in flood:
+            held.close()
+    try:
+        wait_for(lambda: "container_restarted" in ws.event_kinds(), 120, "keep-alive restarting the container")
+    except AssertionError:
+        sup.proc.terminate()
+        out, err = sup.proc.communicate(timeout=30)
+        raise AssertionError(f"{ws.event_kinds()}\n{out[-3000:]}\n{err[-5000:]}") from None
+    sup.wait_build_end()
+    assert docker("inspect", "-f", "{{.State.Running}}", container) == "true"
+    assert sup.request("GET", "/healthz").status == 200
+
+
+def test_serve_on_a_full_disk_serves_on_rather_than_stopping_for_good(
+    remote: Remote, make_workspace, tiny_disk: Path
+) -> None:
+    """serve.json cannot be written: a full disk is not bad input (exit 2 keeps a VM's unit down for good)."""
+    ws = running_ws(remote, make_workspace, {".devcontainer/devcontainer.json": json.dumps({"image": BASE_IMAGE})})
+    state_dir = tiny_disk / "state"
+    subprocess_run(["cp", "-a", str(ws.state_dir), str(state_dir)])
+    subprocess_run(["dd", "if=/dev/zero", f"of={tiny_disk / 'filler'}", "bs=64k"], check=False)
+    port = free_port()
+    proc = ws.start(
+        command="serve", DEVCONTAINER_STATE_DIR=str(state_dir), DEVCONTAINER_SERVE_ADDRESS=f"127.0.0.1:{port}"
+    )
+    try:
+
+        def answers() -> bool:
+            assert proc.poll() is None, f"serve exited: {proc.communicate()}"
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                connection.request("GET", "/healthz")
+                return connection.getresponse().status == 200
+            except OSError:
+                return False
+            finally:
+                connection.close()
+
+        wait_for(answers, 60, "serve answering on a full disk")
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert f"cannot write {state_dir / 'serve.json'} (No space left on device); serving on without it" in stderr
+    assert "Traceback" not in stderr
+
+
+def subprocess_run(argv: list[str], *, check: bool = True) -> None:
+    subprocess.run(argv, capture_output=True, timeout=60, check=check)

@@ -42,6 +42,15 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (an 8-bit CSI is \x9b)
+
+
+def printable(text: str) -> str:
+    """One line for a terminal: every control character (an escape sequence's start among them) replaced,
+    so text a repository controls - a file name, a branch - cannot drive the reader's terminal."""
+    return _TERMINAL_CONTROL.sub("\ufffd", text)
+
+
 def clean(text: str) -> list[str]:
     """Strip ANSI escapes, keep the last frame of \\r progress updates, replace NUL and controls."""
     if text.isprintable() or not _SPECIAL.search(text):  # most build output: one plain line

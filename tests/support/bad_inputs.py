@@ -145,6 +145,20 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     up("serve-address-port", "DEVCONTAINER_SERVE_ADDRESS", DEVCONTAINER_SERVE_ADDRESS="0.0.0.0:99999"),
     on("serve", "serve-address-name", "DEVCONTAINER_SERVE_ADDRESS", DEVCONTAINER_SERVE_ADDRESS="host.example:80"),
     on("rebuild", "serve-address-ipv6", "DEVCONTAINER_SERVE_ADDRESS", DEVCONTAINER_SERVE_ADDRESS="::1:7480"),
+    # `//` is the root to Linux, and its own parent to os.path: a walk up to "/" once never ended
+    up("workspace-double-slash", "DEVCONTAINER_WORKSPACE_FOLDER", DEVCONTAINER_WORKSPACE_FOLDER="//etc"),
+    on("status", "state-dir-double-slash", "DEVCONTAINER_STATE_DIR", DEVCONTAINER_STATE_DIR="//"),
+    # the state dir is the builder's: never a system folder, nor one that holds others'
+    up("state-dir-system", "DEVCONTAINER_STATE_DIR", DEVCONTAINER_STATE_DIR="/etc/dcb-state"),
+    up("state-dir-proc", "DEVCONTAINER_STATE_DIR", DEVCONTAINER_STATE_DIR="/proc/self/cwd/state"),
+    # the key that guards every change over TCP: one letter would be guessed within the rate limit
+    BadInput(
+        "serve-page-key-short", {"DEVCONTAINER_SERVE_PAGE_KEY": "k3yZ9"}, "DEVCONTAINER_SERVE_PAGE_KEY", ("serve",), "k3yZ9"
+    ),
+    # a Host header is a name: a wildcard, a URL or a path would never match, and hide the admin's mistake
+    on("serve", "serve-hosts-wildcard", "DEVCONTAINER_SERVE_HOSTS", DEVCONTAINER_SERVE_HOSTS="*"),
+    on("serve", "serve-hosts-url", "DEVCONTAINER_SERVE_HOSTS", DEVCONTAINER_SERVE_HOSTS="http://dev.example"),
+    on("serve", "serve-hosts-path", "DEVCONTAINER_SERVE_HOSTS", DEVCONTAINER_SERVE_HOSTS="dev.example/path"),
     # the admin's additions and policy
     up("network-container", "DEVCONTAINER_NETWORK", DEVCONTAINER_NETWORK="container:other"),
     up("network-two", "DEVCONTAINER_NETWORK", DEVCONTAINER_NETWORK="host,other"),

@@ -56,6 +56,8 @@ def rehearsed(template: Workdir, services, sandbox: Path, image: str) -> Iterato
         "main-agent-init-script": init_script(coder_url),
         "builder-agent-token": builder_token,
         "builder-agent-init-script": init_script(coder_url),
+        # the template's formula (local.page_key), as the app's URL carries it
+        "status-page-key": hashlib.sha256(f"devcontainer-builder status page:{builder_token}".encode()).hexdigest(),
         "gh-token": git.token,
         "ssh-private-key": "",
     }

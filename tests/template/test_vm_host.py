@@ -126,7 +126,8 @@ def test_the_status_app_points_at_a_privileged_port_with_the_pages_key(work: Wor
     # the Docker and Kubernetes templates' status apps use the very same key
     for template in ("docker", "kubernetes"):
         text = (ROOT / "template" / template / "main.tf").read_text()
-        assert '/k/${sha256("devcontainer-builder status page:${coder_agent.builder.token}")}/"' in text, template
+        assert 'page_key = sha256("devcontainer-builder status page:${coder_agent.builder.token}")' in text, template
+        assert "/k/${local.page_key}/" in text and "DEVCONTAINER_SERVE_PAGE_KEY" in text, "in the app and for serve"
 
 
 @pytest.mark.parametrize(

@@ -255,3 +255,16 @@ def test_persisted_folders_are_kept_once_each_in_order() -> None:
     settings = load(DEVCONTAINER_REPOSITORY="https://example.com/r.git",
                     DEVCONTAINER_PERSIST="~/.vscode-server /opt/state/ ~/.vscode-server")  # fmt: skip
     assert settings.persist == ("~/.vscode-server", "/opt/state")
+
+
+def test_a_state_dir_reached_through_a_link_into_the_workspace_is_refused(tmp_path: Path) -> None:
+    """A link (/workspaces on a data disk, say) must not put the state - checked copies the supervisor's
+    builds trust, its socket - inside the folder the devcontainer gets read-write."""
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "ws")
+    found = problems(
+        DEVCONTAINER_REPOSITORY="https://h/acme/widgets.git",
+        DEVCONTAINER_WORKSPACE_FOLDER=str(tmp_path / "ws"),
+        DEVCONTAINER_STATE_DIR=str(tmp_path / "link" / "state"),
+    )
+    assert any("DEVCONTAINER_STATE_DIR" in p and "inside the workspace folder" in p for p in found), found

@@ -8,6 +8,7 @@ import os
 import threading
 
 from devcontainer_builder.state.record import ErrorInfo, Event, State, StepRecord
+from devcontainer_builder.state.report import collect, render, short
 from devcontainer_builder.state.store import StateDir
 
 
@@ -125,3 +126,25 @@ def test_a_write_that_fails_keeps_the_last_good_state(tmp_path, monkeypatch) -> 
     monkeypatch.setattr("devcontainer_builder.system.files.write_atomic", full_disk)
     assert dirs.write_state(State(status="building")) is False
     assert dirs.read_state().container_id == "good"
+
+
+def test_an_event_nested_deeper_than_the_parser_goes_is_skipped(tmp_path) -> None:
+    dirs = StateDir(str(tmp_path))
+    dirs.ensure()
+    dirs.record_event(Event.BUILD_STARTED)
+    with open(dirs.events_file, "a", encoding="utf-8") as handle:
+        handle.write('{"time": "x", "kind": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    dirs.record_event(Event.BUILD_FAILED)
+    assert [event["kind"] for event in dirs.read_events()] == ["build_started", "build_failed"]
+
+
+def test_status_shows_no_control_character_the_repository_put_in_a_name(tmp_path) -> None:
+    """A changed file named with an escape sequence (a terminal's title, a cleared screen) is shown, defused."""
+    dirs = StateDir(str(tmp_path))
+    dirs.ensure()
+    evil = ".devcontainer/\x1b]2;PWNED\x07\x1b[2Jevil\x9b31m"
+    dirs.write_state(State(status="running", branch="main\x1b[2J", rebuild_suggested=True, changed_files=[evil]))
+    report = collect(dirs)
+    for text in (render(report), short(report)):
+        assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F for c in text), repr(text)
+    assert "PWNED" in render(report) and "evil" in render(report), "the name is still there to read"

@@ -170,9 +170,10 @@ def _roots_only(folder: str, what: str, example: str) -> str:
                 f"{folder}, which holds {what}, must be root's and writable by root only (it is uid "
                 f"{held.st_uid}, mode {stat.S_IMODE(held.st_mode):04o}): use a folder such as {example}"
             )
-        if folder == "/":
+        parent = os.path.dirname(folder)
+        if parent == folder:  # the root, however spelled ("//" is its own parent)
             return ""
-        folder = os.path.dirname(folder)
+        folder = parent
 
 
 def unit_dir_problem(unit_dir: str) -> str:

@@ -501,7 +501,7 @@ class Settings:
         "Host names, besides loopback ones (localhost, 127.0.0.1, ::1), that `serve` answers to without the page's "
         "key, separated by spaces: the names it is reached by when DEVCONTAINER_SERVE_ADDRESS is not loopback. "
         "Any other Host header is refused, so a web page cannot reach the supervisor by DNS rebinding.",
-        types.Words(),
+        types.HostNames(),
         (),
         commands=("serve",),
     )
@@ -530,7 +530,7 @@ class Settings:
         "set it to the value in their status app's URL (derived from the builder agent's token, which the "
         "devcontainer never holds). Without it: derived from DEVCONTAINER_SERVE_AGENT_TOKEN, else random for "
         "this supervisor (serve.json, readable by its owner only, gives the page's URL).",
-        types.Secret(),
+        types.PageKey(),
         "",
         secret=True,
         commands=("serve",),
@@ -667,7 +667,18 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
             "repository too, or unset the command."
         )
     folder, state_dir = settings.workspace_folder, settings.state_dir
-    holds_state = bool(folder) and (state_dir == folder or state_dir.startswith(folder.rstrip("/") + "/"))
+    # as written and where links lead: /workspaces a link to a data disk must not hide the state dir inside
+    holds_state = bool(folder) and any(
+        inner == outer or inner.startswith(outer.rstrip("/") + "/")
+        for inner in dict.fromkeys((state_dir, os.path.realpath(state_dir)))
+        for outer in dict.fromkeys((folder, os.path.realpath(folder)))
+    )
+    state_system = types.state_folder(state_dir) if state_dir else ""
+    if state_system:
+        problems.append(
+            f"DEVCONTAINER_STATE_DIR is {state_dir}, {state_system}: the builder writes its state, logs and locks "
+            "there. Give the workspace a state dir of its own, for example /workspaces/.devcontainer-builder."
+        )
     if holds_state:
         problems.append(
             f"DEVCONTAINER_STATE_DIR ({state_dir}) is inside the workspace folder ({folder}); it would show up in "
@@ -688,7 +699,7 @@ def _derive(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, l
 
 def _parents(path: str) -> list[str]:
     found = []
-    while path and path != "/":
+    while path and os.path.dirname(path) != path:  # up to the root, however spelled ("//" is its own parent)
         path = os.path.dirname(path)
         found.append(path)
     return found

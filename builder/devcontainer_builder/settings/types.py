@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import urllib.parse
@@ -91,6 +92,19 @@ class Secret(Text):
         return text
 
 
+class PageKey(Secret):
+    """The key in the status page's address: long enough not to be guessed, and safe in a URL's path."""
+
+    name = "key"
+    PATTERN = re.compile(r"[A-Za-z0-9_-]{32,128}")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = super().convert(value, param, ctx)
+        if text and not self.PATTERN.fullmatch(text):
+            self.fail("must be 32 to 128 letters, digits, '-' or '_' (the templates give a SHA-256 in hex)", param, ctx)
+        return text
+
+
 class AbsolutePath(click.ParamType[str]):
     name = "path"
 
@@ -100,7 +114,9 @@ class AbsolutePath(click.ParamType[str]):
         text = Text(PATH_MAX).convert(value, param, ctx).strip()
         if not os.path.isabs(text):
             self.fail(f"must be an absolute path, got {text!r}", param, ctx)
-        normal = os.path.normpath(text)
+        # normpath keeps a leading `//` (POSIX leaves its meaning to the system; on Linux it is `/`), and
+        # dirname("//") is "//": every walk up to "/" would loop for ever
+        normal = "/" + os.path.normpath(text).lstrip("/")
         long_parts = [part for part in normal.split("/") if len(part.encode()) > NAME_MAX]
         if long_parts:
             self.fail(f"has a path component longer than {NAME_MAX} bytes ({long_parts[0][:40]}...)", param, ctx)
@@ -131,6 +147,21 @@ def system_folder(path: str, roots: tuple[str, ...] = ()) -> str:
     return ""
 
 
+# where no state dir goes; /var/lib/<name> and /run/<name> are where services keep theirs
+OS_TREES = ("/etc", "/usr", "/proc", "/sys", "/dev", "/boot", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+def state_folder(path: str) -> str:
+    """What makes path (as written, and where its links lead) no place for the builder's state; "" if none."""
+    for where in dict.fromkeys((os.path.normpath(path), os.path.realpath(path))):
+        if where in SYSTEM_ROOTS:
+            return "a folder that holds others'"
+        tree = next((top for top in OS_TREES if where == top or where.startswith(top + "/")), "")
+        if tree:
+            return f"a system folder (under {tree})"
+    return ""
+
+
 def _home_of_another(path: str) -> tuple[str, str] | None:
     import pwd  # noqa: PLC0415 - only a workspace folder is checked against the users
 
@@ -154,9 +185,10 @@ class Folder(AbsolutePath):
             if os.path.lexists(probe) and not os.path.isdir(probe):
                 where = "is" if probe == path else f"lies under {probe}, which is"
                 self.fail(f"{path} {where} a file, not a folder", param, ctx)
-            if probe == "/":
+            parent = os.path.dirname(probe)
+            if parent == probe:  # the root, however spelled
                 return path
-            probe = os.path.dirname(probe)
+            probe = parent
 
 
 class ExistingFile(AbsolutePath):
@@ -254,6 +286,36 @@ class Words(click.ParamType[tuple[str, ...]]):
             if word.startswith("-"):
                 self.fail(f"{word!r} starts with '-': it would be read as a flag", param, ctx)
         return words
+
+
+HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_NAME = re.compile(rf"{HOST_LABEL}(?:\.{HOST_LABEL})*")
+
+
+class HostNames(Words):
+    """Space-separated host names as a Host header carries them: DNS names or IP addresses, nothing else."""
+
+    name = "host names"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        words = super().convert(value, param, ctx)
+        for word in words:
+            if not _is_ip(word) and not (len(word) <= 253 and HOST_NAME.fullmatch(word)):
+                self.fail(
+                    f"{word!r} is not a host name: give DNS names (dev.example.com) or IP addresses, without "
+                    "wildcards, schemes, ports or paths",
+                    param,
+                    ctx,
+                )
+        return words
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class CacheTo(click.ParamType[str]):

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from devcontainer_builder.log import printable
 from devcontainer_builder.state.record import State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import lock
@@ -116,7 +117,8 @@ def render(report: Report) -> str:
             extra = {k: v for k, v in event.items() if k not in ("time", "kind")}
             summary = extra.get("message") or ", ".join(f"{k}={v}" for k, v in list(extra.items())[:3])
             lines.append(f"  {event.get('time', '')}  {event.get('kind', '')}  {summary}")
-    return "\n".join(lines) + "\n"
+    # file names, branches and messages come from the repository: nothing in them reaches the terminal raw
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _seconds_since(stamp: str) -> int | None:
@@ -151,7 +153,7 @@ def short(report: Report) -> str:
         line = f"failed: {state.keepalive_error}" if state.keepalive_error else f"failed: {step or 'unknown'}"
     else:
         line = state.status
-    return line + (", rebuild suggested" if state.rebuild_suggested else "")
+    return printable(line + (", rebuild suggested" if state.rebuild_suggested else ""))
 
 
 def as_json(report: Report) -> str:

@@ -216,8 +216,8 @@ class StateDir:
             position += len(raw)
             try:
                 event = json.loads(raw)
-            except ValueError:
-                continue  # a line cut by a crash or a full disk
+            except (ValueError, RecursionError):
+                continue  # a line cut by a crash or a full disk, or nested deeper than the parser goes
             if isinstance(event, dict):
                 events.append(event)
         return events, f"{info.st_ino}:{position}"

@@ -60,21 +60,22 @@ class KeepAlive:
 
     def run(self) -> None:
         next_agent_check = 0.0
+        troubled = False
         try:
             while not self.stop.is_set():
-                state = self.dirs.read_state()
-                container = state.container_id if state.status in (Status.RUNNING, Status.DEGRADED) else ""
-                if state.keepalive_error and state.status == Status.FAILED:
-                    container = state.container_id  # keep trying, at the slowest pace
-                self._follow(container, state.compose_project if container else "")
-                if container and self.builds.current is None:
-                    running = self._check(state, container)
-                    watched = self.settings.coder_init_script or self.settings.ide != "none"
-                    if running and time.monotonic() >= next_agent_check and watched:
-                        next_agent_check = time.monotonic() + AGENT_CHECK
-                        if self.settings.coder_init_script:
-                            self._check_agent(state, container)
-                        self._check_ide(state, container)
+                try:
+                    next_agent_check = self._round(next_agent_check)
+                    troubled = False
+                except OSError as err:
+                    # out of file descriptors or processes (a flood of connections to serve, a full
+                    # machine): keep-alive must outlive it, or the workspace reads healthy while its
+                    # container is down. Said once per spell, tried again every few seconds.
+                    if not troubled:
+                        self.log.warn(f"keep-alive: {err.strerror or err}; trying again every {BACKOFF[0]:.0f} s")
+                    troubled = True
+                    self._drop_stream()
+                    self.stop.wait(BACKOFF[0])
+                    continue
                 watching = self.settings.coder_init_script or self.settings.ide != "none"
                 timeout = AGENT_CHECK if watching else RECHECK
                 for due in (self._probation[1] if self._probation else 0.0, self._next_attempt):
@@ -84,6 +85,29 @@ class KeepAlive:
                 self.wake.clear()
         finally:
             self._follow("", "")
+
+    def _drop_stream(self) -> None:
+        try:
+            self._follow("", "")
+        except OSError:
+            self._stream, self._stream_for = None, ""
+
+    def _round(self, next_agent_check: float) -> float:
+        """One look at the container (and, when due, its agent and editor); the next agent check's time."""
+        state = self.dirs.read_state()
+        container = state.container_id if state.status in (Status.RUNNING, Status.DEGRADED) else ""
+        if state.keepalive_error and state.status == Status.FAILED:
+            container = state.container_id  # keep trying, at the slowest pace
+        self._follow(container, state.compose_project if container else "")
+        if container and self.builds.current is None:
+            running = self._check(state, container)
+            watched = self.settings.coder_init_script or self.settings.ide != "none"
+            if running and time.monotonic() >= next_agent_check and watched:
+                next_agent_check = time.monotonic() + AGENT_CHECK
+                if self.settings.coder_init_script:
+                    self._check_agent(state, container)
+                self._check_ide(state, container)
+        return next_agent_check
 
     # -- the container ------------------------------------------------------------------------------
     def _follow(self, container: str, project: str) -> None:

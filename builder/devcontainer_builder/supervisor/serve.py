@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -27,6 +28,7 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from devcontainer_builder.engine import detect
 from devcontainer_builder.engine.engine import Engine
@@ -52,6 +54,10 @@ def hostport(host: str, port: int) -> str:
 
 
 BIND_RETRY_MAX = 30.0  # seconds between tries while the TCP address is busy
+# connections at once on each door (log streams included; app.py bounds those further): past them, 503
+TCP_CONNECTIONS = 256
+UNIX_CONNECTIONS = 64
+REQUEST_HEAD_TIMEOUT = 10.0  # seconds a new connection has to send its request's head
 UNIX_PATH_MAX = 100  # sun_path holds 108 bytes; a longer path is reached through /proc/self/fd
 
 
@@ -153,6 +159,15 @@ def serve(
         os.close(serving)
 
 
+def _raise_file_limit() -> None:
+    """The soft limit on open files up to the hard one (systemd's units start at 1,024): room for the
+    bounded connections and everything keep-alive and the builds open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 1 << 20), hard))
+
+
 class ServeConflict(BuilderError):
     """Another `serve` holds the workspace's supervisor lock: exit 1, nothing touched."""
 
@@ -176,6 +191,7 @@ def _serve(
     # serve keeps its own CAP_NET_BIND_SERVICE (to listen again once a busy address is free); the programs it
     # runs - builds, hooks, the builder agent and its terminal - do not get it
     caps.drop_ambient()
+    _raise_file_limit()
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()
@@ -210,7 +226,10 @@ def _serve(
     )
     key = settings.serve_page_key or page_key(settings.serve_agent_token)
     app = create_app(sup)
-    servers = [_server(over_unix(app)), _server(over_tcp(app, key, settings.serve_hosts))]
+    servers = [
+        _server(over_unix(app), UNIX_CONNECTIONS),
+        _server(over_tcp(app, key, settings.serve_hosts), TCP_CONNECTIONS),
+    ]
     threads = [
         threading.Thread(target=suggestions.run, name="suggestions", daemon=True),
         threading.Thread(target=keepalive.run, name="keepalive", daemon=True),
@@ -218,7 +237,7 @@ def _serve(
     if own_agent is not None:
         threads.append(threading.Thread(target=own_agent.run, name="builder-agent", daemon=True))
     base = f"http://{hostport(host, port)}/"
-    with _serve_file(dirs, host, port, version, page=f"{base}k/{key}/"):
+    with _serve_file(dirs, host, port, version, page=f"{base}k/{key}/", log=log):
         dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
         log.info(f"devcontainer-builder serve: status page and API on {base} and {dirs.serve_socket} (workspace "
                  f"{settings.workspace_folder})")  # fmt: skip
@@ -246,17 +265,47 @@ def _serve(
     return 0
 
 
-def _server(app: Any) -> uvicorn.Server:
+class _BoundedH11(H11Protocol):
+    """uvicorn's HTTP/1.1 connection, bounded: past the door's limit a new connection is closed at once, and
+    one whose request has not arrived within REQUEST_HEAD_TIMEOUT is closed - uvicorn waits for a request
+    head forever, so connections that never finish one would run serve out of file descriptors, the ones
+    keep-alive and the builds need included."""
+
+    limit = TCP_CONNECTIONS
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limit:
+            transport.abort()
+            return
+        self.loop.call_later(REQUEST_HEAD_TIMEOUT, self._head_overdue)
+
+    def _head_overdue(self) -> None:
+        cycle: object | None = self.cycle  # uvicorn types it as always set; it is None until a request
+        if cycle is None and not self.transport.is_closing():
+            self.transport.abort()
+
+
+def _bounded(limit: int) -> type[_BoundedH11]:
+    return type("BoundedH11", (_BoundedH11,), {"limit": limit})
+
+
+def _server(app: Any, limit: int) -> uvicorn.Server:
+    """`limit`: connections at once on this door (_BoundedH11)."""
     return _Server(
         uvicorn.Config(
             app,
+            limit_concurrency=limit,
+            # asyncio accepts up to `backlog` waiting connections in one go, before any can be turned away:
+            # uvicorn's 2,048 would open that many files at once
+            backlog=64,
             log_config=None,
             log_level="warning",
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
             loop="asyncio",
-            http="h11",
+            http=_bounded(limit),
             ws="none",
         )
     )
@@ -334,7 +383,7 @@ def _stopping(stop: threading.Event, builds: Builds, log: Log, own_agent: Builde
 
 
 @contextlib.contextmanager
-def _serve_file(dirs: StateDir, host: str, port: int, version: str, page: str) -> Iterator[None]:
+def _serve_file(dirs: StateDir, host: str, port: int, version: str, *, page: str, log: Log) -> Iterator[None]:
     """serve.json, for `devcontainer-builder rebuild` and `status` to find this supervisor; its owner's
     only, as it holds the page's address with its key."""
     data = {"address": hostport(host, port), "url": f"http://{hostport(host, port)}/", "page": page,
@@ -342,7 +391,11 @@ def _serve_file(dirs: StateDir, host: str, port: int, version: str, page: str) -
     try:
         files.write_atomic(dirs.serve_file, json.dumps(data, indent=1) + "\n", mode=0o600, sync=False)
     except OSError as err:
-        raise InputError([f"cannot write {dirs.serve_file} ({err.strerror})."]) from None
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError([f"cannot write {dirs.serve_file} ({err.strerror})."]) from None
+        # a full disk is not bad input (docs/state.md): exit 2 would keep a VM's unit down for good.
+        # serve runs on; `rebuild` and `status` then find it by its socket, which needs no space
+        log.warn(f"cannot write {dirs.serve_file} ({err.strerror}); serving on without it")
     try:
         yield
     finally:
