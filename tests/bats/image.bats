@@ -90,10 +90,10 @@ sys.stdout.write(urllib.request.urlopen(request, timeout=5).read().decode())' "$
 
 @test "flags win over the environment in passed-through commands" {
   run builder -e DEVCONTAINER_BUILD_TIMEOUT=soon "$IMAGE" up --repository https://example.invalid/a.git --build-timeout 10 \
-    --state-dir /proc/not-writable
+    --state-dir /srv/not-writable
   [ "$status" -eq 2 ]
   [[ "$output" != *"DEVCONTAINER_BUILD_TIMEOUT"* ]]
-  [[ "$output" == *"state dir /proc/not-writable cannot be written"* ]]
+  [[ "$output" == *"state dir /srv/not-writable cannot be written"* ]]
 }
 
 @test "status with no build yet: exit 1 and says so" {
