@@ -153,7 +153,11 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     up("state-dir-proc", "DEVCONTAINER_STATE_DIR", DEVCONTAINER_STATE_DIR="/proc/self/cwd/state"),
     # the key that guards every change over TCP: one letter would be guessed within the rate limit
     BadInput(
-        "serve-page-key-short", {"DEVCONTAINER_SERVE_PAGE_KEY": "k3yZ9"}, "DEVCONTAINER_SERVE_PAGE_KEY", ("serve",), "k3yZ9"
+        "serve-page-key-short",
+        {"DEVCONTAINER_SERVE_PAGE_KEY": "k3yZ9"},
+        "DEVCONTAINER_SERVE_PAGE_KEY",
+        ("serve",),
+        "k3yZ9",
     ),
     # a Host header is a name: a wildcard, a URL or a path would never match, and hide the admin's mistake
     on("serve", "serve-hosts-wildcard", "DEVCONTAINER_SERVE_HOSTS", DEVCONTAINER_SERVE_HOSTS="*"),

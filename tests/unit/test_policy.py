@@ -125,8 +125,11 @@ def test_bind_mounts_inside_the_workspace_and_the_workspaces_own_volumes_are_all
      ["-v", "host-etc:/host-etc"],
      ["--volume=other-9999abcd_pgdata:/data"],  # another workspace's compose volume
      ["--mount", "src=other-9999abcd-vscode-server-1a2b3c,dst=/x"],  # another workspace's persisted folder
-     ["-v", f"{OWNER}x_data:/x"]],  # a name that only starts like the workspace's
-    ids=["mount", "v", "other-compose", "other-persisted", "lookalike"],
+     ["-v", f"{OWNER}x_data:/x"],  # a name that only starts like the workspace's
+     # the workspace of a folder named after this one's project: its compose and persisted volumes
+     ["-v", f"{OWNER}-db-100471e3_pgdata:/stolen"],
+     ["-v", f"{OWNER}-db-100471e3-home-coder-1a2b3c:/stolen"]],
+    ids=["mount", "v", "other-compose", "other-persisted", "lookalike", "named-after-compose", "named-after-persisted"],
 )  # fmt: skip
 def test_a_named_volume_that_is_not_the_workspaces_own_is_refused_naming_it(rules: Policy, args: list[str]) -> None:
     (problem,) = policy.check_run(rules, the_clis_run(rules, *args))

@@ -238,7 +238,26 @@ def own_volume(policy: Policy, name: str) -> bool:
     (up/additions.py). Any other name is a volume of the engine that may be another workspace's data, or one
     made with bind options (`type=none,o=bind,device=/etc`) that mounts a host folder."""
     owner = policy.owner or policy.project
-    return bool(owner) and name.startswith((f"{owner}_", f"{owner}-"))
+    if not owner:
+        return False
+    if name.startswith(f"{owner}_"):
+        return True
+    if not name.startswith(f"{owner}-"):
+        return False
+    # only the persisted form, <slug>-<6 hex>: a project name is <folder>-<8 hex>, so a workspace whose folder
+    # is named after this one's project (app-b0016171-db) would otherwise hand over its volumes
+    # (app-b0016171-db-100471e3_pgdata); a slug with an 8-hex segment is taken for such a project
+    segments = name[len(owner) + 1 :].split("-")
+    return (
+        len(segments) >= 2
+        and _hex(segments[-1], 6)
+        and "_" not in segments[-1]
+        and not any(_hex(segment, 8) for segment in segments[:-1])
+    )
+
+
+def _hex(text: str, length: int) -> bool:
+    return len(text) == length and all(c in "0123456789abcdef" for c in text)
 
 
 def volume_problem(refusals: Refusals, option: str, name: str) -> None:
