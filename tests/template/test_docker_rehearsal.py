@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.needs_root, pytest.mark.usefixture
 PLANNED_BUILDER = "ghcr.io/devcontainer-builder/devcontainer-builder:0.1.0"
 PLANNED_ENGINE = "docker.io/library/docker:28.2.2-dind"  # the default; the stand-in DinD image runs instead
 SECRETS = ("CODER_AGENT_TOKEN", "CODER_INIT_SCRIPT", "GH_TOKEN", "DEVCONTAINER_SSH_PRIVATE_KEY",
-           "DEVCONTAINER_REBUILD_ID")  # fmt: skip  # the last: a digest of a token, known after apply
+           "DEVCONTAINER_REBUILD_ID", "DEVCONTAINER_SERVE_PAGE_KEY")  # fmt: skip  # the last two: digests of tokens
 LABEL = "label=devcontainer-builder.workspace=/workspaces/widgets"
 
 
@@ -64,8 +64,9 @@ def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tup
     variables = variables_for(git)
     builder_token = coder.add_agent()
     coder.terminal = True  # the agents run what a test types in their terminals
+    page_key = hashlib.sha256(f"devcontainer-builder status page:{builder_token}".encode()).hexdigest()
     secrets = {"CODER_AGENT_TOKEN": coder.token, "CODER_INIT_SCRIPT": init_script(coder_url), "GH_TOKEN": git.token,
-               "DEVCONTAINER_REBUILD_ID": "build-1"}  # fmt: skip
+               "DEVCONTAINER_REBUILD_ID": "build-1", "DEVCONTAINER_SERVE_PAGE_KEY": page_key}  # fmt: skip
     plan = template.plan(variables, parameters, **workspace)
     # the terminal's: its agent's own token and init script where the builder's have theirs
     terminal_secrets = {"CODER_AGENT_TOKEN": builder_token, "CODER_INIT_SCRIPT": init_script(coder_url)}
