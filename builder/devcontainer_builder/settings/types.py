@@ -361,29 +361,6 @@ class Level(click.Choice[str]):
         return str(super().convert("warn" if text == "warning" else text, param, ctx))
 
 
-class AgentUrl(click.ParamType[str]):
-    """Coder's access URL: http(s), a host, no user name or password (it would be printed), bounded."""
-
-    name = "url"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        text = str(value).strip().rstrip("/")
-        if len(text) > URL_MAX:
-            self.fail(f"is {len(text)} characters long; at most {URL_MAX} are accepted", param, ctx)
-        if any(c.isspace() or ord(c) < 32 for c in text):
-            self.fail("must be a URL without spaces or control characters", param, ctx)
-        parts = urllib.parse.urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.startswith("-"):
-            self.fail("must be an http(s) URL such as https://coder.example.com", param, ctx)
-        if parts.username or parts.password:
-            self.fail("must not carry a user name or password (the agent authenticates with its token)", param, ctx)
-        try:
-            _ = parts.port
-        except ValueError:
-            self.fail("has an invalid port", param, ctx)
-        return text
-
-
 class Uuid(click.ParamType[str]):
     name = "uuid"
 
@@ -539,8 +516,9 @@ class WebUrl(click.ParamType[str]):
 
     name = "url"
 
-    def __init__(self, example: str) -> None:
+    def __init__(self, example: str, no_credentials: str = "it would be shown in logs") -> None:
         self.example = example
+        self.no_credentials = no_credentials  # why a user name or password is refused
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value).strip()
@@ -552,12 +530,22 @@ class WebUrl(click.ParamType[str]):
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.hostname.startswith("-"):
             self.fail(f"must be an http(s) URL such as {self.example}", param, ctx)
         if parts.username or parts.password:
-            self.fail("must not carry a user name or password (it would be shown in logs)", param, ctx)
+            self.fail(f"must not carry a user name or password ({self.no_credentials})", param, ctx)
         try:
             _ = parts.port
         except ValueError:
             self.fail("has an invalid port", param, ctx)
         return text
+
+
+class AgentUrl(WebUrl):
+    """Coder's access URL: a WebUrl, without its trailing slash."""
+
+    def __init__(self) -> None:
+        super().__init__("https://coder.example.com", "the agent authenticates with its token")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return super().convert(str(value).strip().rstrip("/"), param, ctx)
 
 
 class UrlOrFile(click.ParamType[str]):
