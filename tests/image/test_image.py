@@ -107,10 +107,10 @@ def test_tini_becomes_pid_one_with_an_environment_free_of_secrets(image: str) ->
     """The entrypoint starts as PID 1, hands the secrets over on a pipe and executes tini without them:
     PID 1's environment - readable by any process of the same user - holds no secret."""
     secret = f"ghp_{uuid.uuid4().hex}"
-    # a builder that stays up: files without git to use as they are, and an engine it waits for
+    # a builder that stays up: files without git (its own home's) to use as they are, and an engine it waits for
     container = subprocess.run(
         ["docker", "run", "-d", "-e", f"GH_TOKEN={secret}", "-e", "DEVCONTAINER_REPOSITORY=/nonexistent",
-         "-e", "DEVCONTAINER_WORKSPACE_FOLDER=/usr/local/share/devcontainer-builder",
+         "-e", "DEVCONTAINER_WORKSPACE_FOLDER=/home/builder", "-e", "DEVCONTAINER_USE_EXISTING_FOLDER=true",
          "-e", "DOCKER_HOST=unix:///nonexistent.sock", "-e", "DEVCONTAINER_ENGINE_TIMEOUT=600", image],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout.strip()  # fmt: skip
@@ -120,7 +120,12 @@ def test_tini_becomes_pid_one_with_an_environment_free_of_secrets(image: str) ->
             return subprocess.run(["docker", "exec", container, "cat", "/proc/1/cmdline"], capture_output=True,
                                   text=True, timeout=60, check=False).stdout  # fmt: skip
 
-        wait_for(lambda: pid_one().startswith("/usr/bin/tini"), 60, "tini as PID 1")
+        try:
+            wait_for(lambda: pid_one().startswith("/usr/bin/tini"), 60, "tini as PID 1")
+        except AssertionError as error:
+            logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, timeout=60,
+                                  check=False)  # fmt: skip
+            raise AssertionError(f"{error}; the builder printed:\n{logs.stdout}{logs.stderr}") from None
         # `docker exec` gives the process it starts the container's configured environment (an admin's
         # tool: kubectl exec does the same); env -i makes the probe itself clean, so what it finds is
         # what tini, the builder and their children hold
