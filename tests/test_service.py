@@ -10,6 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from devcontainer_builder.host.systemd import TIMINGS
+from devcontainer_builder.settings.options import load_only
+from devcontainer_builder.up import limits
 from support.builder import BUILDER, base_env
 
 pytestmark = [pytest.mark.needs_root]  # the env file must be root's; the unit names another user
@@ -176,3 +179,23 @@ def test_a_name_given_with_its_service_suffix_names_the_unit_once(sandbox: Path)
                    "--unit-dir", str(folder))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert [path.name for path in folder.iterdir()] == ["ws-app.service"]
+
+
+def test_the_start_limit_follows_the_env_files_timeouts_and_a_bad_one_is_refused(sandbox: Path) -> None:
+    """TimeoutStartSec=3600 could kill an `up` the builder allowed: its lock wait alone was 5,520 s."""
+    folder = units(sandbox)
+    env = env_file(sandbox)
+    env.write_text(env.read_text() + 'DEVCONTAINER_BUILD_TIMEOUT="7200"\n')
+    done = install("--user", USER, "--env-file", str(env), "--unit-dir", str(folder))
+    assert done.returncode == 0, done.stderr
+    unit = folder / "devcontainer-builder.service"
+    timings = load_only(TIMINGS, {"DEVCONTAINER_BUILD_TIMEOUT": "7200"})
+    assert f"TimeoutStartSec={limits.start_limit(timings)}" in unit.read_text().splitlines()
+    assert limits.start_limit(timings) >= limits.lock_timeout(timings) + 2 * 7200
+    checked = verify(unit)
+    assert (checked.returncode, checked.stderr) == (0, ""), checked.stderr
+
+    env.write_text(env.read_text() + "DEVCONTAINER_GIT_RETRIES=many\n")
+    refused = install("--user", USER, "--env-file", str(env), "--unit-dir", str(folder))
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 2 and f"in {env}: DEVCONTAINER_GIT_RETRIES 'many'" in message, refused.stderr

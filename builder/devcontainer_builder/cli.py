@@ -341,7 +341,12 @@ def _container_now(settings: opts.Settings, state: State) -> str | None:
 )
 @click.option("--name", default=DEFAULT_SERVICE, show_default=True, help="The unit's name, without .service.")
 @click.option("--unit-dir", default=DEFAULT_UNIT_DIR, show_default=True, metavar="DIR", help="Where to write the unit.")
-@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it (the env file unread).")
+@click.option(
+    "--print",
+    "print_only",
+    is_flag=True,
+    help="Print the unit instead of writing it (the env file unread: the start limit at the default timeouts).",
+)
 @click.option(
     "--enable",
     is_flag=True,

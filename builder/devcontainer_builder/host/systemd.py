@@ -13,6 +13,9 @@ runs it). Why each line is there:
   terminal must survive a supervisor restart.
 - `XDG_RUNTIME_DIR`: rootless Podman's runtime dir, which lingering (`loginctl enable-linger`) keeps.
 - No `NoNewPrivileges=`: rootless Podman maps its user namespace with the setuid `newuidmap`.
+- `TimeoutStartSec=`: the longest the boot's `up` may take at the env file's settings - waiting for another
+  `up`'s workspace lock, then a run of its own (up/limits.py) - so systemd never kills an `up` the
+  builder's own limits allow.
 - `AmbientCapabilities=CAP_NET_BIND_SERVICE`: `serve` listens on a port below 1024 (the VM module's
   127.0.0.1:748), which a devcontainer on the VM's network cannot take before it or in its place - its
   capabilities count in its own user namespace only. `up` drops it at once; `serve` keeps it for
@@ -21,21 +24,27 @@ runs it). Why each line is there:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pwd
 import re
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from devcontainer_builder.errors import InputError
+from devcontainer_builder.host import envfile
+from devcontainer_builder.settings.options import OPTIONS, Settings, load_only
 from devcontainer_builder.system import files
+from devcontainer_builder.up import limits
 
 DEFAULT_NAME = "devcontainer-builder"
 DEFAULT_ENV_FILE = "/etc/devcontainer-builder/workspace.env"
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-START_TIMEOUT = 3600  # the boot's `up`: a cold build, a slow clone (DEVCONTAINER_BUILD_TIMEOUT is 1800 s)
+# the settings the boot's `up` is bounded by (up/limits.py), read from the env file
+TIMINGS = ("build_timeout", "engine_timeout", "git_timeout", "git_retries")
+ENV_FILE_MAX = 1 << 20  # settings, secrets and two init scripts: kilobytes
 # what a unit may hold unquoted: no whitespace, no systemd specifier (%), no variable ($), no newline
 PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
@@ -51,6 +60,7 @@ class Service:
     env_file: str
     builder: str  # the devcontainer-builder executable
     path: str  # PATH for the service: the builder's and the devcontainer CLI's folders first
+    timings: Settings = field(default_factory=Settings)  # the env file's timeouts, the rest at their defaults
 
     @property
     def unit_name(self) -> str:
@@ -58,7 +68,11 @@ class Service:
 
 
 def unit_text(service: Service) -> str:
+    timings = service.timings
+    given = " ".join(f"{option.env}={getattr(timings, option.name)}" for option in OPTIONS if option.name in TIMINGS)
+    wait, run = limits.lock_timeout(timings), limits.run_limit(timings)
     return f"""# Written by `devcontainer-builder install-service`: see docs/vm-host.md.
+# TimeoutStartSec: the lock's wait ({wait} s) and a run of `up` ({run} s) at {given}
 [Unit]
 Description=devcontainer-builder: {service.user}'s workspace (up at boot, then serve)
 Wants=network-online.target
@@ -80,7 +94,7 @@ ExecStart={service.builder} serve
 Restart=on-failure
 RestartSec=5s
 RestartPreventExitStatus=2
-TimeoutStartSec={START_TIMEOUT}
+TimeoutStartSec={limits.start_limit(timings)}
 TimeoutStopSec=90
 KillMode=process
 AmbientCapabilities=CAP_NET_BIND_SERVICE
@@ -176,6 +190,22 @@ def _roots_only(folder: str, what: str, example: str) -> str:
         folder = parent
 
 
+def env_timings(path: str) -> Settings:
+    """The timeouts the service's `up` will run with: the env file's, read as systemd reads it, the rest
+    at their defaults. A value the builder would refuse is refused here, naming the file."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(ENV_FILE_MAX + 1)
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError([f"{path} cannot be read as text ({getattr(err, 'strerror', None) or err})"]) from None
+    if len(text) > ENV_FILE_MAX:
+        raise InputError([f"{path} is larger than {ENV_FILE_MAX} bytes: it holds settings, not data"])
+    try:
+        return load_only(TIMINGS, envfile.parse(text))
+    except InputError as err:
+        raise InputError([f"in {path}: {problem}" for problem in err.problems]) from None
+
+
 def unit_dir_problem(unit_dir: str) -> str:
     """Why the unit cannot go into unit_dir, or "". systemd runs what a unit there says as root: the folder
     must exist (a typo would write a unit systemd never reads) and no one but root may add or change one."""
@@ -195,10 +225,11 @@ def unit_dir_problem(unit_dir: str) -> str:
 
 
 def install(service: Service, unit_dir: str) -> str:
-    """Write the unit (0644, atomically); returns its path."""
+    """Write the unit (0644, atomically), its start limit from the env file's timeouts; returns its path."""
     problems = [problem for problem in (unit_dir_problem(unit_dir), env_file_problem(service.env_file)) if problem]
     if problems:
         raise InputError(problems)
+    service = dataclasses.replace(service, timings=env_timings(service.env_file))
     path = os.path.join(unit_dir, service.unit_name)
     files.write_atomic(path, unit_text(service), mode=0o644)
     return path

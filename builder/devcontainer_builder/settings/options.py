@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ OPEN_VSX = "https://open-vsx.org/vscode/gallery"
 
 @dataclass(frozen=True)
 class Option:
-    """One setting as the CLI, the `options` command and the README show it."""
+    """One setting as the CLI, the `options` command and docs/configuration.md show it."""
 
     name: str
     env: str
@@ -570,6 +570,21 @@ def _convert(option: Option, raw: str, source: str, problems: list[str]) -> Any:
     except click.BadParameter as err:
         problems.append(f"{source} {err.message.rstrip('.')}.")
         return option.default
+
+
+def load_only(names: Collection[str], environ: Mapping[str, str]) -> Settings:
+    """These settings from environ, the rest at their defaults, each converted by its type; every problem
+    at once (InputError). For a command that needs a few of another command's settings (install-service:
+    the timeouts the service's `up` will run with)."""
+    problems: list[str] = []
+    values = {
+        option.name: _convert(option, environ[option.env], option.env, problems)
+        for option in OPTIONS
+        if option.name in names and environ.get(option.env, "") != ""
+    }
+    if problems:
+        raise InputError(problems)
+    return Settings(**values)
 
 
 def load(command: str, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:

@@ -28,7 +28,7 @@ from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import KEEPALIVE, additions, bringup, initialize, recovery, restart
+from devcontainer_builder.up import KEEPALIVE, additions, bringup, initialize, limits, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
@@ -87,11 +87,6 @@ def open_state_dir(settings: Settings, log: Log) -> StateDir:
     return dirs
 
 
-def lock_timeout(settings: Settings) -> float:
-    """Longer than any one build can take: the holder is stuck, not slow, past this."""
-    return float(settings.build_timeout + settings.git_timeout * (settings.git_retries + 3) + 120)
-
-
 def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
     """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
     choice = detect.choose_for(settings.docker_path, environ, dirs.read_state())
@@ -129,7 +124,7 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
     dirs = open_state_dir(settings, log)
     settings, choice = choose_engine(settings, environ, dirs)
     cli = preflight(settings, environ)
-    timeout = lock_timeout(settings)
+    timeout = limits.lock_timeout(settings)
     with workspace_lock(
         dirs.lock_file,
         timeout,
