@@ -48,7 +48,7 @@ variable "builder_image" {
 variable "engine_image" {
   type        = string
   default     = "docker.io/library/docker:28.2.2-dind"
-  description = "The Docker engine image of each workspace's engine container (Docker >= 24), pinned by version or digest."
+  description = "The Docker engine image of each workspace's engine (Docker >= 24, for the containerd image store), pinned by version or digest."
   validation {
     condition     = can(regex("(:[0-9][^:/@]*|@sha256:[0-9a-f]{64})$", var.engine_image))
     error_message = "Pin the engine image by a version tag (docker:28.2.2-dind) or a digest."
@@ -114,12 +114,12 @@ variable "external_auth_id" {
 variable "allowed_privileges" {
   type        = string
   default     = ""
-  description = "What a repository's devcontainer.json may ask for beyond the default (DEVCONTAINER_ALLOWED_PRIVILEGES)."
+  description = "What a repository's devcontainer.json may ask for beyond the default (DEVCONTAINER_ALLOWED_PRIVILEGES), e.g. \"initialize-command\"."
 }
 
 variable "build_timeout" {
   type        = number
-  default     = 3600
+  default     = 1800
   description = "Seconds one devcontainer build may take (DEVCONTAINER_BUILD_TIMEOUT); the main agent waits that long plus 10 minutes."
   validation {
     condition     = var.build_timeout >= 60 && var.build_timeout <= 86400
@@ -269,11 +269,13 @@ locals {
   # the host the repository URL names (https://[user@]host/..., ssh://[user@]host[:port]/..., user@host:path)
   repo_host = try(lower(regex("^(?:[a-z]+://)?(?:[^@/]*@)?([^/:]+)", data.coder_parameter.repository.value)[0]), "")
   # the git token only for the host it is for
-  use_token  = var.external_auth_id != "" && (var.external_auth_host == "" || local.repo_host == lower(var.external_auth_host))
-  name       = "coder-${data.coder_workspace.me.id}"
-  repo_name  = trimsuffix(basename(data.coder_parameter.repository.value), ".git")
-  socket_dir = "/run/engine"
-  socket_gid = 2375 # dockerd --group: the builder reaches the engine as this group, not root
+  use_token   = var.external_auth_id != "" && (var.external_auth_host == "" || local.repo_host == lower(var.external_auth_host))
+  name        = "coder-${data.coder_workspace.me.id}"
+  repo_name   = trimsuffix(basename(data.coder_parameter.repository.value), ".git")
+  socket_dir  = "/run/engine"
+  socket_gid  = 2375 # dockerd --group: the builder reaches the engine as this group, not root
+  builder_uid = 1000 # the image's `builder` user
+  serve_port  = 7480
   labels = {
     "coder.owner"          = data.coder_workspace_owner.me.name
     "coder.owner_id"       = data.coder_workspace_owner.me.id
@@ -294,6 +296,8 @@ locals {
       DEVCONTAINER_FALLBACK_IMAGE     = var.fallback_image
       DEVCONTAINER_BUILD_TIMEOUT      = tostring(var.build_timeout)
       DEVCONTAINER_ENGINE_TIMEOUT     = "300"
+      DEVCONTAINER_WORKSPACE_UID      = tostring(local.builder_uid)
+      DEVCONTAINER_WORKSPACE_GID      = tostring(local.builder_uid)
       DEVCONTAINER_ALLOWED_PRIVILEGES = var.allowed_privileges
       DEVCONTAINER_REBUILD            = tostring(data.coder_parameter.rebuild.value)
       DEVCONTAINER_REBUILD_FULL       = tostring(data.coder_parameter.rebuild_full.value)
@@ -405,12 +409,12 @@ resource "coder_app" "status" {
   slug         = "devcontainer"
   display_name = "Devcontainer status"
   icon         = "/icon/docker.png"
-  url          = "http://127.0.0.1:7480/k/${local.page_key}/"
+  url          = "http://127.0.0.1:${local.serve_port}/k/${local.page_key}/"
   share        = "owner"
   subdomain    = false
   order        = 1
   healthcheck {
-    url       = "http://127.0.0.1:7480/healthz"
+    url       = "http://127.0.0.1:${local.serve_port}/healthz"
     interval  = 5
     threshold = 6
   }
@@ -599,8 +603,8 @@ resource "docker_container" "builder" {
   read_only = true
   tmpfs = {
     # exec: Coder's agent init script runs the agent binary it downloads into a temporary folder
-    "/tmp"          = "exec,uid=1000,gid=1000"
-    "/home/builder" = "uid=1000,gid=1000"
+    "/tmp"          = "exec,uid=${local.builder_uid},gid=${local.builder_uid}"
+    "/home/builder" = "uid=${local.builder_uid},gid=${local.builder_uid}"
   }
   security_opts = ["no-new-privileges"]
   capabilities {
@@ -651,8 +655,8 @@ resource "docker_container" "terminal" {
   group_add    = var.owner_engine_access ? [tostring(local.socket_gid)] : []
   read_only    = true
   tmpfs = {
-    "/tmp"          = "exec,uid=1000,gid=1000" # the agent downloads itself here
-    "/home/builder" = "uid=1000,gid=1000"
+    "/tmp"          = "exec,uid=${local.builder_uid},gid=${local.builder_uid}" # the agent downloads itself here
+    "/home/builder" = "uid=${local.builder_uid},gid=${local.builder_uid}"
   }
   security_opts = ["no-new-privileges"]
   capabilities {

@@ -58,7 +58,7 @@ variable "builder_image" {
 variable "engine_image" {
   type        = string
   default     = "docker.io/library/docker:28.2.2-dind"
-  description = "The Docker engine image of the sidecar (Docker >= 24, for the containerd image store), pinned by version or digest."
+  description = "The Docker engine image of each workspace's engine (Docker >= 24, for the containerd image store), pinned by version or digest."
   validation {
     condition     = can(regex("(:[0-9][^:/@]*|@sha256:[0-9a-f]{64})$", var.engine_image))
     error_message = "Pin the engine image by a version tag (docker:28.2.2-dind) or a digest."
@@ -154,7 +154,7 @@ variable "allowed_privileges" {
 
 variable "build_timeout" {
   type        = number
-  default     = 3600
+  default     = 1800
   description = "Seconds one devcontainer build may take (DEVCONTAINER_BUILD_TIMEOUT); the main agent waits that long plus 10 minutes."
   validation {
     condition     = var.build_timeout >= 60 && var.build_timeout <= 86400

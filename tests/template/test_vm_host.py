@@ -25,9 +25,11 @@ from typing import Any
 
 import pytest
 import yaml
+from devcontainer_builder.host import envfile
 from support import images
 from support.builder import ROOT, docker
 from support.coder import init_script
+from support.defaults import not_the_tables
 from support.rehearsal import PRIVILEGED
 from support.repos import Remote
 from support.services import wait_for
@@ -102,12 +104,37 @@ def test_the_user_data_keeps_secrets_in_a_root_only_file_and_quotes_every_value(
     read = subprocess.run(["bash", "-c", 'set -a; . /dev/stdin; set +a; printf "%s" "$CODER_INIT_SCRIPT"'],
                           input=env["content"], capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
     assert read.stdout == script
+    # and through systemd's own rules, as install-service reads it for the unit's start limit
+    parsed = envfile.parse(env["content"])
+    assert parsed["CODER_INIT_SCRIPT"] == script and parsed["GH_TOKEN"] == "ghp_x"
+    assert parsed["DEVCONTAINER_REPOSITORY"] == "https://github.com/acme/app.git"
     # and the script's values are single-quoted for sh, a quote inside included
     assert "package='https://pkgs.example.com/it'\\''s.whl'" in rendered["first_boot_script"]
     assert "user='dev'" in rendered["first_boot_script"]
     checked = subprocess.run(["shellcheck", "-s", "bash", "-"], input=rendered["first_boot_script"],
                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert checked.returncode == 0, checked.stdout
+
+
+# settings the module's env file gives, at its defaults, a value other than the options table's -> why
+DEFAULT_DIFFERENCES = {
+    "DEVCONTAINER_FALLBACK_IMAGE": "Podman guesses no registry for a short name: docker.io/ in front",
+    "DEVCONTAINER_DOCKER_PATH": "the VM's engine is the user's rootless Podman, named rather than detected",
+    "DEVCONTAINER_SERVE_ADDRESS": "a port below 1024, which no rootless devcontainer on the VM's network can take",
+    "DEVCONTAINER_NETWORK": "host: the devcontainer's ports are the VM's",
+    "DEVCONTAINER_PERSIST": "the editors' servers (~/.vscode-server, code-server's) survive a rebuild, not downloaded again",
+}
+
+
+def test_at_its_defaults_the_module_gives_the_builder_the_tables_defaults_or_a_named_difference(
+    work: Workdir,
+) -> None:
+    repository = "https://github.com/acme/widgets.git"
+    rendered = render(work, {"agent_token": "t", "agent_init_script": "s", "agent_url": "https://coder.example.com",
+                             "repository": repository, "builder_package": "devcontainer-builder==0.1.0"})  # fmt: skip
+    env = envfile.parse(rendered["env_file"])
+    assert env["DEVCONTAINER_REPOSITORY"] == repository
+    assert set(not_the_tables(env, repository)) == set(DEFAULT_DIFFERENCES)
 
 
 def page_key(token: str) -> str:
