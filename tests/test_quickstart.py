@@ -1,4 +1,4 @@
-"""The README's quick start, followed as an ordinary user on a machine without /workspaces: install the
+"""The quick start (docs/overview.md), followed as an ordinary user on a machine without /workspaces: install the
 package into a virtualenv of one's own, run `up` on a real repository, read `status`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The builder installed the way the README's quick start installs it, by an ordinary user into folders
+"""The builder installed the way the quick start (docs/overview.md) installs it, by an ordinary user into folders
 of their own: `pip install ./builder` into a virtualenv of Debian's Python, and the pinned devcontainer
 CLI beside it. (The repository's own .venv may use a Python the user cannot read.)"""
 

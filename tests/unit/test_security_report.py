@@ -1,4 +1,5 @@
-"""docs/security.md and the README report what the tests try: the counts there are checked, not typed in."""
+"""docs/security.md and the README report what the tests try: the counts there are checked, not typed in
+(the counts of collected cases in tests/test_security_counts.py, which collecting makes slower than this tier)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from pathlib import Path
 
 from support.bad_inputs import BAD_INPUTS
+from support.rehearsal import ENGINE_PROBES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,3 +34,12 @@ def test_the_report_says_no_secret_was_found_and_no_user_byte_lost() -> None:
 def test_every_case_names_what_it_refuses_and_is_told_apart() -> None:
     assert len({case.id for case in BAD_INPUTS}) == len(BAD_INPUTS)
     assert all(case.named for case in BAD_INPUTS)
+
+
+def test_the_terminals_probe_count_is_the_rehearsals() -> None:
+    """Every probe of ENGINE_PROBES runs from the builder agent's terminal in each template's rehearsal."""
+    rehearsals = [path for path in (ROOT / "tests" / "template").glob("test_*rehearsal.py")
+                  if "assert_no_engine_in_reach(" in path.read_text()]  # fmt: skip
+    assert len(rehearsals) == 2, rehearsals
+    probes = len(ENGINE_PROBES) * len(rehearsals)
+    assert row("docs/security.md", "| the owner's terminal").rstrip(" |").rsplit(" | ", 1)[1].startswith(f"{probes}, ")
