@@ -173,7 +173,8 @@ def test_the_builder_agent_shows_the_devcontainer_and_its_page(plan: dict[str, A
     assert app["subdomain"] is False, "relative URLs: it works behind the path-based app proxy"
     main = planned(plan, "coder_agent.main")
     assert main["env"]["CODER_AGENT_DEVCONTAINERS_ENABLE"] == "false"
-    assert main["connection_timeout"] >= 3600, "it waits out the longest build"
+    build_timeout = plan["configuration"]["root_module"]["variables"]["build_timeout"]["default"]
+    assert main["connection_timeout"] >= build_timeout + 600, "it waits out the longest build, and the clone before"
 
 
 def test_the_owners_terminal_has_no_engine_and_reads_the_state_unless_the_admin_gives_it_the_engine(
