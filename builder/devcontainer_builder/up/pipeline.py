@@ -16,9 +16,10 @@ import tempfile
 import traceback
 from collections.abc import Mapping
 
-from devcontainer_builder.engine import compose, containers, decide, detect, guard
+from devcontainer_builder.devcontainer_cli import guard
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine import compose, containers, decide, detect
 from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE, Spec
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import LABEL_LOCAL_FOLDER, Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.log import Log

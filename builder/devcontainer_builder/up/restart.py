@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from devcontainer_builder.engine import compose, containers, decide, guard
+from devcontainer_builder.devcontainer_cli import guard
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine import compose, containers, decide
 from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed
 from devcontainer_builder.state.record import AgentInfo, Event, State
 from devcontainer_builder.up import additions, bringup, recovery

@@ -2,13 +2,13 @@
 
 compose_guard.py renders the project - the repository's files (the builder's snapshot of them) merged with
 the devcontainer CLI's own override files, features' privileges included - and hands the model here.
-Each service is checked as policy.py checks a `docker run` (privileged, capabilities, security options,
+Each service is checked as rules.py checks a `docker run` (privileged, capabilities, security options,
 host namespaces, devices, bind mounts outside the workspace - and inside it, where another service could
 swap them for a link to `/` -, host files, logging drivers, the supervisor's port), each build as a
 `docker build`, and the project's volumes, networks, secrets and configs likewise (no other project's,
 no chosen subnets, no host files). A key the builder does not know is refused rather than guessed at.
 
-Runs inside the guard (python -I -S), so it imports only the standard library, and policy.py's helpers
+Runs inside the guard (python -I -S), so it imports only the standard library, and rules.py's helpers
 through `rules`.
 """
 
@@ -19,9 +19,9 @@ import os
 from typing import Any
 
 try:
-    from devcontainer_builder.engine import policy as rules
-except ImportError:  # in the guard: the package is not importable under -I -S; policy.py is beside this file
-    import policy as rules  # type: ignore[import-not-found,no-redef]
+    from devcontainer_builder.policy import rules
+except ImportError:  # in the guard: the package is not importable under -I -S; rules.py is beside this file
+    import rules  # type: ignore[import-not-found,no-redef]
 
 SERVICE_KEYS = {
     "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "command",
@@ -46,7 +46,7 @@ NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 def _mode(refusals: Any, option: str, value: str) -> None:
     if value.strip().lower().startswith("service:"):
         return  # another service of the same project: the usual `network_mode: service:db`
-    rules._namespace(refusals, option, value)
+    rules.namespace_problem(refusals, option, value)
 
 
 def _host_file(refusals: Any, option: str, path: object, what: str, *, mountable: bool = False) -> None:
@@ -66,9 +66,9 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     if service.get("privileged"):
         refusals.need("privileged", at("privileged"), "true", "privileged: true (access to the host)")
     for cap in service.get("cap_add") or []:
-        rules._capability(refusals, at("cap_add"), str(cap))
+        rules.capability_problem(refusals, at("cap_add"), str(cap))
     for option in service.get("security_opt") or []:
-        rules._security_opt(refusals, at("security_opt"), str(option))
+        rules.security_opt_problem(refusals, at("security_opt"), str(option))
     for key in NAMESPACE_KEYS:
         if isinstance(service.get(key), str):
             _mode(refusals, at(key), service[key])
@@ -185,7 +185,7 @@ def check_build(refusals: Any, name: str, build: dict[str, Any]) -> None:
         refusals.need("security-opt", at("entitlements"), ",".join(map(str, build["entitlements"])),
                       "build entitlements")  # fmt: skip
     for ref in build.get("cache_from") or []:
-        fields = rules._fields(refusals, at("cache_from"), str(ref))
+        fields = rules.csv_fields(refusals, at("cache_from"), str(ref))
         if fields.get("type") == "local":
             refusals.host_path(at("cache_from"), fields.get("source", ""), "the local cache")
     for ref in build.get("cache_to") or []:
