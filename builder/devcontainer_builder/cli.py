@@ -112,7 +112,7 @@ def up(**flags: Any) -> None:
          for longer than a build may take (see the message and build.log)
       2  invalid input: a message names every problem and how to fix it
     """
-    from devcontainer_builder.up import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
+    from devcontainer_builder.state.record import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
 
     settings = load_settings("up", flags)
     # set by the supervisor for the builds it starts (a rebuild, keep-alive): not settings
@@ -317,7 +317,8 @@ def _container_now(settings: opts.Settings, state: State) -> str | None:
     from devcontainer_builder.system import environment  # noqa: PLC0415
 
     try:
-        choice = detect.choose_for(settings.docker_path, os.environ, state)
+        known = (state.engine_identity, state.engine_kind)
+        choice = detect.choose(settings.docker_path, os.environ, last=state.engine, known=known)
         engine = Engine(choice.path, environment.for_engine(os.environ, settings.workspace_folder), choice.kind)
         return engine.container_status(state.container_id)
     except (BuildFailed, OSError):

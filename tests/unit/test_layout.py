@@ -17,6 +17,66 @@ import devcontainer_builder
 PACKAGE = Path(devcontainer_builder.__file__).parent
 POLICY = PACKAGE / "policy"
 
+# what each part of the package may import (besides itself and the standard library); top-level modules
+# are named without .py
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "policy": set(),
+    "system": {"errors"},
+    "log": {"system"},
+    "settings": {"errors", "system"},
+    "state": {"log", "system"},
+    "workspace": {"errors", "log", "settings", "system"},
+    "engine": {"errors", "log", "policy", "system"},
+    "devcontainer_cli": {"engine", "errors", "log", "policy", "system"},
+    "coder": {"log", "system"},
+    "host": {"errors", "system"},
+    "ide": {"engine", "log", "settings", "state", "system"},
+    "up": {
+        "coder",
+        "devcontainer_cli",
+        "engine",
+        "errors",
+        "ide",
+        "log",
+        "settings",
+        "state",
+        "system",
+        "workspace",
+    },
+    "supervisor": {
+        "coder",
+        "engine",
+        "errors",
+        "ide",
+        "log",
+        "settings",
+        "state",
+        "system",
+        "workspace",
+    },
+    "cli": {
+        "coder",
+        "engine",
+        "errors",
+        "host",
+        "log",
+        "settings",
+        "state",
+        "supervisor",
+        "system",
+        "up",
+    },
+    "launch": {"cli", "settings", "state"},
+    "__main__": {"launch"},
+    "__init__": set(),
+}
+
+
+def part_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else relative.stem
+
 
 def imported(path: Path) -> set[str]:
     """The modules a file imports, anywhere in it (imports inside functions too), as dotted names."""
@@ -30,6 +90,35 @@ def imported(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             raise AssertionError(f"{path}: a relative import (the package's files import by absolute names)")
     return names
+
+
+def parts_imported(path: Path) -> set[str]:
+    prefix = "devcontainer_builder."
+    return {name[len(prefix) :].split(".")[0] for name in imported(path) if name.startswith(prefix)}
+
+
+def test_each_part_imports_only_the_parts_below_it() -> None:
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        part = part_of(path)
+        assert part in ALLOWED, f"{path}: a new part of the package; say what it may import in ALLOWED"
+        for other in sorted(parts_imported(path) - ALLOWED[part] - {part}):
+            wrong.append(f"{path.relative_to(PACKAGE)} imports {other}")
+    assert not wrong, "imports pointing the wrong way:\n" + "\n".join(wrong)
+
+
+def test_the_allowed_imports_have_no_cycle() -> None:
+    done: set[str] = set()
+
+    def visit(part: str, path: tuple[str, ...]) -> None:
+        assert part not in path, f"a cycle: {' -> '.join((*path, part))}"
+        if part not in done:
+            for other in sorted(ALLOWED[part]):
+                visit(other, (*path, part))
+            done.add(part)
+
+    for part in ALLOWED:
+        visit(part, ())
 
 
 def test_the_policy_imports_only_the_standard_library_and_itself() -> None:

@@ -18,7 +18,7 @@ import click
 
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.settings import types
-from devcontainer_builder.workspace.gitref import NO_REPOSITORY, Repository
+from devcontainer_builder.settings.gitref import NO_REPOSITORY, Repository
 
 DEFAULT_FALLBACK_IMAGE = "codercom/enterprise-base:ubuntu"
 WORKSPACES_ROOT = "/workspaces"

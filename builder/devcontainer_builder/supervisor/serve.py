@@ -195,7 +195,10 @@ def _serve(
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
     stop = threading.Event()
-    choice = detect.choose_for(settings.docker_path, environ, dirs.read_state())
+    last = dirs.read_state()
+    choice = detect.choose(
+        settings.docker_path, environ, last=last.engine, known=(last.engine_identity, last.engine_kind)
+    )
     engine = Engine(choice.path, environment.for_engine(environ, settings.workspace_folder), choice.kind)
     keepalive: KeepAlive | None = None
 

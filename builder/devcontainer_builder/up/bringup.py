@@ -12,13 +12,14 @@ from collections.abc import Callable
 from devcontainer_builder.coder import agent
 from devcontainer_builder.devcontainer_cli import control_manifest, driver, guard
 from devcontainer_builder.devcontainer_cli.driver import Outcome
-from devcontainer_builder.engine import compose, containers, decide
+from devcontainer_builder.engine import compose, containers
 from devcontainer_builder.engine.containers import Spec
 from devcontainer_builder.engine.engine import Labelled, engine_problem
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.ide import start as ide_start
 from devcontainer_builder.state.record import AgentInfo, Event, IdeInfo
 from devcontainer_builder.system.proc import Pending
+from devcontainer_builder.up import decide
 from devcontainer_builder.up.context import Run
 
 

@@ -3,7 +3,7 @@ start Coder's agent in it; and when any of that fails, recover onto the fallback
 
 Everything runs under the workspace lock, so a second `up` for the same workspace waits and then finds
 the first one's container. What a killed builder left running is stopped first. Which container to
-reuse, keep or replace is decided in engine/decide.py; how one container is brought up, in bringup.py;
+reuse, keep or replace is decided in decide.py; how one container is brought up, in bringup.py;
 the fallback, in recovery.py.
 """
 
@@ -18,18 +18,18 @@ from collections.abc import Mapping
 
 from devcontainer_builder.devcontainer_cli import guard
 from devcontainer_builder.devcontainer_cli.driver import Outcome
-from devcontainer_builder.engine import compose, containers, decide, detect
+from devcontainer_builder.engine import compose, containers, detect
 from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE, Spec
 from devcontainer_builder.engine.engine import LABEL_LOCAL_FOLDER, Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
-from devcontainer_builder.state.record import Event, State, Status
+from devcontainer_builder.state.record import ERROR_LOG, KEEPALIVE, Event, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import KEEPALIVE, additions, bringup, initialize, recovery, restart
+from devcontainer_builder.up import additions, bringup, decide, initialize, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
@@ -95,14 +95,30 @@ def lock_timeout(settings: Settings) -> float:
 
 def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
     """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
-    choice = detect.choose_for(settings.docker_path, environ, dirs.read_state())
+    last = dirs.read_state()
+    choice = detect.choose(
+        settings.docker_path, environ, last=last.engine, known=(last.engine_identity, last.engine_kind)
+    )
     return dataclasses.replace(settings, docker_path=choice.path), choice
+
+
+def allowed(settings: Settings) -> guard.Allowed:
+    """What the admin's settings let the repository's devcontainer ask for, as the guard enforces it."""
+    return guard.Allowed(
+        workspace_folder=settings.workspace_folder,
+        docker_path=settings.docker_path,
+        mounts=settings.allowed_mounts,
+        capabilities=settings.allowed_capabilities,
+        privileges=settings.allowed_privileges,
+        reserved_port=settings.serve_address[1],
+        network=settings.network,
+    )
 
 
 def claim_folder(settings: Settings) -> None:
     """A folder that already holds files but no clone of the repository is someone's: a typo in
     DEVCONTAINER_WORKSPACE_FOLDER must not hand it to the devcontainer (exit 2, before anything is written)."""
-    why = checkout.unclaimed(settings.workspace_folder, settings.repository, (recovery.ERROR_LOG,))
+    why = checkout.unclaimed(settings.workspace_folder, settings.repository, (ERROR_LOG,))
     if why and not settings.use_existing_folder and not _cloned_before(settings):
         raise InputError(
             [
@@ -155,7 +171,12 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             cli=cli,
             env=env,
             guard=guard.setup(
-                settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True, kind=choice.kind
+                allowed(settings),
+                env,
+                dirs.file("policy-refusals.jsonl"),
+                cache_to=cache_to,
+                force_rm=True,
+                kind=choice.kind,
             ),
             previous=previous,
             state=initial_state(settings, previous, dirs, trigger, build_id or os.urandom(6).hex()),
@@ -257,7 +278,7 @@ def prepare(run: Run) -> checkout.Checkout:
             branch_changed=previous_branch is None or previous_branch != settings.branch,
             depth=settings.clone_depth,
             builders_own=_builders_own,
-            leftovers=(recovery.ERROR_LOG,),
+            leftovers=(ERROR_LOG,),
         )
     finally:
         runner.close()
@@ -285,7 +306,7 @@ def prepare(run: Run) -> checkout.Checkout:
 
 def _builders_own(path: str) -> bool:
     """Files the builder wrote into the workspace itself, which an update may replace."""
-    return os.path.basename(path) == recovery.ERROR_LOG or (
+    return os.path.basename(path) == ERROR_LOG or (
         path.endswith("/.devcontainer/devcontainer.json") and config.is_generated(path)
     )
 
@@ -471,7 +492,7 @@ def _keep_despite_late_hook(run: Run, err: BuildFailed) -> Outcome:
 def _running(run: Run, outcome: Outcome) -> int:
     log, resolved = run.log, run.resolved_config()
     if recovery.clear_error_log(run.settings.workspace_folder):
-        log.info(f"removed {recovery.ERROR_LOG}: the repository's devcontainer builds again")
+        log.info(f"removed {ERROR_LOG}: the repository's devcontainer builds again")
     run.finished(
         Status.RUNNING,
         outcome,
@@ -544,7 +565,7 @@ def recover(run: Run, failure: BuildFailed) -> int:
     image = settings.fallback_image
     log.warn(
         f"bringing up the fallback image {image} so the workspace is usable; the failure is described in "
-        f"{recovery.ERROR_LOG} in the workspace folder"
+        f"{ERROR_LOG} in the workspace folder"
     )
     run.event(Event.FALLBACK_STARTED, image=image, failed_step=failure.step)
     failed_container = {"failed_container_id": failure.container_id}

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import listing
+from devcontainer_builder.settings.gitref import Repository
 from devcontainer_builder.system import environment, proc
 from devcontainer_builder.system.proc import last_line
 from devcontainer_builder.workspace.git import AUTH_ERRORS, NETWORK_ERRORS, FetchDir, Git, matches
-from devcontainer_builder.workspace.gitref import Repository
 
 MOVED = ("cloned", "up-to-date", "fast-forwarded", "switched", "ahead")  # nothing the user should act on
 IN_PROGRESS = {

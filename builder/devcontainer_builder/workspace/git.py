@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from devcontainer_builder.log import Log
+from devcontainer_builder.settings.gitref import Repository
 from devcontainer_builder.system import files, proc, retry
 from devcontainer_builder.system.proc import last_line
-from devcontainer_builder.workspace.gitref import Repository
 
 LOCAL_TIMEOUT = 60.0
 PASSWORD_VAR = "DEVCONTAINER_BUILDER_GIT_PASSWORD"  # noqa: S105 - a variable name, not a value
