@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -63,6 +64,19 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     for key in service:
         if key not in SERVICE_KEYS and not key.startswith("x-"):
             refusals.add(at(key), "", f"the compose setting {key} is not one the builder knows how to check", "")
+    _host_access(refusals, at, service)
+    _mounts(refusals, at, service, model)
+    _reaching_out(refusals, at, service)
+    if isinstance(service.get("build"), dict):
+        check_build(refusals, name, service["build"])
+        image = str(service.get("image") or "")
+        if image and image != image_name(policy.project, name) and not image.startswith("vsc-"):
+            reason = f"naming a built image {image}, which would replace that image on the engine (the fallback image, "
+            refusals.add(at("image"), image, reason + "a base image, another workspace's)", "")
+
+
+def _host_access(refusals: Any, at: Callable[[str], str], service: dict[str, Any]) -> None:
+    """Privileges, capabilities, security options, host namespaces, devices."""
     if service.get("privileged"):
         refusals.need("privileged", at("privileged"), "true", "privileged: true (access to the host)")
     for cap in service.get("cap_add") or []:
@@ -78,13 +92,21 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     reservations = ((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
     if reservations.get("devices"):
         refusals.need("devices", at("deploy.resources.reservations.devices"), "", "access to host devices (deploy)")
+
+
+def _mounts(refusals: Any, at: Callable[[str], str], service: dict[str, Any], model: dict[str, Any]) -> None:
+    """Volumes, another container's volumes, env files: host paths and volumes the service would read."""
     for volume in service.get("volumes") or []:
         _volume(refusals, at("volumes"), volume, model)
-    if service.get("volumes_from") and "*" not in policy.mounts:
+    if service.get("volumes_from") and "*" not in refusals.policy.mounts:
         refusals.add(at("volumes_from"), ",".join(map(str, service["volumes_from"])),
                      "volumes_from mounts what the builder cannot check", "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
     for entry in service.get("env_file") or []:
         _host_file(refusals, at("env_file"), entry.get("path") if isinstance(entry, dict) else entry, "the env file")
+
+
+def _reaching_out(refusals: Any, at: Callable[[str], str], service: dict[str, Any]) -> None:
+    """The runtime, cgroups, other containers, host log files and the host ports the service would reach."""
     for key in ("cgroup_parent", "runtime"):
         if service.get(key):
             refusals.need("privileged", at(key), str(service[key]), f"{key} (reaches outside the container)")
@@ -100,12 +122,6 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     for port in service.get("ports") or []:
         published = str(port.get("published") or "") if isinstance(port, dict) else rules.publish_host_port(str(port))
         rules.published_problem(refusals, at("ports"), published)
-    if isinstance(service.get("build"), dict):
-        check_build(refusals, name, service["build"])
-        image = str(service.get("image") or "")
-        if image and image != image_name(policy.project, name) and not image.startswith("vsc-"):
-            reason = f"naming a built image {image}, which would replace that image on the engine (the fallback image, "
-            refusals.add(at("image"), image, reason + "a base image, another workspace's)", "")
 
 
 def _volume(refusals: Any, option: str, volume: object, model: dict[str, Any]) -> None:

@@ -360,55 +360,18 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         run.state.rebuild_id = settings.rebuild_id  # recorded with the state this run writes, whatever its end
     plan = decide.plan_up(existing, run.previous, resolved.config_hash, rebuild=rebuild)
     if plan.reuse is not None:
-        # `devcontainer up` would only inspect this container: skip its start-up entirely
-        log.info(f"container {plan.reuse.id[:12]} is running with this config already: nothing to rebuild or run")
-        run.event(Event.CONTAINER_REUSED, container_id=plan.reuse.id)
-        return Outcome(
-            "success",
-            container_id=plan.reuse.id,
-            remote_user=run.previous.remote_user,
-            remote_workspace_folder=run.previous.remote_workspace_folder,
-        )
-    sandboxed = initialize.sandboxed(settings, resolved.data)  # it ran already (resolve)
-    spec = Spec(
-        role=ROLE_DEVCONTAINER,
-        config_path=resolved.path,
-        override=resolved.override,
-        config_hash=resolved.config_hash,
-        remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
-        runs_host_code=initialize.present(resolved.data.get(initialize.NAME)) and not sandboxed,
+        return _reuse(run, plan.reuse)
+    spec = _spec(run, resolved)
+    prebuilt = decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(
+        resolved.data, spec
     )
-    if layout.compose_files(resolved.path, resolved.data):
-        spec = for_compose(run, spec, resolved)
-    data = initialize.without_command(resolved.data) if sandboxed else resolved.data
-    spec = additions.apply(run, spec, data, run.additions, rewrite=sandboxed)
-    prebuilt = False
-    if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data, spec):
+    if prebuilt:
         # an initializeCommand may write what the build needs: only `up` runs it, so no build before it
         bringup.prebuild(run, spec, no_cache=settings.rebuild_full)
-        prebuilt = True
-    removing = [container for container, _ in plan.remove]
-    for container, why in plan.remove:
-        log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
-        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
-    if spec.compose_project and (removing or plan.remove_existing):
-        # the project is recreated as a whole: no service of the old config runs beside the new one
-        removing += [c for c in existing if c.project == spec.compose_project and c not in removing]
-    if removing:
-        bringup.remove_containers(run, removing, "config changed" if plan.remove else plan.reason)
-    for container in removing:
-        run.removed.append(container.id)
-        if container.id in run.containers_before:
-            run.containers_before.remove(container.id)
+    removing = _remove_replaced(run, existing, plan, spec, config_hash=resolved.config_hash)
     bringup.check_mounts(run, [c for c in existing if c not in removing])
-    stopped = [] if removing else decide.stopped_services(existing, spec.compose_project)
-    if stopped:
-        names = ", ".join(sorted({container.service for container in stopped}))
-        log.info(f"starting the compose project's stopped services ({names})")
-        error = compose.start(run.engine, spec.compose_project)
-        if error:
-            log.warn(f"compose could not start them: {error}")
-        run.event(Event.COMPOSE_STARTED, project=spec.compose_project, services=names, error=error)
+    if not removing:
+        _start_stopped_services(run, existing, spec.compose_project)
     if plan.reason:
         log.info(f"recreating the devcontainer: {plan.reason}")
     record_inputs(run, resolved.path)
@@ -426,6 +389,69 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
     return outcome
+
+
+def _reuse(run: Run, container: Labelled) -> Outcome:
+    # `devcontainer up` would only inspect this container: skip its start-up entirely
+    run.log.info(f"container {container.id[:12]} is running with this config already: nothing to rebuild or run")
+    run.event(Event.CONTAINER_REUSED, container_id=container.id)
+    return Outcome(
+        "success",
+        container_id=container.id,
+        remote_user=run.previous.remote_user,
+        remote_workspace_folder=run.previous.remote_workspace_folder,
+    )
+
+
+def _spec(run: Run, resolved: config.ResolvedConfig) -> Spec:
+    """The devcontainer to bring up: the repository's config, its compose project, the admin's additions."""
+    settings = run.settings
+    sandboxed = initialize.sandboxed(settings, resolved.data)  # it ran already (resolve)
+    spec = Spec(
+        role=ROLE_DEVCONTAINER,
+        config_path=resolved.path,
+        override=resolved.override,
+        config_hash=resolved.config_hash,
+        remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
+        runs_host_code=initialize.present(resolved.data.get(initialize.NAME)) and not sandboxed,
+    )
+    if layout.compose_files(resolved.path, resolved.data):
+        spec = for_compose(run, spec, resolved)
+    data = initialize.without_command(resolved.data) if sandboxed else resolved.data
+    return additions.apply(run, spec, data, run.additions, rewrite=sandboxed)
+
+
+def _remove_replaced(
+    run: Run, existing: list[Labelled], plan: decide.Plan, spec: Spec, *, config_hash: str
+) -> list[Labelled]:
+    """Removes the containers the plan replaces (a compose project's as a whole); returns them."""
+    removing = [container for container, _ in plan.remove]
+    for container, why in plan.remove:
+        run.log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
+        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=config_hash)
+    if spec.compose_project and (removing or plan.remove_existing):
+        # the project is recreated as a whole: no service of the old config runs beside the new one
+        removing += [c for c in existing if c.project == spec.compose_project and c not in removing]
+    if removing:
+        bringup.remove_containers(run, removing, "config changed" if plan.remove else plan.reason)
+    for container in removing:
+        run.removed.append(container.id)
+        if container.id in run.containers_before:
+            run.containers_before.remove(container.id)
+    return removing
+
+
+def _start_stopped_services(run: Run, existing: list[Labelled], project: str) -> None:
+    """The compose project's other services, when the devcontainer runs and they do not."""
+    stopped = decide.stopped_services(existing, project)
+    if not stopped:
+        return
+    names = ", ".join(sorted({container.service for container in stopped}))
+    run.log.info(f"starting the compose project's stopped services ({names})")
+    error = compose.start(run.engine, project)
+    if error:
+        run.log.warn(f"compose could not start them: {error}")
+    run.event(Event.COMPOSE_STARTED, project=project, services=names, error=error)
 
 
 def for_compose(run: Run, spec: Spec, resolved: config.ResolvedConfig) -> Spec:
