@@ -315,7 +315,9 @@ def update(
     remotes_query = proc.Pending(origin_refs, git, path)
     current, commit = head(git, path)
     origin = config_query.result().get("remote.origin.url", "")
-    left = _left_alone(repository, Position(path, current, commit, branch), origin, branch_changed=branch_changed)
+    left = _left_alone(
+        repository, path, origin, current=current, commit=commit, switch_to=branch if branch_changed else None
+    )
     if left is not None:
         return left
     target = _target(git, repository, current, branch, branch_changed)
@@ -346,10 +348,11 @@ def update(
     return _move_unless_at_stake(git, here, new, action, incoming=incoming, local=local, builders_own=builders_own)
 
 
-def _left_alone(repository: Repository, here: Position, origin: str, *, branch_changed: bool) -> Checkout | None:
+def _left_alone(
+    repository: Repository, path: str, origin: str, *, current: str, commit: str, switch_to: str | None
+) -> Checkout | None:
     """Why a clone is not to be touched at all - another remote's, mid-operation, detached - or None.
-    here.target is the branch asked for ("" for the default one)."""
-    path, current, commit = here.path, here.current, here.commit
+    switch_to: the branch newly asked for ("" for the default one), None when it did not change."""
     if not same_remote(origin, repository.url):
         return Checkout(
             path,
@@ -365,7 +368,7 @@ def _left_alone(repository: Repository, here: Position, origin: str, *, branch_c
             "abort it inside the workspace and restart the workspace to update."
         )  # fmt: skip
     if not current:  # detached (an unborn branch has a name): its commits are on no branch, a switch loses them
-        switch = f" nor switching to {here.target or 'the default branch'}" if branch_changed else ""
+        switch = f" nor switching to {switch_to or 'the default branch'}" if switch_to is not None else ""
         return Checkout(
             path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating{switch}. Check out "
             "a branch inside the workspace (git switch -c <name> keeps its commits) to have it updated."
