@@ -46,7 +46,7 @@ lint:
 	$(RUFF) check builder tests
 	$(RUFF) format --check builder tests
 	cd builder && $(VENV)/bin/mypy
-	shellcheck tests/env/*.sh examples/*.sh .ci/run builder/devcontainer_builder/engine/docker-guard builder/devcontainer_builder/engine/docker-compose-guard tests/support/hostile/*.sh
+	shellcheck tests/env/*.sh examples/*.sh .ci/run builder/devcontainer_builder/policy/docker-guard builder/devcontainer_builder/policy/docker-compose-guard tests/support/hostile/*.sh
 
 format:
 	$(RUFF) check --fix builder tests

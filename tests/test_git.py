@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import Log
+from devcontainer_builder.settings import gitref
 from devcontainer_builder.system import environment
-from devcontainer_builder.workspace import checkout, config, git, gitref
+from devcontainer_builder.workspace import checkout, config, git
 from support.builder import key_material
 from support.githttp import GitHTTPServer
 from support.repos import Remote

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from devcontainer_builder.coder import logs as coder_log
-from devcontainer_builder.engine import control_manifest
+from devcontainer_builder.devcontainer_cli import control_manifest
 from support.builder import SLEEPING_BUILD
 from support.coder import CoderDouble, refused_url
 from support.githttp import GitHTTPServer

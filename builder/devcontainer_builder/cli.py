@@ -52,6 +52,25 @@ def option_flags(command: str) -> Callable[[Callable[..., Any]], Callable[..., A
     return decorate
 
 
+class SettingsCommand(click.Command):
+    """A command whose --help lists a user's options first and the plumbing (Option.advanced) in a group
+    of its own after them."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        advanced = {option.name for option in opts.OPTIONS if option.advanced}
+        user: list[tuple[str, str]] = []
+        plumbing: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (plumbing if param.name in advanced else user).append(record)
+        with formatter.section("Options"):
+            formatter.write_dl(user)
+        if plumbing:
+            with formatter.section(opts.ADVANCED_HEADING):
+                formatter.write_dl(plumbing)
+
+
 def fail(message: str, code: int) -> NoReturn:
     width = 100
     paragraph = "\n".join(
@@ -97,7 +116,7 @@ def main() -> None:
     """
 
 
-@main.command()
+@main.command(cls=SettingsCommand)
 @option_flags("up")
 def up(**flags: Any) -> None:
     """Clone or update the repository, resolve its devcontainer config and bring the container up.
@@ -112,7 +131,7 @@ def up(**flags: Any) -> None:
          for longer than a build may take (see the message and build.log)
       2  invalid input: a message names every problem and how to fix it
     """
-    from devcontainer_builder.up import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
+    from devcontainer_builder.state.record import BUILD_ID_VAR, TRIGGER_VAR  # noqa: PLC0415
 
     settings = load_settings("up", flags)
     # set by the supervisor for the builds it starts (a rebuild, keep-alive): not settings
@@ -200,7 +219,7 @@ def coder_sink(settings: opts.Settings, log: Log) -> Sink | None:
     return sink
 
 
-@main.command()
+@main.command(cls=SettingsCommand)
 @option_flags("serve")
 def serve(**flags: Any) -> None:
     """The supervisor: status page and JSON API, rebuilds, rebuild suggestions, keep-alive.
@@ -235,7 +254,7 @@ def serve(**flags: Any) -> None:
     sys.exit(code)
 
 
-@main.command()
+@main.command(cls=SettingsCommand)
 @option_flags("rebuild")
 @click.option("--full", is_flag=True, help="Build without the layer cache (--build-no-cache, no --cache-from).")
 @click.option("--no-wait", is_flag=True, help="Return once the supervisor has started the build.")
@@ -286,7 +305,7 @@ def _version() -> str:
         return "unknown"
 
 
-@main.command()
+@main.command(cls=SettingsCommand)
 @option_flags("status")
 @click.option("--json", "as_json", is_flag=True, help="Print state.json and recent events as one JSON document.")
 @click.option("--short", is_flag=True, help="One line, for Coder's agent metadata (no engine call).")
@@ -317,7 +336,8 @@ def _container_now(settings: opts.Settings, state: State) -> str | None:
     from devcontainer_builder.system import environment  # noqa: PLC0415
 
     try:
-        choice = detect.choose_for(settings.docker_path, os.environ, state)
+        known = (state.engine_identity, state.engine_kind)
+        choice = detect.choose(settings.docker_path, os.environ, last=state.engine, known=known)
         engine = Engine(choice.path, environment.for_engine(os.environ, settings.workspace_folder), choice.kind)
         return engine.container_status(state.container_id)
     except (BuildFailed, OSError):
@@ -393,10 +413,13 @@ def install_service(*, user: str, env_file: str, name: str, unit_dir: str, print
 @main.command("options")
 def list_options() -> None:
     """List every setting: environment variable, flag, default and meaning."""
-    for option in opts.OPTIONS:
-        flag = option.flag or ("(environment only: secret)" if option.secret else "(environment only)")
-        click.echo(f"{option.env}  {flag}  [default: {option.shown_default}]")
-        click.echo(textwrap.indent(textwrap.fill(option.help, 96), "    "))
+    for advanced in (False, True):
+        if advanced:
+            click.echo(f"\n{opts.ADVANCED_HEADING}:\n")
+        for option in (option for option in opts.OPTIONS if option.advanced == advanced):
+            flag = option.flag or ("(environment only: secret)" if option.secret else "(environment only)")
+            click.echo(f"{option.env}  {flag}  [default: {option.shown_default}]")
+            click.echo(textwrap.indent(textwrap.fill(option.help, 96), "    "))
 
 
 if __name__ == "__main__":

@@ -210,6 +210,19 @@ def status_short_cost(ws: Workspace, runs: int = 21) -> tuple[list[float], list[
     return short, bare
 
 
+def report_load(sup: Supervisor) -> bool:
+    health = load(sup.port, "/healthz")
+    status = load(sup.port, "/api/status")
+    p99 = percentile(status, 0.99)
+    print(f"\nGET at {RATE} requests/s for {LOAD_SECONDS} s (a new connection each)")
+    print(
+        f"  /healthz     p50 {statistics.median(health) * 1000:6.2f} ms   p99 {percentile(health, 0.99) * 1000:6.2f} ms"
+    )
+    print(f"  /api/status  p50 {statistics.median(status) * 1000:6.2f} ms   p99 {p99 * 1000:6.2f} ms"
+          f"   ratio p99 {p99 / percentile(health, 0.99):.2f}   goal p99 <= 20 ms {verdict(p99 <= 0.020)}")  # fmt: skip
+    return p99 <= 0.020
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="dcb-bench-serve-", dir="/tmp"))
     root.chmod(0o755)
@@ -243,16 +256,7 @@ def main() -> None:
         for label, (child_cpu, child_rss) in costs.items():
             print(f"  its child `{label}`: RSS {child_rss / 1024:.1f} MB, CPU {child_cpu * 100:.2f} %")
 
-        health = load(sup.port, "/healthz")
-        status = load(sup.port, "/api/status")
-        p99 = percentile(status, 0.99)
-        ok &= p99 <= 0.020
-        print(f"\nGET at {RATE} requests/s for {LOAD_SECONDS} s (a new connection each)")
-        print(
-            f"  /healthz     p50 {statistics.median(health) * 1000:6.2f} ms   p99 {percentile(health, 0.99) * 1000:6.2f} ms"
-        )
-        print(f"  /api/status  p50 {statistics.median(status) * 1000:6.2f} ms   p99 {p99 * 1000:6.2f} ms"
-              f"   ratio p99 {p99 / percentile(health, 0.99):.2f}   goal p99 <= 20 ms {verdict(p99 <= 0.020)}")  # fmt: skip
+        ok &= report_load(sup)
 
         api, short = rebuild_visibility(sup, ws)
         worst = max(*api, *short)

@@ -203,7 +203,8 @@ class CoderDouble:
                         {"method": self.command, "path": self.path, "status": status, "body": text, "time": time.time()}
                     )
 
-            def _answer(self, raw: bytes) -> int:
+            def _injected(self) -> int | None:
+                """The failure a test asked for (no answer, a dropped connection, a 500), or None."""
                 if double.black_hole:
                     double._released.wait(timeout=600)
                     self.close_connection = True
@@ -225,6 +226,12 @@ class CoderDouble:
                 if failing:
                     self._reply(500, {"message": "Internal error (injected)."})
                     return 500
+                return None
+
+            def _answer(self, raw: bytes) -> int:
+                injected = self._injected()
+                if injected is not None:
+                    return injected
                 if self.command == "GET" and self.path == "/bin/coder-linux-amd64":
                     body = (TERMINAL_AGENT if double.terminal else STAND_IN_AGENT).encode()  # public, as Coder's
                     self.send_response(200)

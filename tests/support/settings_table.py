@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import sys
 
-from devcontainer_builder.settings.options import OPTIONS
+from devcontainer_builder.settings.options import ADVANCED_HEADING, OPTIONS
 
 START, END = "<!-- options:start -->\n", "<!-- options:end -->"
 
 
 def markdown_table() -> str:
-    lines = ["| variable | flag | default | meaning |", "|---|---|---|---|"]
-    for option in OPTIONS:
-        flag = f"`{option.flag}`" if option.flag else "env only (secret)" if option.secret else "env only"
-        lines.append(f"| `{option.env}` | {flag} | {option.shown_default} | {option.help} |")
-    return "\n".join(lines) + "\n"
+    """A user's settings, then the plumbing (Option.advanced) under its own heading, as --help shows them."""
+    tables = []
+    for advanced in (False, True):
+        lines = [f"### {ADVANCED_HEADING}\n"] if advanced else []
+        lines += ["| variable | flag | default | meaning |", "|---|---|---|---|"]
+        for option in (option for option in OPTIONS if option.advanced == advanced):
+            flag = f"`{option.flag}`" if option.flag else "env only (secret)" if option.secret else "env only"
+            lines.append(f"| `{option.env}` | {flag} | {option.shown_default} | {option.help} |")
+        tables.append("\n".join(lines) + "\n")
+    return "\n".join(tables)
 
 
 def update(path: str) -> bool:

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devcontainer_builder.engine import compose, compose_guard, compose_policy
-from devcontainer_builder.engine.policy import Policy
+from devcontainer_builder.engine import compose
+from devcontainer_builder.policy import compose_guard, compose_rules
+from devcontainer_builder.policy.rules import Policy
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def model(rules: Policy, **app: Any) -> dict[str, Any]:
 
 
 def reasons(rules: Policy, project: dict[str, Any]) -> list[str]:
-    return [item["reason"] for item in compose_policy.check_model(rules, project)]
+    return [item["reason"] for item in compose_rules.check_model(rules, project)]
 
 
 def test_the_usual_devcontainer_project_is_allowed(rules: Policy) -> None:

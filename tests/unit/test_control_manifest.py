@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from devcontainer_builder.engine import control_manifest
+from devcontainer_builder.devcontainer_cli import control_manifest
 from devcontainer_builder.log import Log, Redactor
 from support.services import SilentServer
 from support.sinks import Collect
@@ -190,7 +190,7 @@ def test_a_cache_file_that_is_not_where_the_builder_puts_it_after_a_cli_run_is_s
 
 
 def test_the_cli_fetching_the_manifest_itself_is_noticed() -> None:
-    from devcontainer_builder.engine import devcontainer_cli
+    from devcontainer_builder.devcontainer_cli import driver as devcontainer_cli
 
     parser = devcontainer_cli.ProgressParser(Log(), lambda step: None)
     parser.feed('{"type": "text", "level": 5, "timestamp": 1, "text": "Failed to fetch control manifest: x"}')

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from devcontainer_builder.engine import decide
 from devcontainer_builder.engine.engine import Labelled
 from devcontainer_builder.state.record import State
+from devcontainer_builder.up import decide
 
 RUNNING = State(status="running", container_id="c1", remote_user="coder", config_hash="h1")
 

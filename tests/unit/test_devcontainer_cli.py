@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from devcontainer_builder.engine import devcontainer_cli as dc
+from devcontainer_builder.devcontainer_cli import driver as dc
 from devcontainer_builder.log import Log
 from support.sinks import Collect
 

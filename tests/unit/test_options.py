@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from devcontainer_builder.cli import main
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.settings import options as opts
@@ -155,6 +157,38 @@ def test_every_non_secret_option_of_up_is_a_flag() -> None:
     flags = {param.name for param in main.commands["up"].params}
     expected = {option.name for option in opts.options_for("up") if option.flag}
     assert flags == expected
+
+
+@pytest.mark.parametrize("command", ["up", "serve", "rebuild", "status"])
+def test_help_shows_a_users_options_first_and_the_plumbing_in_a_group_after_them(command: str) -> None:
+    text = CliRunner().invoke(main, [command, "--help"], terminal_width=110).output
+    user, heading, plumbing = text.partition(opts.ADVANCED_HEADING)
+
+    def flags(section: str) -> set[str]:
+        return set(re.findall(r"^  (--[a-z0-9-]+)", section, flags=re.MULTILINE)) - {"--help"}
+
+    every = {name for param in main.commands[command].params for name in param.opts if name.startswith("--")}
+    advanced = {option.flag for option in opts.options_for(command) if option.flag and option.advanced}
+    assert flags(plumbing) == advanced
+    assert flags(user) == every - advanced - {"--help"}, "the command's own options and a user's settings"
+    assert heading or not flags(plumbing)
+    assert "--help" in user, "the usual options, --help among them, come first"
+
+
+def test_the_plumbing_is_what_the_templates_set() -> None:
+    assert [option.env for option in opts.OPTIONS if option.advanced] == [
+        "DEVCONTAINER_STATE_DIR",
+        "DEVCONTAINER_ENGINE_TIMEOUT",
+        "DEVCONTAINER_WORKSPACE_UID",
+        "DEVCONTAINER_WORKSPACE_GID",
+        "DEVCONTAINER_REBUILD_ID",
+        "CODER_AGENT_URL",
+        "DEVCONTAINER_CODER_LOG_LEVEL",
+        "DEVCONTAINER_SERVE_ADDRESS",
+        "DEVCONTAINER_SERVE_HOSTS",
+    ]
+    up = CliRunner().invoke(main, ["up", "--help"], terminal_width=110).output
+    assert opts.ADVANCED_HEADING in up
 
 
 def test_the_documented_table_is_the_generated_one() -> None:

@@ -1,9 +1,9 @@
-"""The guard's fixes to the devcontainer CLI's Podman command lines (engine/podman_args.py)."""
+"""The guard's fixes to the devcontainer CLI's Podman command lines (policy/podman_args.py)."""
 
 from __future__ import annotations
 
 import pytest
-from devcontainer_builder.engine import podman_args
+from devcontainer_builder.policy import podman_args
 
 
 def test_keep_id_goes_from_the_run_options_only() -> None:

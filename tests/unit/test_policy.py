@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from devcontainer_builder.engine import policy
-from devcontainer_builder.engine.policy import Policy
+from devcontainer_builder.policy import rules as policy
+from devcontainer_builder.policy.rules import Policy
 
 OWNER = "ws-1234abcd"  # the workspace's project name (engine/compose.py's project_name)
 

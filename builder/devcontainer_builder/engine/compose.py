@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from devcontainer_builder.engine import compose_policy
 from devcontainer_builder.engine.engine import LABEL_PROJECT, Engine, Labelled
 from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.policy import compose_rules
 from devcontainer_builder.system import files, proc
 from devcontainer_builder.system.proc import last_line
 
@@ -74,8 +74,8 @@ def own_image_names(model: dict[str, Any], project: str) -> None:
     for name, service in services.items():
         if isinstance(service, dict) and service.get("build") is not None:
             if service.get("image"):
-                renamed[str(service["image"])] = compose_policy.image_name(project, str(name))
-            service["image"] = compose_policy.image_name(project, str(name))
+                renamed[str(service["image"])] = compose_rules.image_name(project, str(name))
+            service["image"] = compose_rules.image_name(project, str(name))
     for service in services.values():
         if isinstance(service, dict) and service.get("build") is None and service.get("image") in renamed:
             service["image"] = renamed[service["image"]]

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from devcontainer_builder.engine.engine import DOCKER, PODMAN
-from devcontainer_builder.state.record import State
 from devcontainer_builder.system import environment, proc
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -113,8 +112,3 @@ def choose(
     if podman:
         return chosen(PODMAN, f"{why}; Podman is installed")
     return Choice(DOCKER, DOCKER, f"{why} and Podman is not installed: trying docker")
-
-
-def choose_for(configured: str, environ: Mapping[str, str], state: State) -> Choice:
-    """choose(), with what state.json knows of the workspace's last engine."""
-    return choose(configured, environ, last=state.engine, known=(state.engine_identity, state.engine_kind))

@@ -190,7 +190,7 @@ class Engine:
 
     def cache_export_problem(self, cache_to: str) -> str:
         """Why the engine cannot honour --cache-to, or "" when it can."""
-        if self.podman:  # buildah pushes a layer cache to a registry repository (engine/podman_args.py)
+        if self.podman:  # buildah pushes a layer cache to a registry repository (policy/podman_args.py)
             if "type=" in cache_to and "type=registry" not in cache_to.replace(" ", ""):
                 return "Podman's builds (buildah) export a layer cache only to a registry (type=registry,ref=...)"
             return ""

@@ -18,7 +18,7 @@ import click
 
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.settings import types
-from devcontainer_builder.workspace.gitref import NO_REPOSITORY, Repository
+from devcontainer_builder.settings.gitref import NO_REPOSITORY, Repository
 
 DEFAULT_FALLBACK_IMAGE = "codercom/enterprise-base:ubuntu"
 WORKSPACES_ROOT = "/workspaces"
@@ -50,6 +50,7 @@ class Option:
     switch: bool = False  # a flag without a value (--rebuild)
     env_only: bool = False  # no flag: a value too long or multi-line for a command line
     commands: tuple[str, ...] = ("up",)
+    advanced: bool = False  # plumbing the templates set: --help and the docs list it after a user's options
 
     @property
     def flag(self) -> str | None:
@@ -76,6 +77,7 @@ def setting(
     switch: bool = False,
     env_only: bool = False,
     commands: tuple[str, ...] = ("up",),
+    advanced: bool = False,
 ) -> Any:
     """A Settings field carrying its Option (the name is filled in from the field)."""
     spec = {
@@ -89,10 +91,13 @@ def setting(
         "switch": switch,
         "env_only": env_only,
         "commands": commands,
+        "advanced": advanced,
     }
     return field(default=default, metadata={"option": spec})
 
 
+# the heading of the plumbing (Option.advanced) in --help, `options` and docs/configuration.md
+ADVANCED_HEADING = "Advanced options (the plumbing the Coder templates set; rarely set by hand)"
 UP_SERVE = ("up", "serve", "rebuild")
 STATE_USERS = ("up", "serve", "rebuild", "status")
 
@@ -195,6 +200,7 @@ class Settings:
         "",
         doc_default=DEFAULT_STATE_DIR,
         commands=STATE_USERS,
+        advanced=True,
     )
     build_timeout: int = setting(
         "DEVCONTAINER_BUILD_TIMEOUT",
@@ -218,6 +224,7 @@ class Settings:
         types.Number(0, DAY),
         60,
         commands=UP_SERVE,
+        advanced=True,
     )
     clone_depth: int = setting(
         "DEVCONTAINER_CLONE_DEPTH",
@@ -247,6 +254,7 @@ class Settings:
         types.Number(0, 2**31 - 2),
         1000,
         commands=UP_SERVE,
+        advanced=True,
     )
     workspace_gid: int = setting(
         "DEVCONTAINER_WORKSPACE_GID",
@@ -254,6 +262,7 @@ class Settings:
         types.Number(0, 2**31 - 2),
         1000,
         commands=UP_SERVE,
+        advanced=True,
     )
     git_username: str = setting(
         "DEVCONTAINER_GIT_USERNAME",
@@ -343,6 +352,7 @@ class Settings:
         "container started again later with the same environment does not rebuild again.",
         types.Text(200),
         "",
+        advanced=True,
     )
     network: str = setting(
         "DEVCONTAINER_NETWORK",
@@ -454,6 +464,7 @@ class Settings:
         types.AgentUrl(),
         "",
         commands=UP_SERVE,
+        advanced=True,
     )
     coder_agent_token: str = setting(
         "CODER_AGENT_TOKEN",
@@ -479,6 +490,7 @@ class Settings:
         types.Level(),
         "info",
         commands=UP_SERVE,
+        advanced=True,
     )
     log_level: str = setting(
         "DEVCONTAINER_LOG_LEVEL",
@@ -495,6 +507,7 @@ class Settings:
         ("127.0.0.1", 7480),
         doc_default="127.0.0.1:7480",
         commands=UP_SERVE,
+        advanced=True,
     )
     serve_hosts: tuple[str, ...] = setting(
         "DEVCONTAINER_SERVE_HOSTS",
@@ -504,6 +517,7 @@ class Settings:
         types.HostNames(),
         (),
         commands=("serve",),
+        advanced=True,
     )
     serve_agent_init_script: str = setting(
         "DEVCONTAINER_SERVE_AGENT_INIT_SCRIPT",

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from devcontainer_builder.workspace import gitref
+from devcontainer_builder.settings import gitref
 
 PATH_MAX = 4096
 NAME_MAX = 255

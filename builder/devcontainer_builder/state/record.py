@@ -14,6 +14,15 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+# How the supervisor tells the `up` child it starts which build this is and why (State.build_id and
+# .trigger): process plumbing, not settings (a user never sets them), so they are not in the options table.
+BUILD_ID_VAR = "DEVCONTAINER_BUILDER_BUILD_ID"
+TRIGGER_VAR = "DEVCONTAINER_BUILDER_TRIGGER"
+# the trigger of a keep-alive build: start the stopped container again, rebuild nothing
+KEEPALIVE = "keepalive"
+# the failure report a failed build leaves in the workspace folder (up/recovery.py), shown on the page
+ERROR_LOG = ".devcontainer-build-error.log"
+
 
 class Status:
     """The values of state.json's `status` (plain constants: an Enum costs import time on every run)."""

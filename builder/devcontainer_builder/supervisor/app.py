@@ -159,7 +159,15 @@ def trusted(request: Request) -> None:
 
 
 def create_app(sup: Supervisor) -> Starlette:
-    streams = dict.fromkeys(STREAM_SHARES, 0)  # log streams open now, by door
+    app = Starlette(routes=[*page_routes(), *api_routes(sup)], exception_handlers={HTTPException: _not_found})
+    # /api/status/ is a 404 like any unknown path: a redirect would be built from the Host header, and
+    # an absolute Location breaks behind Coder's path-based proxy
+    app.router.redirect_slashes = False
+    return app
+
+
+def page_routes() -> list[Route]:
+    """The status page's files (read once) and the health check."""
     page = {name: resources.files("devcontainer_builder.supervisor").joinpath("page", name).read_bytes()
             for name in PAGE_TYPES}  # fmt: skip
 
@@ -175,6 +183,16 @@ def create_app(sup: Supervisor) -> Starlette:
     async def healthz(request: Request) -> Response:
         return ok({"ok": True})
 
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+
+
+def api_routes(sup: Supervisor) -> list[Route]:
+    streams = dict.fromkeys(STREAM_SHARES, 0)  # log streams open now, by door
+
     @refusing
     async def status(request: Request) -> Response:
         no_query(request)
@@ -182,28 +200,15 @@ def create_app(sup: Supervisor) -> Starlette:
 
     @refusing
     async def events(request: Request) -> Response:
-        after = request.query_params.get("after")
-        limit_text = request.query_params.get("limit", "100")
-        single(request, {"after", "limit"})
-        if after is not None and not _CURSOR.match(after):
-            raise Refused(400, "after must be the cursor a previous answer gave")
-        if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= 1000:
-            raise Refused(400, "limit must be a number from 1 to 1000")
-        found, cursor = await asyncio.to_thread(sup.dirs.events_after, after, int(limit_text))
+        after, limit = _events_query(request)
+        found, cursor = await asyncio.to_thread(sup.dirs.events_after, after, limit)
         return ok({"events": found, "cursor": cursor})
 
     @refusing
     async def rebuild(request: Request) -> Response:
         trusted(request)
         body = await json_body(request, {"full": bool})
-        wait = sup.rebuilds.wait_needed(time.monotonic())
-        if wait > 0:
-            raise Refused(
-                429,
-                f"{sup.rebuilds.limit} rebuilds were started in the last {sup.rebuilds.window:.0f} s, the most "
-                f"allowed; ask again in {wait} s",
-                {"Retry-After": str(wait)},
-            )
+        _rate_limit(sup)
         accepted, build = await asyncio.to_thread(sup.request_rebuild, bool(body.get("full", False)))
         if not accepted:
             return ok({"error": "a build is already running; follow it instead", "build": build}, 409)
@@ -220,48 +225,69 @@ def create_app(sup: Supervisor) -> Starlette:
 
     @refusing
     async def log(request: Request) -> Response:
-        params = request.query_params
-        single(request, {"build", "follow", "from"})
-        build = params.get("build", "")
-        if build and not _BUILD_ID.match(build):
-            raise Refused(400, "build must be a build id (12 hexadecimal digits)")
-        follow = params.get("follow", "1")
-        if follow not in ("0", "1"):
-            raise Refused(400, "follow must be 0 or 1")
-        start = params.get("from") or request.headers.get("last-event-id") or ""
-        if start and not _LOG_CURSOR.match(start):
-            raise Refused(400, "from must be the id of a line a previous answer gave (build:offset)")
+        build, follow, start = _log_query(request)
         if build and await asyncio.to_thread(sup.build_phase, build) == "unknown":
             raise Refused(404, "no such build: it is neither running nor the build whose log is kept")
         door = str(request.scope.get(DOOR, "local"))
         if streams[door] >= STREAM_SHARES[door]:
             raise Refused(503, f"{STREAM_SHARES[door]} log streams are open already from here; close one and ask again")
         return StreamingResponse(
-            _counted(streams, door, _stream(sup, build, follow == "1", start)),
+            _counted(streams, door, _stream(sup, build, follow, start)),
             media_type="text/event-stream",
             headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"},
         )
 
-    async def not_found(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        message = {404: "no such endpoint", 405: "method not allowed here"}.get(status, "request refused")
-        return problem(status, message)
-
-    routes = [
-        Route("/", index, methods=["GET"]),
-        Route("/static/{name}", static, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
+    return [
         Route("/api/status", status, methods=["GET"]),
         Route("/api/events", events, methods=["GET"]),
         Route("/api/log", log, methods=["GET"]),
         Route("/api/rebuild", rebuild, methods=["POST"]),
         Route("/api/suggestion/ignore", ignore, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})
-    # /api/status/ is a 404 like any unknown path: a redirect would be built from the Host header, and
-    # an absolute Location breaks behind Coder's path-based proxy
-    app.router.redirect_slashes = False
-    return app
+
+
+def _events_query(request: Request) -> tuple[str | None, int]:
+    after = request.query_params.get("after")
+    limit_text = request.query_params.get("limit", "100")
+    single(request, {"after", "limit"})
+    if after is not None and not _CURSOR.match(after):
+        raise Refused(400, "after must be the cursor a previous answer gave")
+    if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= 1000:
+        raise Refused(400, "limit must be a number from 1 to 1000")
+    return after, int(limit_text)
+
+
+def _log_query(request: Request) -> tuple[str, bool, str]:
+    """The build (empty: the current one), whether to follow it, and where to start."""
+    params = request.query_params
+    single(request, {"build", "follow", "from"})
+    build = params.get("build", "")
+    if build and not _BUILD_ID.match(build):
+        raise Refused(400, "build must be a build id (12 hexadecimal digits)")
+    follow = params.get("follow", "1")
+    if follow not in ("0", "1"):
+        raise Refused(400, "follow must be 0 or 1")
+    start = params.get("from") or request.headers.get("last-event-id") or ""
+    if start and not _LOG_CURSOR.match(start):
+        raise Refused(400, "from must be the id of a line a previous answer gave (build:offset)")
+    return build, follow == "1", start
+
+
+def _rate_limit(sup: Supervisor) -> None:
+    wait = sup.rebuilds.wait_needed(time.monotonic())
+    if wait > 0:
+        raise Refused(
+            429,
+            f"{sup.rebuilds.limit} rebuilds were started in the last {sup.rebuilds.window:.0f} s, the most "
+            f"allowed; ask again in {wait} s",
+            {"Retry-After": str(wait)},
+        )
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = {404: "no such endpoint", 405: "method not allowed here"}.get(status, "request refused")
+    return problem(status, message)
 
 
 def _page(page: dict[str, bytes], name: str) -> Response:

@@ -15,10 +15,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from devcontainer_builder.settings import secrets
-from devcontainer_builder.state.record import ErrorInfo, Event, Requested, State, Status
+from devcontainer_builder.state.record import (
+    BUILD_ID_VAR,
+    KEEPALIVE,
+    TRIGGER_VAR,
+    ErrorInfo,
+    Event,
+    Requested,
+    State,
+    Status,
+)
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import clock, proc, reaper
-from devcontainer_builder.up import BUILD_ID_VAR, KEEPALIVE, TRIGGER_VAR
 
 TRIGGERS = ("rebuild", "full-rebuild", KEEPALIVE)
 

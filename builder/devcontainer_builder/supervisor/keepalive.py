@@ -28,11 +28,10 @@ from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.ide import start as ide_start
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
-from devcontainer_builder.state.record import Event, State, Status
+from devcontainer_builder.state.record import KEEPALIVE, Event, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.supervisor.builds import Build, Builds
 from devcontainer_builder.system import proc, retry
-from devcontainer_builder.up import KEEPALIVE
 
 AGENT_CHECK = 15.0
 RECHECK = 60.0  # the container's status is asked for this often anyway (an event stream can break)

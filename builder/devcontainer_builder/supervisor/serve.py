@@ -188,14 +188,76 @@ def _serve(
     with contextlib.suppress(AddressBusy):  # waited for below, with the other door open meanwhile
         tcp = listen(settings.serve_address)
     host, port = settings.serve_address if tcp is None else tcp.getsockname()[:2]
+    _settle_process()
+    stop = threading.Event()
+    workers = _workers(settings, environ, child_environ, log, dirs=dirs, stop=stop, version=version,
+                       address=hostport(host, port))  # fmt: skip
+    key = settings.serve_page_key or page_key(settings.serve_agent_token)
+    app = create_app(workers.sup)
+    servers = [
+        _server(over_unix(app), UNIX_CONNECTIONS),
+        _server(over_tcp(app, key, settings.serve_hosts), TCP_CONNECTIONS),
+    ]
+    base = f"http://{hostport(host, port)}/"
+    with _serve_file(dirs, host, port, version, page=f"{base}k/{key}/", log=log):
+        dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
+        _announce(settings, dirs, log, base=base, key=key)
+        for thread in workers.threads:
+            thread.start()
+
+        def stopping() -> None:
+            for server in servers:
+                server.should_exit = True
+            _stopping(stop, workers.builds, log, workers.own_agent)
+
+        with _signals(stopping):
+            asyncio.run(_run(servers, unix, _Door(tcp, settings.serve_address, stop, log, dirs)))
+        stop.set()
+        workers.keepalive.wake.set()
+        workers.suggestions.wake()
+        for thread in workers.threads:
+            thread.join(timeout=1.0)
+        dirs.record_event(Event.SERVE_STOPPED)
+    log.info("devcontainer-builder serve: stopped")
+    return 0
+
+
+def _settle_process() -> None:
     # serve keeps its own CAP_NET_BIND_SERVICE (to listen again once a busy address is free); the programs it
     # runs - builds, hooks, the builder agent and its terminal - do not get it
     caps.drop_ambient()
     _raise_file_limit()
     # a log stream whose client has gone makes asyncio warn on every write until the stream notices
     logging.getLogger("asyncio").setLevel(logging.ERROR)
-    stop = threading.Event()
-    choice = detect.choose_for(settings.docker_path, environ, dirs.read_state())
+
+
+@dataclass(frozen=True)
+class _Workers:
+    """The supervisor's parts, and the threads that run them beside the servers."""
+
+    sup: Supervisor
+    builds: Builds
+    suggestions: Suggestions
+    keepalive: KeepAlive
+    own_agent: BuilderAgent | None
+    threads: list[threading.Thread]
+
+
+def _workers(
+    settings: Settings,
+    environ: Mapping[str, str],
+    child_environ: Mapping[str, str],
+    log: Log,
+    *,
+    dirs: StateDir,
+    stop: threading.Event,
+    version: str,
+    address: str,
+) -> _Workers:
+    last = dirs.read_state()
+    choice = detect.choose(
+        settings.docker_path, environ, last=last.engine, known=(last.engine_identity, last.engine_kind)
+    )
     engine = Engine(choice.path, environment.for_engine(environ, settings.workspace_folder), choice.kind)
     keepalive: KeepAlive | None = None
 
@@ -217,52 +279,29 @@ def _serve(
         repository=RepositoryInfo(settings, dict(environ), log),
         stop=stop,
         version=version,
-        address=hostport(host, port),
+        address=address,
     )
     own_agent = (
         BuilderAgent(settings=settings, environ=dict(environ), dirs=dirs, log=log)
         if settings.serve_agent_init_script
         else None
     )
-    key = settings.serve_page_key or page_key(settings.serve_agent_token)
-    app = create_app(sup)
-    servers = [
-        _server(over_unix(app), UNIX_CONNECTIONS),
-        _server(over_tcp(app, key, settings.serve_hosts), TCP_CONNECTIONS),
-    ]
     threads = [
         threading.Thread(target=suggestions.run, name="suggestions", daemon=True),
         threading.Thread(target=keepalive.run, name="keepalive", daemon=True),
     ]
     if own_agent is not None:
         threads.append(threading.Thread(target=own_agent.run, name="builder-agent", daemon=True))
-    base = f"http://{hostport(host, port)}/"
-    with _serve_file(dirs, host, port, version, page=f"{base}k/{key}/", log=log):
-        dirs.record_event(Event.SERVE_STARTED, address=hostport(host, port), pid=os.getpid())
-        log.info(f"devcontainer-builder serve: status page and API on {base} and {dirs.serve_socket} (workspace "
-                 f"{settings.workspace_folder})")  # fmt: skip
-        if not settings.coder_agent_url:
-            # standalone, on the user's own terminal: the page with its key (its buttons need it); with Coder
-            # the app's URL has it, and no log that leaves the machine does
-            log.info(f"devcontainer-builder serve: open the status page at {base}k/{key}/")
-        for thread in threads:
-            thread.start()
+    return _Workers(sup, builds, suggestions, keepalive, own_agent, threads)
 
-        def stopping() -> None:
-            for server in servers:
-                server.should_exit = True
-            _stopping(stop, builds, log, own_agent)
 
-        with _signals(stopping):
-            asyncio.run(_run(servers, unix, _Door(tcp, settings.serve_address, stop, log, dirs)))
-        stop.set()
-        keepalive.wake.set()
-        suggestions.wake()
-        for thread in threads:
-            thread.join(timeout=1.0)
-        dirs.record_event(Event.SERVE_STOPPED)
-    log.info("devcontainer-builder serve: stopped")
-    return 0
+def _announce(settings: Settings, dirs: StateDir, log: Log, *, base: str, key: str) -> None:
+    log.info(f"devcontainer-builder serve: status page and API on {base} and {dirs.serve_socket} (workspace "
+             f"{settings.workspace_folder})")  # fmt: skip
+    if not settings.coder_agent_url:
+        # standalone, on the user's own terminal: the page with its key (its buttons need it); with Coder
+        # the app's URL has it, and no log that leaves the machine does
+        log.info(f"devcontainer-builder serve: open the status page at {base}k/{key}/")
 
 
 class _BoundedH11(H11Protocol):

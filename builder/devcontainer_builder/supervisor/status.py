@@ -11,13 +11,12 @@ from typing import Any
 
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
-from devcontainer_builder.state.record import State, Status
+from devcontainer_builder.state.record import ERROR_LOG, State, Status
 from devcontainer_builder.state.report import build_in_progress
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.supervisor.builds import Builds, RateLimit
 from devcontainer_builder.supervisor.suggestions import Suggestions
 from devcontainer_builder.system import environment, files
-from devcontainer_builder.up.recovery import ERROR_LOG
 from devcontainer_builder.workspace import checkout, git
 
 REPOSITORY_TTL = 5.0

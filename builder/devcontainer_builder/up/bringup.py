@@ -10,14 +10,16 @@ import traceback
 from collections.abc import Callable
 
 from devcontainer_builder.coder import agent
-from devcontainer_builder.engine import compose, containers, control_manifest, decide, devcontainer_cli, guard
+from devcontainer_builder.devcontainer_cli import control_manifest, driver, guard
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine import compose, containers
 from devcontainer_builder.engine.containers import Spec
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import Labelled, engine_problem
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.ide import start as ide_start
 from devcontainer_builder.state.record import AgentInfo, Event, IdeInfo
 from devcontainer_builder.system.proc import Pending
+from devcontainer_builder.up import decide
 from devcontainer_builder.up.context import Run
 
 
@@ -73,7 +75,7 @@ def prebuild(run: Run, spec: Spec, *, no_cache: bool) -> None:
     settings = run.settings
     run.log.info("building the new image first; the current container keeps running until it is ready")
     lockfile = os.path.join(os.path.dirname(spec.config_path), "devcontainer-lock.json")
-    args = devcontainer_cli.build_args(
+    args = driver.build_args(
         run.cli,
         workspace=settings.workspace_folder,
         docker_path=run.guard.docker_path,
@@ -93,7 +95,7 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
     settings, log, engine = run.settings, run.log, run.engine
     cache_to = _cache_to(run, settings.cache_to) if cache and not no_cache else ""
     lockfile = os.path.join(os.path.dirname(spec.config_path), "devcontainer-lock.json")
-    args = devcontainer_cli.up_args(
+    args = driver.up_args(
         run.cli,
         workspace=settings.workspace_folder,
         docker_path=run.guard.docker_path,
@@ -117,7 +119,7 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
     )
     early: list[Pending[tuple[str, str] | None]] = []
 
-    def started(step: devcontainer_cli.Step) -> None:
+    def started(step: driver.Step) -> None:
         if step.name == "start container" and step.status == "succeeded" and not early:
             early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
 
@@ -209,18 +211,18 @@ def _run(
     *,
     contain: bool,
     what: str,
-    on_step: Callable[[devcontainer_cli.Step], None] = lambda step: None,
+    on_step: Callable[[driver.Step], None] = lambda step: None,
 ) -> Outcome:
     """One run of the devcontainer CLI, its progress recorded as steps; a failure raised as BuildFailed."""
     settings, log = run.settings, run.log
 
-    def step(found: devcontainer_cli.Step) -> None:
+    def step(found: driver.Step) -> None:
         run.step(found.name, found.status, found.seconds)
         on_step(found)
 
     manifest = control_manifest.refresh(log, run.env)  # else a proxy that never answers holds the CLI for ever
     run.guard.clear()
-    outcome = devcontainer_cli.run_up(
+    outcome = driver.run_up(
         args,
         env=run.guard.env,
         timeout=settings.build_timeout,

@@ -10,10 +10,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.devcontainer_cli.guard import Guard
 from devcontainer_builder.engine.containers import Additions
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import Engine, Labelled
-from devcontainer_builder.engine.guard import Guard
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import FileSink, Log, Sink, TailSink
 from devcontainer_builder.settings.options import Settings

@@ -3,7 +3,7 @@ start Coder's agent in it; and when any of that fails, recover onto the fallback
 
 Everything runs under the workspace lock, so a second `up` for the same workspace waits and then finds
 the first one's container. What a killed builder left running is stopped first. Which container to
-reuse, keep or replace is decided in engine/decide.py; how one container is brought up, in bringup.py;
+reuse, keep or replace is decided in decide.py; how one container is brought up, in bringup.py;
 the fallback, in recovery.py.
 """
 
@@ -16,19 +16,20 @@ import tempfile
 import traceback
 from collections.abc import Mapping
 
-from devcontainer_builder.engine import compose, containers, decide, detect, guard
+from devcontainer_builder.devcontainer_cli import guard
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine import compose, containers, detect
 from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE, Spec
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.engine.engine import LABEL_LOCAL_FOLDER, Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings.options import Settings
-from devcontainer_builder.state.record import Event, State, Status
+from devcontainer_builder.state.record import ERROR_LOG, KEEPALIVE, Event, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import KEEPALIVE, additions, bringup, initialize, limits, recovery, restart
+from devcontainer_builder.up import additions, bringup, decide, initialize, limits, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
@@ -89,14 +90,30 @@ def open_state_dir(settings: Settings, log: Log) -> StateDir:
 
 def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
     """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
-    choice = detect.choose_for(settings.docker_path, environ, dirs.read_state())
+    last = dirs.read_state()
+    choice = detect.choose(
+        settings.docker_path, environ, last=last.engine, known=(last.engine_identity, last.engine_kind)
+    )
     return dataclasses.replace(settings, docker_path=choice.path), choice
+
+
+def allowed(settings: Settings) -> guard.Allowed:
+    """What the admin's settings let the repository's devcontainer ask for, as the guard enforces it."""
+    return guard.Allowed(
+        workspace_folder=settings.workspace_folder,
+        docker_path=settings.docker_path,
+        mounts=settings.allowed_mounts,
+        capabilities=settings.allowed_capabilities,
+        privileges=settings.allowed_privileges,
+        reserved_port=settings.serve_address[1],
+        network=settings.network,
+    )
 
 
 def claim_folder(settings: Settings) -> None:
     """A folder that already holds files but no clone of the repository is someone's: a typo in
     DEVCONTAINER_WORKSPACE_FOLDER must not hand it to the devcontainer (exit 2, before anything is written)."""
-    why = checkout.unclaimed(settings.workspace_folder, settings.repository, (recovery.ERROR_LOG,))
+    why = checkout.unclaimed(settings.workspace_folder, settings.repository, (ERROR_LOG,))
     if why and not settings.use_existing_folder and not _cloned_before(settings):
         raise InputError(
             [
@@ -149,7 +166,12 @@ def up(settings: Settings, environ: Mapping[str, str], log: Log, *, trigger: str
             cli=cli,
             env=env,
             guard=guard.setup(
-                settings, env, dirs.file("policy-refusals.jsonl"), cache_to=cache_to, force_rm=True, kind=choice.kind
+                allowed(settings),
+                env,
+                dirs.file("policy-refusals.jsonl"),
+                cache_to=cache_to,
+                force_rm=True,
+                kind=choice.kind,
             ),
             previous=previous,
             state=initial_state(settings, previous, dirs, trigger, build_id or os.urandom(6).hex()),
@@ -251,7 +273,7 @@ def prepare(run: Run) -> checkout.Checkout:
             branch_changed=previous_branch is None or previous_branch != settings.branch,
             depth=settings.clone_depth,
             builders_own=_builders_own,
-            leftovers=(recovery.ERROR_LOG,),
+            leftovers=(ERROR_LOG,),
         )
     finally:
         runner.close()
@@ -279,7 +301,7 @@ def prepare(run: Run) -> checkout.Checkout:
 
 def _builders_own(path: str) -> bool:
     """Files the builder wrote into the workspace itself, which an update may replace."""
-    return os.path.basename(path) == recovery.ERROR_LOG or (
+    return os.path.basename(path) == ERROR_LOG or (
         path.endswith("/.devcontainer/devcontainer.json") and config.is_generated(path)
     )
 
@@ -333,55 +355,18 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         run.state.rebuild_id = settings.rebuild_id  # recorded with the state this run writes, whatever its end
     plan = decide.plan_up(existing, run.previous, resolved.config_hash, rebuild=rebuild)
     if plan.reuse is not None:
-        # `devcontainer up` would only inspect this container: skip its start-up entirely
-        log.info(f"container {plan.reuse.id[:12]} is running with this config already: nothing to rebuild or run")
-        run.event(Event.CONTAINER_REUSED, container_id=plan.reuse.id)
-        return Outcome(
-            "success",
-            container_id=plan.reuse.id,
-            remote_user=run.previous.remote_user,
-            remote_workspace_folder=run.previous.remote_workspace_folder,
-        )
-    sandboxed = initialize.sandboxed(settings, resolved.data)  # it ran already (resolve)
-    spec = Spec(
-        role=ROLE_DEVCONTAINER,
-        config_path=resolved.path,
-        override=resolved.override,
-        config_hash=resolved.config_hash,
-        remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
-        runs_host_code=initialize.present(resolved.data.get(initialize.NAME)) and not sandboxed,
+        return _reuse(run, plan.reuse)
+    spec = _spec(run, resolved)
+    prebuilt = decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(
+        resolved.data, spec
     )
-    if layout.compose_files(resolved.path, resolved.data):
-        spec = for_compose(run, spec, resolved)
-    data = initialize.without_command(resolved.data) if sandboxed else resolved.data
-    spec = additions.apply(run, spec, data, run.additions, rewrite=sandboxed)
-    prebuilt = False
-    if decide.prebuild_first(existing, plan, spec.runs_host_code) and bringup.builds_an_image(resolved.data, spec):
+    if prebuilt:
         # an initializeCommand may write what the build needs: only `up` runs it, so no build before it
         bringup.prebuild(run, spec, no_cache=settings.rebuild_full)
-        prebuilt = True
-    removing = [container for container, _ in plan.remove]
-    for container, why in plan.remove:
-        log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
-        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=resolved.config_hash)
-    if spec.compose_project and (removing or plan.remove_existing):
-        # the project is recreated as a whole: no service of the old config runs beside the new one
-        removing += [c for c in existing if c.project == spec.compose_project and c not in removing]
-    if removing:
-        bringup.remove_containers(run, removing, "config changed" if plan.remove else plan.reason)
-    for container in removing:
-        run.removed.append(container.id)
-        if container.id in run.containers_before:
-            run.containers_before.remove(container.id)
+    removing = _remove_replaced(run, existing, plan, spec, config_hash=resolved.config_hash)
     bringup.check_mounts(run, [c for c in existing if c not in removing])
-    stopped = [] if removing else decide.stopped_services(existing, spec.compose_project)
-    if stopped:
-        names = ", ".join(sorted({container.service for container in stopped}))
-        log.info(f"starting the compose project's stopped services ({names})")
-        error = compose.start(run.engine, spec.compose_project)
-        if error:
-            log.warn(f"compose could not start them: {error}")
-        run.event(Event.COMPOSE_STARTED, project=spec.compose_project, services=names, error=error)
+    if not removing:
+        _start_stopped_services(run, existing, spec.compose_project)
     if plan.reason:
         log.info(f"recreating the devcontainer: {plan.reason}")
     record_inputs(run, resolved.path)
@@ -399,6 +384,69 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
     return outcome
+
+
+def _reuse(run: Run, container: Labelled) -> Outcome:
+    # `devcontainer up` would only inspect this container: skip its start-up entirely
+    run.log.info(f"container {container.id[:12]} is running with this config already: nothing to rebuild or run")
+    run.event(Event.CONTAINER_REUSED, container_id=container.id)
+    return Outcome(
+        "success",
+        container_id=container.id,
+        remote_user=run.previous.remote_user,
+        remote_workspace_folder=run.previous.remote_workspace_folder,
+    )
+
+
+def _spec(run: Run, resolved: config.ResolvedConfig) -> Spec:
+    """The devcontainer to bring up: the repository's config, its compose project, the admin's additions."""
+    settings = run.settings
+    sandboxed = initialize.sandboxed(settings, resolved.data)  # it ran already (resolve)
+    spec = Spec(
+        role=ROLE_DEVCONTAINER,
+        config_path=resolved.path,
+        override=resolved.override,
+        config_hash=resolved.config_hash,
+        remote_folder=containers.default_remote_folder(settings.workspace_folder, resolved.data),
+        runs_host_code=initialize.present(resolved.data.get(initialize.NAME)) and not sandboxed,
+    )
+    if layout.compose_files(resolved.path, resolved.data):
+        spec = for_compose(run, spec, resolved)
+    data = initialize.without_command(resolved.data) if sandboxed else resolved.data
+    return additions.apply(run, spec, data, run.additions, rewrite=sandboxed)
+
+
+def _remove_replaced(
+    run: Run, existing: list[Labelled], plan: decide.Plan, spec: Spec, *, config_hash: str
+) -> list[Labelled]:
+    """Removes the containers the plan replaces (a compose project's as a whole); returns them."""
+    removing = [container for container, _ in plan.remove]
+    for container, why in plan.remove:
+        run.log.info(f"{why} since container {container.id[:12]} was built: removing it to rebuild")
+        run.event(Event.CONFIG_CHANGED, container_id=container.id, old=container.config_hash, new=config_hash)
+    if spec.compose_project and (removing or plan.remove_existing):
+        # the project is recreated as a whole: no service of the old config runs beside the new one
+        removing += [c for c in existing if c.project == spec.compose_project and c not in removing]
+    if removing:
+        bringup.remove_containers(run, removing, "config changed" if plan.remove else plan.reason)
+    for container in removing:
+        run.removed.append(container.id)
+        if container.id in run.containers_before:
+            run.containers_before.remove(container.id)
+    return removing
+
+
+def _start_stopped_services(run: Run, existing: list[Labelled], project: str) -> None:
+    """The compose project's other services, when the devcontainer runs and they do not."""
+    stopped = decide.stopped_services(existing, project)
+    if not stopped:
+        return
+    names = ", ".join(sorted({container.service for container in stopped}))
+    run.log.info(f"starting the compose project's stopped services ({names})")
+    error = compose.start(run.engine, project)
+    if error:
+        run.log.warn(f"compose could not start them: {error}")
+    run.event(Event.COMPOSE_STARTED, project=project, services=names, error=error)
 
 
 def for_compose(run: Run, spec: Spec, resolved: config.ResolvedConfig) -> Spec:
@@ -465,7 +513,7 @@ def _keep_despite_late_hook(run: Run, err: BuildFailed) -> Outcome:
 def _running(run: Run, outcome: Outcome) -> int:
     log, resolved = run.log, run.resolved_config()
     if recovery.clear_error_log(run.settings.workspace_folder):
-        log.info(f"removed {recovery.ERROR_LOG}: the repository's devcontainer builds again")
+        log.info(f"removed {ERROR_LOG}: the repository's devcontainer builds again")
     run.finished(
         Status.RUNNING,
         outcome,
@@ -538,7 +586,7 @@ def recover(run: Run, failure: BuildFailed) -> int:
     image = settings.fallback_image
     log.warn(
         f"bringing up the fallback image {image} so the workspace is usable; the failure is described in "
-        f"{recovery.ERROR_LOG} in the workspace folder"
+        f"{ERROR_LOG} in the workspace folder"
     )
     run.event(Event.FALLBACK_STARTED, image=image, failed_step=failure.step)
     failed_container = {"failed_container_id": failure.container_id}

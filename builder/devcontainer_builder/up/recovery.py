@@ -15,16 +15,15 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
-from devcontainer_builder.engine import containers, decide
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine import containers
 from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.state.record import ERROR_LOG
 from devcontainer_builder.system import clock, files
-from devcontainer_builder.up import additions, bringup
+from devcontainer_builder.up import additions, bringup, decide
 from devcontainer_builder.up.context import Run
 from devcontainer_builder.workspace import fingerprint
-
-ERROR_LOG = ".devcontainer-build-error.log"
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from devcontainer_builder.engine import compose, containers, decide, guard
+from devcontainer_builder.devcontainer_cli import guard
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine import compose, containers
 from devcontainer_builder.engine.containers import ROLE_FALLBACK, Spec
-from devcontainer_builder.engine.devcontainer_cli import Outcome
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed
-from devcontainer_builder.state.record import AgentInfo, Event, State
-from devcontainer_builder.up import additions, bringup, recovery
+from devcontainer_builder.state.record import ERROR_LOG, AgentInfo, Event, State
+from devcontainer_builder.up import additions, bringup, decide, recovery
 from devcontainer_builder.up.context import Run
 
 
@@ -55,7 +56,7 @@ def restart(run: Run) -> int | None:
         override=True,
         config_hash=container.config_hash,  # the identity labels it was created with: the CLI finds it
         remote_folder=previous.remote_workspace_folder,
-        banner=containers.banner_script(previous.remote_workspace_folder, recovery.ERROR_LOG)
+        banner=containers.banner_script(previous.remote_workspace_folder, ERROR_LOG)
         if container.role == ROLE_FALLBACK
         else "",
     )

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from devcontainer_builder.errors import BuildFailed
 from devcontainer_builder.log import listing
+from devcontainer_builder.settings.gitref import Repository
 from devcontainer_builder.system import environment, proc
 from devcontainer_builder.system.proc import last_line
 from devcontainer_builder.workspace.git import AUTH_ERRORS, NETWORK_ERRORS, FetchDir, Git, matches
-from devcontainer_builder.workspace.gitref import Repository
 
 MOVED = ("cloned", "up-to-date", "fast-forwarded", "switched", "ahead")  # nothing the user should act on
 IN_PROGRESS = {
@@ -315,26 +315,11 @@ def update(
     remotes_query = proc.Pending(origin_refs, git, path)
     current, commit = head(git, path)
     origin = config_query.result().get("remote.origin.url", "")
-    if not same_remote(origin, repository.url):
-        return Checkout(
-            path,
-            "foreign-clone",
-            current,
-            commit,
-            f"{path} holds a clone of {origin or 'an unknown remote'}, not of {repository}: leaving it untouched",
-        )
-    busy = in_progress(path)
-    if busy:
-        return Checkout(
-            path, "in-progress", current, commit, f"a {busy} is in progress in {path}: not touching it. Finish or "
-            "abort it inside the workspace and restart the workspace to update."
-        )  # fmt: skip
-    if not current:  # detached (an unborn branch has a name): its commits are on no branch, a switch loses them
-        switch = f" nor switching to {branch or 'the default branch'}" if branch_changed else ""
-        return Checkout(
-            path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating{switch}. Check out "
-            "a branch inside the workspace (git switch -c <name> keeps its commits) to have it updated."
-        )  # fmt: skip
+    left = _left_alone(
+        repository, path, origin, current=current, commit=commit, switch_to=branch if branch_changed else None
+    )
+    if left is not None:
+        return left
     target = _target(git, repository, current, branch, branch_changed)
     local_query = proc.Pending(local_paths, git, path)  # reads the tree while the network is waited for
     known = remotes_query.result().get(target, "")
@@ -350,9 +335,9 @@ def update(
             f"could not fetch {target} from {repository} ({err.message}); carrying on with {current or 'HEAD'} at "
             f"{commit[:12]}",
         )
+    here = Position(path, current, commit, target)
     try:
         local = local_query.result()
-        here = Position(path, current, commit, target)
         plan = _plan(git, here, upstream)
         if isinstance(plan, Checkout):
             return plan
@@ -360,19 +345,67 @@ def update(
         incoming = changed_paths(git, path, commit, new)
     except BuildFailed as err:  # a broken index or missing objects: the user's to look at, not ours to fix
         return Checkout(path, "skipped-error", current, commit, f"{err.message}: not touching the working tree")
-    stake = [name for name in at_stake(incoming, local) if not builders_own(os.path.join(path, name.rstrip("/")))]
-    what = f"switch to {target}" if target != current else f"update {current} to {new[:12]}"
+    return _move_unless_at_stake(git, here, new, action, incoming=incoming, local=local, builders_own=builders_own)
+
+
+def _left_alone(
+    repository: Repository, path: str, origin: str, *, current: str, commit: str, switch_to: str | None
+) -> Checkout | None:
+    """Why a clone is not to be touched at all - another remote's, mid-operation, detached - or None.
+    switch_to: the branch newly asked for ("" for the default one), None when it did not change."""
+    if not same_remote(origin, repository.url):
+        return Checkout(
+            path,
+            "foreign-clone",
+            current,
+            commit,
+            f"{path} holds a clone of {origin or 'an unknown remote'}, not of {repository}: leaving it untouched",
+        )
+    busy = in_progress(path)
+    if busy:
+        return Checkout(
+            path, "in-progress", current, commit, f"a {busy} is in progress in {path}: not touching it. Finish or "
+            "abort it inside the workspace and restart the workspace to update."
+        )  # fmt: skip
+    if not current:  # detached (an unborn branch has a name): its commits are on no branch, a switch loses them
+        switch = f" nor switching to {switch_to or 'the default branch'}" if switch_to is not None else ""
+        return Checkout(
+            path, "detached", current, commit, f"HEAD is detached at {commit[:12]}: not updating{switch}. Check out "
+            "a branch inside the workspace (git switch -c <name> keeps its commits) to have it updated."
+        )  # fmt: skip
+    return None
+
+
+def _move_unless_at_stake(
+    git: Git,
+    here: Position,
+    new: str,
+    action: str,
+    *,
+    incoming: list[str],
+    local: list[str],
+    builders_own: Callable[[str], bool],
+) -> Checkout:
+    """The move to `new`, unless it would overwrite a local file of the user's; the builder's own files in
+    its way are removed (upstream now provides them)."""
+    path = here.path
+
+    def own(name: str) -> bool:
+        return builders_own(os.path.join(path, name.rstrip("/")))
+
+    stake = [name for name in at_stake(incoming, local) if not own(name)]
+    what = f"switch to {here.target}" if here.target != here.current else f"update {here.current} to {new[:12]}"
     if stake:
         return Checkout(
             path,
             "skipped-local-changes",
-            current,
-            commit,
+            here.current,
+            here.commit,
             f"not touching the working tree: the {what} would overwrite local files ({listing(stake)}). Commit, "
             "move or stash them and restart the workspace to update.",
             at_stake=stake,
         )
-    for name in at_stake(incoming, [name for name in local if builders_own(os.path.join(path, name.rstrip("/")))]):
+    for name in at_stake(incoming, [name for name in local if own(name)]):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(path, name))  # the builder's own file: upstream now provides it
     return _move(git, here, new, action)

@@ -6,7 +6,7 @@ when compose loads the project, so each must be inside the repository (a reposit
 compose read `/var/run/secrets/...` into a container's environment), and its path must be literal:
 `${...}` in such a path cannot be checked before compose expands it. What compose then runs - the
 merged model, with the devcontainer CLI's own override files - is checked by the engine's policy
-(engine/compose_policy.py) at every `compose up` and `compose build`.
+(policy/compose_rules.py) at every `compose up` and `compose build`.
 
 The same walk lists what a compose config is built from (every compose file, env file, Dockerfile and
 build context), for the container's identity hash and rebuild suggestions.

@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from devcontainer_builder.log import Log
+from devcontainer_builder.settings.gitref import Repository
 from devcontainer_builder.system import files, proc, retry
 from devcontainer_builder.system.proc import last_line
-from devcontainer_builder.workspace.gitref import Repository
 
 LOCAL_TIMEOUT = 60.0
 PASSWORD_VAR = "DEVCONTAINER_BUILDER_GIT_PASSWORD"  # noqa: S105 - a variable name, not a value
@@ -243,37 +243,9 @@ def make_git(
     temp = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
     try:
         files.chown(temp, owner)
-        home = os.path.join(temp, "home")
-        hooks = os.path.join(temp, "no-hooks")
-        templates = os.path.join(temp, "no-templates")
-        for folder in (home, hooks, templates):
-            os.mkdir(folder, 0o700)
-            files.chown(folder, owner)
-        base = dict(env)
-        base.update(
-            HOME=home,
-            XDG_CONFIG_HOME=os.path.join(home, ".config"),
-            LC_ALL="C",
-            GIT_TERMINAL_PROMPT="0",
-            GIT_ALLOW_PROTOCOL="file:git:http:https:ssh",
-            GIT_CONFIG_NOSYSTEM="1",
-            GIT_PAGER="cat",
-            GIT_ASKPASS="/bin/false",
-            SSH_ASKPASS="/bin/false",
-        )
-        base.pop("SSH_AUTH_SOCK", None)
-        # A global config file in the private HOME rather than GIT_CONFIG_COUNT: git drops GIT_CONFIG_*
-        # when it spawns upload-pack for a local clone, and safe.directory must reach that side too.
-        config = [
-            ("safe", "", "directory", "*"),  # the workspace may belong to another uid than the builder's
-            ("protocol", "ext", "allow", "never"),
-            ("advice", "", "detachedHead", "false"),
-            ("init", "", "defaultBranch", "main"),
-            ("init", "", "templateDir", templates),
-            ("core", "", "hooksPath", hooks),
-        ]
-        if env.get("SSL_CERT_FILE"):  # Debian's libcurl has its own CA path compiled in: tell git directly
-            config.append(("http", "", "sslCAInfo", env["SSL_CERT_FILE"]))
+        home, hooks, templates = _private_folders(temp, owner)
+        base = _base_env(env, home)
+        config = _global_config(env, hooks=hooks, templates=templates)
         network = dict(base)
         password = repository.password or token
         if password and repository.kind in ("https", "http"):
@@ -282,20 +254,7 @@ def make_git(
             network[USERNAME_VAR] = repository.username or username
         key_fd = None
         if repository.kind in ("ssh", "scp"):
-            ssh = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
-            ssh += ["-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known_hosts or '/dev/null'}"]
-            ssh += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
-            command = shlex.join(ssh)
-            if ssh_key:
-                key_fd = _key_in_memory(ssh_key, owner)
-                # ssh closes every descriptor it inherits before it reads a key, so it reads the one git
-                # (its parent, which keeps it open) holds; git runs this through sh, which expands $PPID
-                command += f' -i "/proc/$PPID/fd/{key_fd}"'
-            network["GIT_SSH_COMMAND"] = command
-            if known_hosts:
-                if not os.path.exists(known_hosts):
-                    open(known_hosts, "a").close()
-                files.chown(known_hosts, owner)
+            network["GIT_SSH_COMMAND"], key_fd = _ssh_command(ssh_key, known_hosts, owner)
         gitconfig = os.path.join(home, ".gitconfig")
         files.write_atomic(gitconfig, gitconfig_text(config), mode=0o600, owner=owner, sync=False)
     except BaseException:
@@ -314,6 +273,69 @@ def make_git(
         key_fd=key_fd,
         _temp=temp,
     )
+
+
+def _private_folders(temp: str, owner: files.Owner | None) -> tuple[str, str, str]:
+    """HOME, an empty hooks folder and an empty template folder, inside temp: nothing of the machine's."""
+    home = os.path.join(temp, "home")
+    hooks = os.path.join(temp, "no-hooks")
+    templates = os.path.join(temp, "no-templates")
+    for folder in (home, hooks, templates):
+        os.mkdir(folder, 0o700)
+        files.chown(folder, owner)
+    return home, hooks, templates
+
+
+def _base_env(env: Mapping[str, str], home: str) -> dict[str, str]:
+    base = dict(env)
+    base.update(
+        HOME=home,
+        XDG_CONFIG_HOME=os.path.join(home, ".config"),
+        LC_ALL="C",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ALLOW_PROTOCOL="file:git:http:https:ssh",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_PAGER="cat",
+        GIT_ASKPASS="/bin/false",
+        SSH_ASKPASS="/bin/false",
+    )
+    base.pop("SSH_AUTH_SOCK", None)
+    return base
+
+
+def _global_config(env: Mapping[str, str], *, hooks: str, templates: str) -> list[tuple[str, str, str, str]]:
+    # A global config file in the private HOME rather than GIT_CONFIG_COUNT: git drops GIT_CONFIG_*
+    # when it spawns upload-pack for a local clone, and safe.directory must reach that side too.
+    config = [
+        ("safe", "", "directory", "*"),  # the workspace may belong to another uid than the builder's
+        ("protocol", "ext", "allow", "never"),
+        ("advice", "", "detachedHead", "false"),
+        ("init", "", "defaultBranch", "main"),
+        ("init", "", "templateDir", templates),
+        ("core", "", "hooksPath", hooks),
+    ]
+    if env.get("SSL_CERT_FILE"):  # Debian's libcurl has its own CA path compiled in: tell git directly
+        config.append(("http", "", "sslCAInfo", env["SSL_CERT_FILE"]))
+    return config
+
+
+def _ssh_command(ssh_key: str, known_hosts: str, owner: files.Owner | None) -> tuple[str, int | None]:
+    """GIT_SSH_COMMAND, and the descriptor holding the key (None without one)."""
+    ssh = ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
+    ssh += ["-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={known_hosts or '/dev/null'}"]
+    ssh += ["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"]
+    command = shlex.join(ssh)
+    key_fd = None
+    if ssh_key:
+        key_fd = _key_in_memory(ssh_key, owner)
+        # ssh closes every descriptor it inherits before it reads a key, so it reads the one git
+        # (its parent, which keeps it open) holds; git runs this through sh, which expands $PPID
+        command += f' -i "/proc/$PPID/fd/{key_fd}"'
+    if known_hosts:
+        if not os.path.exists(known_hosts):
+            open(known_hosts, "a").close()
+        files.chown(known_hosts, owner)
+    return command, key_fd
 
 
 TEMP_PREFIX = "devcontainer-builder-git-"

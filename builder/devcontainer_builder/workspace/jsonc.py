@@ -33,6 +33,37 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return line, column
 
 
+def _after_string(text: str, i: int) -> int:
+    """The index after the string that starts at text[i] (a quote)."""
+    n = len(text)
+    i += 1
+    while i < n and text[i] != '"':
+        if text[i] == "\\":
+            i += 1
+        elif text[i] == "\n":
+            break  # json will report the unterminated string at its real place
+        i += 1
+    return i + 1
+
+
+def _blank_comment(text: str, out: list[str], i: int) -> int:
+    """Blanks the // or /* comment that starts at text[i] in out (its newlines kept); the index after it."""
+    if text.startswith("//", i):
+        end = text.find("\n", i)
+        end = len(text) if end == -1 else end
+        for j in range(i, end):
+            out[j] = " "
+        return end
+    end = text.find("*/", i + 2)
+    if end == -1:
+        line, column = _position(text, i)
+        raise JsoncError("unterminated /* comment", line, column)
+    for j in range(i, end + 2):
+        if out[j] != "\n":
+            out[j] = " "
+    return end + 2
+
+
 def strip(text: str) -> str:
     """Blank out comments and trailing commas, keeping every other character where it was."""
     out = list(text)
@@ -45,31 +76,10 @@ def strip(text: str) -> str:
         if char == '"':
             last_comma = -1
             previous = '"'
-            i += 1
-            while i < n and text[i] != '"':
-                if text[i] == "\\":
-                    i += 1
-                elif text[i] == "\n":
-                    break  # json will report the unterminated string at its real place
-                i += 1
-            i += 1
+            i = _after_string(text, i)
             continue
-        if text.startswith("//", i):
-            end = text.find("\n", i)
-            end = n if end == -1 else end
-            for j in range(i, end):
-                out[j] = " "
-            i = end
-            continue
-        if text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            if end == -1:
-                line, column = _position(text, i)
-                raise JsoncError("unterminated /* comment", line, column)
-            for j in range(i, end + 2):
-                if out[j] != "\n":
-                    out[j] = " "
-            i = end + 2
+        if text.startswith(("//", "/*"), i):
+            i = _blank_comment(text, out, i)
             continue
         if char == ",":
             if previous in ("[", "{", ",", ""):

@@ -2,13 +2,13 @@
 
 compose_guard.py renders the project - the repository's files (the builder's snapshot of them) merged with
 the devcontainer CLI's own override files, features' privileges included - and hands the model here.
-Each service is checked as policy.py checks a `docker run` (privileged, capabilities, security options,
+Each service is checked as rules.py checks a `docker run` (privileged, capabilities, security options,
 host namespaces, devices, bind mounts outside the workspace - and inside it, where another service could
 swap them for a link to `/` -, host files, logging drivers, the supervisor's port), each build as a
 `docker build`, and the project's volumes, networks, secrets and configs likewise (no other project's,
 no chosen subnets, no host files). A key the builder does not know is refused rather than guessed at.
 
-Runs inside the guard (python -I -S), so it imports only the standard library, and policy.py's helpers
+Runs inside the guard (python -I -S), so it imports only the standard library, and rules.py's helpers
 through `rules`.
 """
 
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 try:
-    from devcontainer_builder.engine import policy as rules
-except ImportError:  # in the guard: the package is not importable under -I -S; policy.py is beside this file
-    import policy as rules  # type: ignore[import-not-found,no-redef]
+    from devcontainer_builder.policy import rules
+except ImportError:  # in the guard: the package is not importable under -I -S; rules.py is beside this file
+    import rules  # type: ignore[import-not-found,no-redef]
 
 SERVICE_KEYS = {
     "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "command",
@@ -46,7 +47,7 @@ NAMESPACE_KEYS = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 def _mode(refusals: Any, option: str, value: str) -> None:
     if value.strip().lower().startswith("service:"):
         return  # another service of the same project: the usual `network_mode: service:db`
-    rules._namespace(refusals, option, value)
+    rules.namespace_problem(refusals, option, value)
 
 
 def _host_file(refusals: Any, option: str, path: object, what: str, *, mountable: bool = False) -> None:
@@ -63,12 +64,25 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     for key in service:
         if key not in SERVICE_KEYS and not key.startswith("x-"):
             refusals.add(at(key), "", f"the compose setting {key} is not one the builder knows how to check", "")
+    _host_access(refusals, at, service)
+    _mounts(refusals, at, service, model)
+    _reaching_out(refusals, at, service)
+    if isinstance(service.get("build"), dict):
+        check_build(refusals, name, service["build"])
+        image = str(service.get("image") or "")
+        if image and image != image_name(policy.project, name) and not image.startswith("vsc-"):
+            reason = f"naming a built image {image}, which would replace that image on the engine (the fallback image, "
+            refusals.add(at("image"), image, reason + "a base image, another workspace's)", "")
+
+
+def _host_access(refusals: Any, at: Callable[[str], str], service: dict[str, Any]) -> None:
+    """Privileges, capabilities, security options, host namespaces, devices."""
     if service.get("privileged"):
         refusals.need("privileged", at("privileged"), "true", "privileged: true (access to the host)")
     for cap in service.get("cap_add") or []:
-        rules._capability(refusals, at("cap_add"), str(cap))
+        rules.capability_problem(refusals, at("cap_add"), str(cap))
     for option in service.get("security_opt") or []:
-        rules._security_opt(refusals, at("security_opt"), str(option))
+        rules.security_opt_problem(refusals, at("security_opt"), str(option))
     for key in NAMESPACE_KEYS:
         if isinstance(service.get(key), str):
             _mode(refusals, at(key), service[key])
@@ -78,13 +92,21 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     reservations = ((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
     if reservations.get("devices"):
         refusals.need("devices", at("deploy.resources.reservations.devices"), "", "access to host devices (deploy)")
+
+
+def _mounts(refusals: Any, at: Callable[[str], str], service: dict[str, Any], model: dict[str, Any]) -> None:
+    """Volumes, another container's volumes, env files: host paths and volumes the service would read."""
     for volume in service.get("volumes") or []:
         _volume(refusals, at("volumes"), volume, model)
-    if service.get("volumes_from") and "*" not in policy.mounts:
+    if service.get("volumes_from") and "*" not in refusals.policy.mounts:
         refusals.add(at("volumes_from"), ",".join(map(str, service["volumes_from"])),
                      "volumes_from mounts what the builder cannot check", "DEVCONTAINER_ALLOWED_MOUNTS=*")  # fmt: skip
     for entry in service.get("env_file") or []:
         _host_file(refusals, at("env_file"), entry.get("path") if isinstance(entry, dict) else entry, "the env file")
+
+
+def _reaching_out(refusals: Any, at: Callable[[str], str], service: dict[str, Any]) -> None:
+    """The runtime, cgroups, other containers, host log files and the host ports the service would reach."""
     for key in ("cgroup_parent", "runtime"):
         if service.get(key):
             refusals.need("privileged", at(key), str(service[key]), f"{key} (reaches outside the container)")
@@ -100,12 +122,6 @@ def check_service(refusals: Any, name: str, service: dict[str, Any], model: dict
     for port in service.get("ports") or []:
         published = str(port.get("published") or "") if isinstance(port, dict) else rules.publish_host_port(str(port))
         rules.published_problem(refusals, at("ports"), published)
-    if isinstance(service.get("build"), dict):
-        check_build(refusals, name, service["build"])
-        image = str(service.get("image") or "")
-        if image and image != image_name(policy.project, name) and not image.startswith("vsc-"):
-            reason = f"naming a built image {image}, which would replace that image on the engine (the fallback image, "
-            refusals.add(at("image"), image, reason + "a base image, another workspace's)", "")
 
 
 def _volume(refusals: Any, option: str, volume: object, model: dict[str, Any]) -> None:
@@ -185,7 +201,7 @@ def check_build(refusals: Any, name: str, build: dict[str, Any]) -> None:
         refusals.need("security-opt", at("entitlements"), ",".join(map(str, build["entitlements"])),
                       "build entitlements")  # fmt: skip
     for ref in build.get("cache_from") or []:
-        fields = rules._fields(refusals, at("cache_from"), str(ref))
+        fields = rules.csv_fields(refusals, at("cache_from"), str(ref))
         if fields.get("type") == "local":
             refusals.host_path(at("cache_from"), fields.get("source", ""), "the local cache")
     for ref in build.get("cache_to") or []:

@@ -1,4 +1,4 @@
-"""Putting the admin's policy (policy.py) between the devcontainer CLI and the engine, and reading back
+"""Putting the admin's policy (policy/rules.py) between the devcontainer CLI and the engine, and reading back
 what it refused."""
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from devcontainer_builder.engine import policy
+from devcontainer_builder.devcontainer_cli.control_manifest import cli_folder
 from devcontainer_builder.engine.compose import project_name
-from devcontainer_builder.engine.control_manifest import cli_folder
 from devcontainer_builder.errors import BuildFailed
-from devcontainer_builder.settings.options import Settings
+from devcontainer_builder.policy import rules
 from devcontainer_builder.system import proc
 
-SHIM = os.path.join(os.path.dirname(os.path.abspath(policy.__file__)), "docker-guard")
+SHIM = os.path.join(os.path.dirname(os.path.abspath(rules.__file__)), "docker-guard")
 COMPOSE_SHIM = os.path.join(os.path.dirname(SHIM), "docker-compose-guard")
 PYTHON_VAR = "DEVCONTAINER_BUILDER_PYTHON"
 ENGINE_VAR = "DEVCONTAINER_BUILDER_ENGINE"
@@ -77,18 +76,32 @@ def refused(reasons: list[str], settings: list[str]) -> BuildFailed:
     )
 
 
+@dataclass(frozen=True)
+class Allowed:
+    """What the admin's settings let a devcontainer ask for (DEVCONTAINER_ALLOWED_*, the network, the
+    supervisor's port), for the workspace in `workspace_folder`."""
+
+    workspace_folder: str
+    docker_path: str  # DEVCONTAINER_DOCKER_PATH or the engine chosen
+    mounts: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    privileges: tuple[str, ...] = ()
+    reserved_port: int = 0  # the supervisor's: no container may publish it
+    network: str = ""
+
+
 def setup(
-    settings: Settings, env: Mapping[str, str], report: str, *, cache_to: str, force_rm: bool, kind: str = "docker"
+    allowed: Allowed, env: Mapping[str, str], report: str, *, cache_to: str, force_rm: bool, kind: str = "docker"
 ) -> Guard:
     """The CLI's --docker-path and environment, so that each `run`/`create`/`build` is checked first. kind is
     the engine's (docker or podman, engine/detect.py)."""
-    engine = shutil.which(settings.docker_path, path=env.get("PATH", os.defpath)) or settings.docker_path
+    engine = shutil.which(allowed.docker_path, path=env.get("PATH", os.defpath)) or allowed.docker_path
     build_dirs = tuple(folder for folder in [cli_folder(env)] if folder)
-    rules = policy.Policy(
-        workspace=os.path.realpath(settings.workspace_folder),
-        mounts=settings.allowed_mounts,
-        capabilities=settings.allowed_capabilities,
-        privileges=tuple(p for p in settings.allowed_privileges if p != "initialize-command"),
+    policy = rules.Policy(
+        workspace=os.path.realpath(allowed.workspace_folder),
+        mounts=allowed.mounts,
+        capabilities=allowed.capabilities,
+        privileges=tuple(p for p in allowed.privileges if p != "initialize-command"),
         build_dirs=build_dirs,
         cache_to=cache_to,
         engine=kind,
@@ -97,12 +110,12 @@ def setup(
         report=report,
         force_rm=force_rm,
         compose_dir=os.path.join(os.path.dirname(report), "compose"),
-        reserved_ports=(str(settings.serve_address[1]),),
-        network=settings.network,
-        owner=project_name(settings.workspace_folder),
+        reserved_ports=(str(allowed.reserved_port),),
+        network=allowed.network,
+        owner=project_name(allowed.workspace_folder),
     )
     guarded = dict(env)
-    guarded[policy.POLICY_VAR] = rules.to_text()
+    guarded[rules.POLICY_VAR] = policy.to_text()
     guarded[PYTHON_VAR] = sys.executable
     guarded[ENGINE_VAR] = engine
     return Guard(SHIM, guarded, report)
@@ -120,12 +133,12 @@ def for_compose(
     """The guard for a compose config: compose may act on the workspace's project only, whose name the
     CLI takes from COMPOSE_PROJECT_NAME (before a repository's .env or `name:`); every container of it
     gets `labels`; and compose reads `snapshot` wherever the CLI names the repository's files (`sources`)."""
-    rules = policy.Policy.from_text(guard.env[policy.POLICY_VAR])
-    rules.project, rules.service = project, service
-    rules.labels = tuple(f"{key}={value}" for key, value in labels.items())
-    rules.sources, rules.snapshot = tuple(os.path.realpath(path) for path in sources), snapshot
+    policy = rules.Policy.from_text(guard.env[rules.POLICY_VAR])
+    policy.project, policy.service = project, service
+    policy.labels = tuple(f"{key}={value}" for key, value in labels.items())
+    policy.sources, policy.snapshot = tuple(os.path.realpath(path) for path in sources), snapshot
     env = dict(guard.env)
-    env[policy.POLICY_VAR] = rules.to_text()
+    env[rules.POLICY_VAR] = policy.to_text()
     env["COMPOSE_PROJECT_NAME"] = project
     return Guard(guard.docker_path, env, guard.report, guard.compose_path)
 
@@ -136,13 +149,13 @@ def escaped_mounts(guard: Guard, engine_docker: str, containers: Sequence[str]) 
     the engine follows the link at every start. A refusal when one now leads outside what the policy allows."""
     if not containers:
         return None
-    rules = policy.Policy.from_text(guard.env[policy.POLICY_VAR])
+    policy = rules.Policy.from_text(guard.env[rules.POLICY_VAR])
     result = proc.run(
         [engine_docker, "inspect", "--type", "container", "--format", "{{.Id}}\t{{json .Mounts}}", *containers],
         timeout=60.0,
-        env={k: v for k, v in guard.env.items() if k != policy.POLICY_VAR},
+        env={k: v for k, v in guard.env.items() if k != rules.POLICY_VAR},
     )
-    refusals = policy.Refusals(rules)
+    refusals = rules.Refusals(policy)
     for line in result.stdout.splitlines():
         container, _, text = line.partition("\t")
         try:

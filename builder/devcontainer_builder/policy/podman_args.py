@@ -1,5 +1,5 @@
 """Where the devcontainer CLI's Podman command lines fail, or do less, than Docker's would: fixed by the
-guard (policy.py) after its checks. Like policy.py it imports only the standard library's smallest parts
+guard (rules.py) after its checks. Like rules.py it imports only the standard library's smallest parts
 (subprocess only when it has to ask Podman).
 
 - `--userns=keep-id`: the CLI adds it for a non-root remote user; rootful Podman refuses it ("keep-id

@@ -1,7 +1,7 @@
-"""Every compose call of the devcontainer CLI, through the admin's policy (compose_policy.py).
+"""Every compose call of the devcontainer CLI, through the admin's policy (compose_rules.py).
 
 The CLI runs compose as `<docker-path> compose ...` (and --docker-compose-path leads here too), so
-docker-guard sends every compose call to policy.py, which hands it over. Compose talks to the engine
+docker-guard sends every compose call to rules.py, which hands it over. Compose talks to the engine
 itself - no `docker run` passes the guard - so what is checked is the project as compose would run it.
 
 - Compose reads the repository's files once: the builder checks what they read (compose_files.py) and
@@ -9,7 +9,7 @@ itself - no `docker run` passes the guard - so what is checked is the project as
   replaced by that snapshot, and any other file, `--env-file` or `--project-directory` is refused, so a
   compose file changed in the workspace during the build is never read.
 - Before each `up`, `create` and `build`, compose renders the merged, interpolated project (the snapshot
-  and the CLI's own override files); compose_policy.py checks it; and compose runs that very rendered
+  and the CLI's own override files); compose_rules.py checks it; and compose runs that very rendered
   file, rewritten: the workspace's labels on every container, no builder labels on services that claim
   them, the templates' `../..:/workspaces` narrowed to the workspace, and no engine restarts for services
   whose bind mounts are re-checked before each start.
@@ -32,11 +32,10 @@ from collections.abc import Sequence
 from typing import Any
 
 try:
-    from devcontainer_builder.engine import compose_policy
-    from devcontainer_builder.engine import policy as rules
+    from devcontainer_builder.policy import compose_rules, rules
 except ImportError:  # in the guard: the package is not importable under -I -S; these files are beside this one
-    import compose_policy  # type: ignore[import-not-found,no-redef]
-    import policy as rules  # type: ignore[import-not-found,no-redef]
+    import compose_rules  # type: ignore[import-not-found,no-redef]
+    import rules  # type: ignore[import-not-found,no-redef]
 
 CONFIG_TIMEOUT = 60.0
 GLOBAL_VALUES = {"-f", "--file", "-p", "--project-name", "--project-directory", "--env-file", "--profile",
@@ -196,10 +195,10 @@ def substitute(policy: Any, command: str, options: list[tuple[str, str]]) -> lis
                 continue
             if not any(real.startswith(os.path.realpath(folder).rstrip("/") + "/") for folder in policy.build_dirs):
                 refusal = _item(name, value, "a compose file the builder did not check")
-                rules._refuse(policy, f"compose {command}", [refusal])
+                rules.refuse(policy, f"compose {command}", [refusal])
         elif name in ("--env-file", "--project-directory"):
             refusal = _item(name, value, f"{name}, which compose would read unchecked")
-            rules._refuse(policy, f"compose {command}", [refusal])
+            rules.refuse(policy, f"compose {command}", [refusal])
         kept.append((name, value))
     return kept
 
@@ -215,23 +214,23 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
     """The compose argument list to execute (after `compose`), or a refusal (exits)."""
     parsed = parse_globals(args[1:])
     if parsed is None:
-        rules._refuse(policy, "compose", [_item("compose", " ".join(args[1:3]), "an unknown compose option")])
-        raise SystemExit(rules.REFUSED_EXIT)  # not reached: _refuse exits
+        rules.refuse(policy, "compose", [_item("compose", " ".join(args[1:3]), "an unknown compose option")])
+        raise SystemExit(rules.REFUSED_EXIT)  # not reached: refuse exits
     options, command, rest = parsed
     if command in ("version", "ls") or not command:
         return args
     if not policy.snapshot:
-        rules._refuse(policy, f"compose {command}", [_item(command, "", "compose, for a config that does not use it")])
+        rules.refuse(policy, f"compose {command}", [_item(command, "", "compose, for a config that does not use it")])
     if command == "config":
         if any(arg in ("-o", "--output") or arg.startswith("--output=") for arg in rest):
-            rules._refuse(policy, "compose config", [_item("--output", "", "compose config writing a file")])
+            rules.refuse(policy, "compose config", [_item("--output", "", "compose config writing a file")])
         return ["compose", *_argv(substitute(policy, command, options)), "config", *rest]
     if command not in CREATING and command not in PROJECT_COMMANDS:
-        rules._refuse(policy, f"compose {command}", [_item(command, "", f"compose {command}, which the builder does "
+        rules.refuse(policy, f"compose {command}", [_item(command, "", f"compose {command}, which the builder does "
                                                                          "not use and cannot check")])  # fmt: skip
     project = project_of(options)
     if not policy.project or project != policy.project:
-        rules._refuse(policy, f"compose {command}", [_item("-p", project or "(none)",
+        rules.refuse(policy, f"compose {command}", [_item("-p", project or "(none)",
                       f"a compose project other than the workspace's ({policy.project or 'none'})")])  # fmt: skip
     if command not in CREATING:
         return args
@@ -240,15 +239,15 @@ def guarded(policy: Any, args: list[str]) -> list[str]:
     unknown = [name for name, value in found if value is None]
     if unknown:
         reason = f"an option of compose {command} the builder does not know how to check"
-        rules._refuse(policy, f"compose {command}", [_item(name, "", reason) for name in unknown])
+        rules.refuse(policy, f"compose {command}", [_item(name, "", reason) for name in unknown])
     env = dict(os.environ)
     env.pop(rules.POLICY_VAR, None)
     options = substitute(policy, command, options)
     model = render(policy, options, env)
     whole_workspace(policy, model)
-    refused = compose_policy.check_model(policy, model)
+    refused = compose_rules.check_model(policy, model)
     if refused:
-        rules._refuse(policy, f"compose {command}", refused)
+        rules.refuse(policy, f"compose {command}", refused)
     label(policy, model)
     no_restarts(policy, model)
     checked = write_checked(policy, model)

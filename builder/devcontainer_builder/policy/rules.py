@@ -10,7 +10,7 @@ namespaces, devices, host files read or written, build entitlements - and otherw
 engine CLI with the same arguments. A refusal writes one JSON line to the report file (the builder turns
 it into a clear error and the fallback) and exits 125, docker's own code for a refused request.
 
-It runs as `python -I -S policy.py ...` for each such call (a build runs it two or three times), so it
+It runs as `python -I -S rules.py ...` for each such call (a build runs it two or three times), so it
 imports nothing but os and sys - no dataclasses, no json, each worth a dozen milliseconds - and reads its
 policy from one environment variable (POLICY_VAR: one `name=value` line per field, lists separated by
 FIELD_SEPARATOR).
@@ -408,7 +408,7 @@ def _csv(value: str) -> dict[str, str] | None:
     return fields
 
 
-def _fields(refusals: Refusals, option: str, value: str) -> dict[str, str]:
+def csv_fields(refusals: Refusals, option: str, value: str) -> dict[str, str]:
     """_csv's fields, or a refusal (and no fields) for a value it cannot read one way only."""
     fields = _csv(value)
     if fields is None:
@@ -423,7 +423,7 @@ def _fields(refusals: Refusals, option: str, value: str) -> dict[str, str]:
 OWN_NETWORKS = ("bridge", "default", "none", "private", "slirp4netns", "pasta")
 
 
-def _namespace(refusals: Refusals, option: str, value: str) -> None:
+def namespace_problem(refusals: Refusals, option: str, value: str) -> None:
     network = option in ("--network", "--net")
     if network and refusals.policy.network:  # the admin's own value was let through before this
         refusals.add(option, value, f"the admin gives every container the network {refusals.policy.network} "
@@ -446,7 +446,7 @@ def _namespace(refusals: Refusals, option: str, value: str) -> None:
 
 
 def _mount(refusals: Refusals, option: str, value: str) -> None:
-    fields = _fields(refusals, option, value)
+    fields = csv_fields(refusals, option, value)
     if not fields:  # refused as unreadable
         return
     _overlay_folders(refusals, option, fields)
@@ -495,7 +495,7 @@ def _build_context(refusals: Refusals, option: str, where: str) -> None:
     refusals.host_path(option, where, "the build context")
 
 
-def _capability(refusals: Refusals, option: str, value: str) -> None:
+def capability_problem(refusals: Refusals, option: str, value: str) -> None:
     allowed = refusals.policy.capabilities
     for name in value.split(","):
         cap = name.strip().upper().removeprefix("CAP_")
@@ -503,7 +503,7 @@ def _capability(refusals: Refusals, option: str, value: str) -> None:
             refusals.add(option, value, f"adding the capability {cap}", f"DEVCONTAINER_ALLOWED_CAPABILITIES={cap}")
 
 
-def _security_opt(refusals: Refusals, option: str, value: str) -> None:
+def security_opt_problem(refusals: Refusals, option: str, value: str) -> None:
     normal = value.strip().lower().replace(":", "=", 1)
     if normal in ("no-new-privileges", "no-new-privileges=true"):
         return
@@ -522,7 +522,8 @@ def _bind_source(option: str, value: str) -> str:
     return source if sep and source.startswith(("/", ".", "~")) else ""
 
 
-def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
+# one branch per docker run option, read as one table: split in two, it would hide which check an option gets
+def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:  # noqa: PLR0912
     refusals = Refusals(policy)
     options, _ = parse(args, RUN_VALUES, RUN_SWITCHES)
     workspace = os.path.realpath(policy.workspace)
@@ -541,13 +542,13 @@ def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
         elif option in REACH_OUT:
             refusals.need("privileged", option, value, f"{option} (reaches outside the container)")
         elif option == "--cap-add":
-            _capability(refusals, option, value)
+            capability_problem(refusals, option, value)
         elif option == "--security-opt":
-            _security_opt(refusals, option, value)
+            security_opt_problem(refusals, option, value)
         elif option in ("--network", "--net") and policy.network and value == policy.network:
             continue  # the admin's own choice (DEVCONTAINER_NETWORK), given through the builder's override
         elif option in ("--network", "--net", "--pid", "--ipc", "--uts", "--userns", "--cgroupns", "--pod"):
-            _namespace(refusals, option, value)
+            namespace_problem(refusals, option, value)
         elif option in ("--device", "--device-cgroup-rule", "--gpus"):
             refusals.need("devices", option, value, f"access to host devices ({option} {value})")
         elif option == "--mount":
@@ -575,7 +576,8 @@ def check_run(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
     return refusals.found
 
 
-def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
+# one branch per docker build option, read as one table: split in two, it would hide which check an option gets
+def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:  # noqa: PLR0912
     refusals = Refusals(policy)
     options, operands = parse(args, BUILD_VALUES, BUILD_SWITCHES, interspersed=True)
     for option, given in options:
@@ -584,13 +586,13 @@ def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
             continue
         value = given
         if option == "--network" or option in ("--pid", "--ipc", "--uts", "--userns", "--cgroupns"):
-            _namespace(refusals, option, value)
+            namespace_problem(refusals, option, value)
         elif option in ("--security-opt", "--allow"):
             refusals.need("security-opt", option, value, f"the build entitlement or security option {value}")
         elif option in ("--cgroup-parent", "--runtime", "--ssh", "--builder", "--authfile", "--creds", "--cert-dir"):
             refusals.need("privileged", option, value, f"{option} (reaches outside the build)")
         elif option == "--cap-add":
-            _capability(refusals, option, value)
+            capability_problem(refusals, option, value)
         elif option == "--device":
             refusals.need("devices", option, value, f"access to host devices ({option} {value})")
         elif option in ("-v", "--volume"):
@@ -598,13 +600,13 @@ def check_build(policy: Policy, args: Sequence[str]) -> list[dict[str, str]]:
         elif option in ("-f", "--file"):
             refusals.host_path(option, value, "the Dockerfile")
         elif option == "--secret":
-            secret = _fields(refusals, option, value)
+            secret = csv_fields(refusals, option, value)
             source = secret.get("source")
             if source:
                 refusals.host_path(option, source, "the build secret file")
         elif option == "--build-context":
             _build_context(refusals, option, value.partition("=")[2])
-        elif option == "--cache-from" and (cache := _fields(refusals, option, value)).get("type") == "local":
+        elif option == "--cache-from" and (cache := csv_fields(refusals, option, value)).get("type") == "local":
             refusals.host_path(option, cache.get("source", ""), "the local cache")
         elif option == "--cache-to" and value != policy.cache_to and "type=inline" not in value.replace(" ", ""):
             refusals.add(option, value, "a cache destination other than DEVCONTAINER_CACHE_TO", "DEVCONTAINER_CACHE_TO")
@@ -637,7 +639,7 @@ def _subcommand(args: Sequence[str]) -> tuple[str, int]:
     return "", 0
 
 
-def _refuse(policy: Policy, command: str, found: list[dict[str, str]]) -> None:
+def refuse(policy: Policy, command: str, found: list[dict[str, str]]) -> None:
     lines = [
         f"devcontainer-builder: the admin's policy refuses this docker {command}: "
         + "; ".join(f"{item['reason']} ({item['option']})" for item in found)
@@ -671,7 +673,7 @@ def guarded(policy: Policy, args: list[str]) -> Iterator[str]:
     else:
         found = []
     if found:
-        _refuse(policy, command, found)
+        refuse(policy, command, found)
     if command == "build" and policy.force_rm and args[0] == "build":
         args = ["build", "--force-rm", *args[1:]]
     if policy.engine == "podman" and command in ("run", "build"):
