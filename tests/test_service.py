@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from devcontainer_builder.host.systemd import TIMINGS
+from devcontainer_builder.settings import limits
 from devcontainer_builder.settings.options import load_only
-from devcontainer_builder.up import limits
 from support.builder import BUILDER, base_env
 
 pytestmark = [pytest.mark.needs_root]  # the env file must be root's; the unit names another user

@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"errors", "log", "policy", "system"},
     "devcontainer_cli": {"engine", "errors", "log", "policy", "system"},
     "coder": {"log", "system"},
-    "host": {"errors", "system"},
+    "host": {"errors", "settings", "system"},
     "ide": {"engine", "log", "settings", "state", "system"},
     "up": {
         "coder",

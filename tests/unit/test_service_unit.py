@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.host import envfile, systemd
+from devcontainer_builder.settings import limits
 from devcontainer_builder.settings.options import Settings, load_only
-from devcontainer_builder.up import limits
 
 SERVICE = systemd.Service(
     "devcontainer-builder",

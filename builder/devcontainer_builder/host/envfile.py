@@ -43,25 +43,29 @@ def parse(text: str) -> dict[str, str]:
             values[key] = "".join(value).rstrip() if state == "value" else "".join(value)
             state = "pre-key"
         elif state in ("pre-value", "value"):
-            if c == "'":
-                end = text.find("'", i)
-                end = len(text) if end < 0 else end
-                value.append(text[i:end])
-                i, state = end + 1, "pre-value"
-            elif c == '"':
-                i = _double_quoted(text, i, value)
-                state = "pre-value"
-            elif c == "\\":
-                if i < len(text) and text[i] != "\n":
-                    value.append(text[i])
-                i += 1
-                state = "value"
-            elif state == "value" or not c.isspace():
-                value.append(c)
-                state = "value"
+            i, state = _value_part(text, i, c, state, value)
     if state in ("pre-value", "value"):
         values[key] = "".join(value).rstrip() if state == "value" else "".join(value)
     return values
+
+
+def _value_part(text: str, i: int, c: str, state: str, value: list[str]) -> tuple[int, str]:
+    """One part of a value starting with c (text[i] follows it) into value; returns where to go on and the state."""
+    if c == "'":
+        end = text.find("'", i)
+        end = len(text) if end < 0 else end
+        value.append(text[i:end])
+        return end + 1, "pre-value"
+    if c == '"':
+        return _double_quoted(text, i, value), "pre-value"
+    if c == "\\":
+        if i < len(text) and text[i] != "\n":
+            value.append(text[i])
+        return i + 1, "value"
+    if state == "value" or not c.isspace():
+        value.append(c)
+        return i, "value"
+    return i, state
 
 
 def _double_quoted(text: str, i: int, value: list[str]) -> int:

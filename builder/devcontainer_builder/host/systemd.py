@@ -14,7 +14,7 @@ runs it). Why each line is there:
 - `XDG_RUNTIME_DIR`: rootless Podman's runtime dir, which lingering (`loginctl enable-linger`) keeps.
 - No `NoNewPrivileges=`: rootless Podman maps its user namespace with the setuid `newuidmap`.
 - `TimeoutStartSec=`: the longest the boot's `up` may take at the env file's settings - waiting for another
-  `up`'s workspace lock, then a run of its own (up/limits.py) - so systemd never kills an `up` the
+  `up`'s workspace lock, then a run of its own (settings/limits.py) - so systemd never kills an `up` the
   builder's own limits allow.
 - `AmbientCapabilities=CAP_NET_BIND_SERVICE`: `serve` listens on a port below 1024 (the VM module's
   127.0.0.1:748), which a devcontainer on the VM's network cannot take before it or in its place - its
@@ -34,15 +34,15 @@ from dataclasses import dataclass, field
 
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.host import envfile
+from devcontainer_builder.settings import limits
 from devcontainer_builder.settings.options import OPTIONS, Settings, load_only
 from devcontainer_builder.system import files
-from devcontainer_builder.up import limits
 
 DEFAULT_NAME = "devcontainer-builder"
 DEFAULT_ENV_FILE = "/etc/devcontainer-builder/workspace.env"
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# the settings the boot's `up` is bounded by (up/limits.py), read from the env file
+# the settings the boot's `up` is bounded by (settings/limits.py), read from the env file
 TIMINGS = ("build_timeout", "engine_timeout", "git_timeout", "git_retries")
 ENV_FILE_MAX = 1 << 20  # settings, secrets and two init scripts: kilobytes
 # what a unit may hold unquoted: no whitespace, no systemd specifier (%), no variable ($), no newline

@@ -23,13 +23,14 @@ from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVI
 from devcontainer_builder.engine.engine import LABEL_LOCAL_FOLDER, Engine, Labelled
 from devcontainer_builder.errors import EXIT_NOT_RUNNING, EXIT_RUNNING, BuildFailed, InputError, Terminated
 from devcontainer_builder.log import Log
+from devcontainer_builder.settings import limits
 from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import ERROR_LOG, KEEPALIVE, Event, State, Status
 from devcontainer_builder.state.store import StateDir
 from devcontainer_builder.system import environment, reaper
 from devcontainer_builder.system.lock import workspace_lock
 from devcontainer_builder.system.proc import Pending
-from devcontainer_builder.up import additions, bringup, decide, initialize, limits, recovery, restart
+from devcontainer_builder.up import additions, bringup, decide, initialize, recovery, restart
 from devcontainer_builder.up.context import Run, initial_state
 from devcontainer_builder.workspace import checkout, config, fingerprint, git, layout
 
