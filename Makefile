@@ -36,7 +36,7 @@ PYTEST_WORKERS ?= 4
 # bats runs beside pytest (its 14 tests take half a minute), its output shown once pytest is done
 test: env-test lint image
 	@bats_log=$$(mktemp); IMAGE=$(IMAGE) bats tests/bats >"$$bats_log" 2>&1 & bats_pid=$$!; \
-	DCB_FULL_TIER=1 $(VENV)/bin/pytest tests -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); status=$$?; \
+	DCB_FULL_TIER=1 $(VENV)/bin/pytest tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	wait $$bats_pid || status=1; echo "== bats tests/bats"; cat "$$bats_log"; rm -f "$$bats_log"; exit $$status
 
 # The quick tier: pure-Python tests that need only Python 3.11+ (no engine, no root, no Node, no
