@@ -29,9 +29,15 @@ env-test:
 demo: env-demo
 	bash examples/demo.sh
 
+# pytest-xdist workers for `make test` (the tests mostly wait on containers, so more than the cores; see
+# docs/development.md for the measurements); PYTEST_WORKERS=0 runs them in this one process
+PYTEST_WORKERS ?= 4
+
+# bats runs beside pytest (its 14 tests take half a minute), its output shown once pytest is done
 test: env-test lint image
-	DCB_FULL_TIER=1 $(VENV)/bin/pytest tests $(PYTEST_ARGS)
-	IMAGE=$(IMAGE) bats tests/bats
+	@bats_log=$$(mktemp); IMAGE=$(IMAGE) bats tests/bats >"$$bats_log" 2>&1 & bats_pid=$$!; \
+	DCB_FULL_TIER=1 $(VENV)/bin/pytest tests -n $(PYTEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
+	wait $$bats_pid || status=1; echo "== bats tests/bats"; cat "$$bats_log"; rm -f "$$bats_log"; exit $$status
 
 # The quick tier: pure-Python tests that need only Python 3.11+ (no engine, no root, no Node, no
 # provisioning beyond the virtualenv), under a minute. Tests that read the pinned CLI's code run when

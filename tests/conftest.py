@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support import engines, user_install
+from support import engines, shared, user_install
 from support.builder import Workspace, base_env, remove_containers_under
 from support.coder import CoderDouble, bridge_gateway, make_double
 from support.engines import EngineUnderTest
@@ -24,9 +24,46 @@ NEEDS_ROOT = "needs root (make test runs as root on a fresh machine, as CI does)
 CLI_BUNDLE = Path(__file__).resolve().parents[1] / "builder/node_modules/@devcontainers/cli"
 # `make test` sets it: there every test runs, and a missing tool is a failure, never a skip
 FULL_TIER = os.environ.get("DCB_FULL_TIER") == "1"
+RUN_ROOT = pytest.StashKey[Path]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_configure(config: pytest.Config) -> None:
+    # the controller of an xdist run (or a serial run) makes the run's folder; workers get it from it
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        run_root = Path(tempfile.mkdtemp(prefix="dcb-run-", dir="/tmp"))
+        run_root.chmod(0o755)  # the rootless user's install lives here
+        config.stash[RUN_ROOT] = run_root
+    else:
+        config.stash[RUN_ROOT] = Path(workerinput["dcb_run_root"])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # an xdist WorkerController
+    node.workerinput["dcb_run_root"] = str(node.config.stash[RUN_ROOT])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and RUN_ROOT in config.stash:
+        shutil.rmtree(config.stash[RUN_ROOT], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def run_root(pytestconfig: pytest.Config) -> Path:
+    """The folder every worker of this run shares (support/shared.py)."""
+    return pytestconfig.stash[RUN_ROOT]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> object | None:  # log: an xdist Producer
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return shared.make_scheduler(config, log, config.stash[RUN_ROOT])
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shared.arrange(items, config.stash[RUN_ROOT] if hasattr(config, "workerinput") else None)
     for item in items:
         if not ROOT and item.get_closest_marker("needs_root"):
             item.add_marker(pytest.mark.skip(reason=NEEDS_ROOT))
@@ -84,19 +121,21 @@ def remote(make_remote: Callable[..., Remote]) -> Remote:
 
 
 @pytest.fixture(scope="session")
-def rootless_path(sandbox_root: Path) -> str:
-    """The builder and the CLI installed by the rootless engine's user (once a session)."""
+def rootless_path(run_root: Path) -> str:
+    """The builder and the CLI installed by the rootless engine's user (once a run, for every worker)."""
     require_root()
-    return user_install.install(engines.ROOTLESS_USER, sandbox_root / "rootless-home")
+    home = run_root / "rootless-home"
+    return shared.once(run_root, "rootless-install", lambda: user_install.install(engines.ROOTLESS_USER, home), 900)
 
 
 @pytest.fixture
-def engine(request: pytest.FixtureRequest, sandbox: Path) -> Iterator[EngineUnderTest]:
+def engine(request: pytest.FixtureRequest, sandbox: Path, run_root: Path) -> Iterator[EngineUnderTest]:
     """Docker, unless the test is parametrised over engines (`@on_every_engine`)."""
     chosen = engines.make(getattr(request, "param", "docker"))
     if chosen.user:
         require_root()
-    chosen.load_images()
+    with shared.locked(run_root / f"load-images-{chosen.name}.lock", 900):  # one copy into a store at a time
+        chosen.load_images()
     yield chosen
     chosen.remove_containers_under(str(sandbox))
 
@@ -165,13 +204,18 @@ IMAGE = os.environ.get("DCB_TEST_IMAGE", "devcontainer-builder:dev")
 
 
 @pytest.fixture(scope="session")
-def image(docker_engine: None) -> str:
+def image(docker_engine: None, run_root: Path) -> str:
     """The builder image, built by the same `make image` the README and moon use (cached layers make
-    a rebuild of an unchanged tree take seconds)."""
-    result = subprocess.run(["make", "-s", "image", f"IMAGE={IMAGE}"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                            timeout=1800, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    return IMAGE
+    a rebuild of an unchanged tree take seconds), once a run: concurrent `make image`s would provision
+    and rewrite builder/.build-ca at the same time."""
+
+    def build() -> str:
+        result = subprocess.run(["make", "-s", "image", f"IMAGE={IMAGE}"], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                                timeout=1800, check=False)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return IMAGE
+
+    return shared.once(run_root, "image", build, 1900)
 
 
 @pytest.fixture

@@ -241,13 +241,13 @@ def test_a_private_repository_is_cloned_with_the_token_and_nothing_is_left_behin
     remote.commit({"README.md": "secret project\n"})
     url = git_http.url("private")
     dest = sandbox / "ws" / "private"
-    before = set(Path(tempfile.gettempdir()).glob("devcontainer-builder-git-*"))
     checkout, _ = prepare(url, dest, sandbox, token=git_http.token)
     assert checkout.action == "cloned"
     assert any(authorised for _, _, authorised in git_http.requests)
     assert git_http.token not in (dest / ".git" / "config").read_text()
     assert run_git("config", "--get", "remote.origin.url", cwd=dest) == url
-    leftovers = set(Path(tempfile.gettempdir()).glob("devcontainer-builder-git-*")) - before
+    # the folder is named after its process (this one): other tests' builders have theirs meanwhile
+    leftovers = set(Path(tempfile.gettempdir()).glob(f"devcontainer-builder-git-{os.getpid()}-*"))
     assert not leftovers, "the private temp dir with git's HOME must be removed"
 
 

@@ -8,7 +8,6 @@ import os
 import pwd
 import signal
 import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -181,8 +180,11 @@ def test_a_private_repository_never_leaks_the_token(git_http: GitHTTPServer, san
             )
         }
     )
-    ws = make_workspace(git_http.url("private"), name="private", GH_TOKEN=token)
-    before = set(Path(tempfile.gettempdir()).glob("devcontainer-builder-git-*"))
+    # a TMPDIR of its own: the machine's /tmp also holds the folders of builders other tests run meanwhile
+    tmp = sandbox / "tmp"
+    tmp.mkdir(mode=0o1777)
+    tmp.chmod(0o1777)
+    ws = make_workspace(git_http.url("private"), name="private", GH_TOKEN=token, TMPDIR=str(tmp))
     run = ws.run(sample_argv=True)
     assert run.returncode == 0, run.output
     assert any(authorised for _, _, authorised in git_http.requests)
@@ -198,7 +200,7 @@ def test_a_private_repository_never_leaks_the_token(git_http: GitHTTPServer, san
     assert token not in docker("inspect", ws.container())
     assert token not in ws.exec("cat", "/tmp/env-at-create")
     assert token not in ws.exec("env")
-    assert set(Path(tempfile.gettempdir()).glob("devcontainer-builder-git-*")) <= before, "TMPDIR is the builder's"
+    assert not list(tmp.glob("devcontainer-builder-git-*")), "the private folder with git's HOME is removed"
 
 
 def test_a_password_in_the_url_is_used_but_never_shown(git_http: GitHTTPServer, sandbox: Path, make_workspace) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The builder image's command-line contract: exit codes, messages, subcommands passed through, status.
-# Run by `make test` (after `make image`); IMAGE names the image under test.
+# Run by `make test` (after `make image`, beside pytest: every test has its own state folder and containers); IMAGE names
+# the image under test.
 
 setup_file() {
   export IMAGE=${IMAGE:-devcontainer-builder:dev}

@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support import shared
 from support.services import Registry
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
@@ -34,9 +35,11 @@ def test_each_task_is_the_make_target(task: str, target: str) -> None:
     assert (config["command"], config["args"]) == ("make", [target])
 
 
-def test_push_builds_and_pushes_to_a_registry(image: str, registry: Registry) -> None:
+def test_push_builds_and_pushes_to_a_registry(image: str, registry: Registry, run_root: Path) -> None:
     version = (ROOT / "builder" / "version.txt").read_text().strip()
-    result = moon("run", "devcontainer-builder:push", REGISTRY=registry.address)
+    # its `make image` is the image fixture's, which another worker may be running
+    with shared.locked(run_root / "image.lock", 1900):
+        result = moon("run", "devcontainer-builder:push", REGISTRY=registry.address)
     assert result.returncode == 0, result.stdout + result.stderr
     with urllib.request.urlopen(f"http://{registry.address}/v2/devcontainer-builder/tags/list", timeout=10) as response:
         assert version in json.load(response)["tags"]
