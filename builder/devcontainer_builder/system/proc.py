@@ -21,11 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Generic, TypeVar
 
+from devcontainer_builder.errors import Terminated
 from devcontainer_builder.system import reaper
 
 T = TypeVar("T")
 
 KILL_GRACE_SECONDS = 5.0
+TERMINATED_GRACE_SECONDS = 1.0
 READ_CHUNK = 64 * 1024  # a line longer than this is delivered in pieces: memory stays bounded
 CAPTURE_LIMIT = 4 * 1024 * 1024
 
@@ -118,9 +120,9 @@ def wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
         os.close(fd)
 
 
-def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+def kill_tree(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE_SECONDS) -> None:
     """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, KILL_GRACE_SECONDS)):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, KILL_GRACE_SECONDS)):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, sig)
         try:
@@ -231,8 +233,10 @@ def _finish(
         if not wait(proc, timeout):
             timed_out = True
             kill_tree(proc)
-    except BaseException:
-        kill_tree(proc)
+    except BaseException as stopped:
+        # SIGTERM'd, the builder itself is on a deadline (serve gives a rebuild 3 s): what it runs gets one
+        # second, so that the builder still records how it ended
+        kill_tree(proc, TERMINATED_GRACE_SECONDS if isinstance(stopped, Terminated) else KILL_GRACE_SECONDS)
         if contain:
             reaper.stop_strays()
         raise
