@@ -75,7 +75,7 @@ registry-set:
 	@test -n "$(REGISTRY)" || { echo "make push: set REGISTRY, for example REGISTRY=ghcr.io/acme" >&2; exit 2; }
 
 bench: env-test image
-	@status=0; for bench in up podman compose logs fallback serve template ide; do \
+	@status=0; for bench in up podman compose logs fallback serve template cluster ide; do \
 	  $(VENV)/bin/python tests/bench/bench_$$bench.py || status=1; echo; \
 	done; exit $$status
 

@@ -7,12 +7,14 @@ Both servers count their requests, so a test can tell that a restart or a rebuil
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
 import threading
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,6 +41,27 @@ def code_server_tarball() -> Tarball:
     assert result.returncode == 0, f"tests/env/code-server.sh failed:\n{result.stderr[-3000:]}"
     path = Path(result.stdout.strip().splitlines()[-1])
     return Tarball(path, Path(f"{path}.sha256").read_text().split()[0])
+
+
+@contextlib.contextmanager
+def code_server_mirror(folder: Path, host: str) -> Iterator[dict[str, str]]:
+    """The admin's mirror of code-server on `host` (folder: an empty place for it), and the templates'
+    variables that take the editor from there, with no extensions gallery."""
+    tarball = code_server_tarball()
+    folder.mkdir(parents=True)
+    (folder / tarball.path.name).symlink_to(tarball.path)
+    mirror = FileServer(folder, host=host)
+    try:
+        yield {"ide": "code-server", "ide_source": f"{mirror.base}/{tarball.path.name}",
+               "ide_sha256": tarball.sha256, "extensions_gallery": "none"}  # fmt: skip
+    finally:
+        mirror.stop()
+
+
+def planned_health_url(plan: dict[str, Any]) -> str:
+    """The health check URL of the code_server app a template's plan gives Coder's main agent."""
+    (change,) = [c for c in plan["resource_changes"] if c["address"] == "coder_app.code_server[0]"]
+    return str(change["change"]["after"]["healthcheck"][0]["url"])
 
 
 def ide_volume(workspace_folder: Path | str) -> str:

@@ -15,6 +15,7 @@ import pytest
 from support import images
 from support.coder import CoderDouble, init_script
 from support.githttp import GitHTTPServer
+from support.ide import code_server_mirror, planned_health_url
 from support.rehearsal import DockerHost, assert_no_engine_in_reach
 from support.repos import Remote
 from support.services import wait_for
@@ -56,12 +57,19 @@ def builder_env(template: Workdir, variables: dict[str, str], workspace: dict[st
 
 
 @pytest.fixture
-def host(template: Workdir, services, sandbox: Path, image: str) -> Iterator[tuple[DockerHost, Any]]:
+def ide(services, sandbox: Path) -> Iterator[dict[str, str]]:
+    """The admin's mirror of code-server where the workspace reaches it, and the variables that use it."""
+    with code_server_mirror(sandbox / "mirror", services[2]) as variables:
+        yield variables
+
+
+@pytest.fixture
+def host(template: Workdir, services, ide, sandbox: Path, image: str) -> Iterator[tuple[DockerHost, Any]]:
     git, coder, gateway = services
     coder_url = f"http://{gateway}:{coder.port}"
     workspace = {"CODER_WORKSPACE_ID": str(uuid.uuid4()), "CODER_AGENT_URL": coder_url}
     parameters = {"repository": git.url("widgets")}
-    variables = variables_for(git)
+    variables = {**variables_for(git), **ide}  # with the editor
     builder_token = coder.add_agent()
     coder.terminal = True  # the agents run what a test types in their terminals
     page_key = hashlib.sha256(f"devcontainer-builder status page:{builder_token}".encode()).hexdigest()
@@ -107,6 +115,13 @@ def diagnosis(host: DockerHost, coder: CoderDouble) -> str:
     return f"connected: {seen}\nbuilder agent: {builder_agent[-1500:]}\nmain agent: {main_agent[-1500:]}"
 
 
+def editor_answers(host: DockerHost, container: str) -> None:
+    """code-server answers the code_server app's health URL (the plan's) inside the devcontainer, where
+    Coder's main agent checks it."""
+    probe = f"curl -fsS -m 5 '{planned_health_url(host.plan)}' || true"
+    wait_for(lambda: '"status"' in host.engine("exec", container, "sh", "-c", probe), 180, "code-server's health URL")
+
+
 def status_short(host: DockerHost) -> str:
     from support.builder import docker
 
@@ -134,6 +149,7 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
     container = devcontainer(docker_host)
     main = next(c for c in coder.connections if c["token"] == coder.token)
     assert main["hostname"] == container[:12], "main runs in the devcontainer"
+    editor_answers(docker_host, container)
     # the builder agent, in its own container, connects without waiting for `serve`, which follows `up`
     healthz = ["exec", docker_host.name("builder"), "curl", "-fsS", "http://127.0.0.1:7480/healthz"]
     wait_for(lambda: docker(*healthz, check=False) == '{"ok":true}', 60, "serve answering")
@@ -157,6 +173,7 @@ def test_the_planned_workspace_builds_connects_and_survives_a_restart(host, sand
     assert devcontainer(docker_host) == container, "the same devcontainer, started again"
     assert docker_host.engine("exec", container, "cat", "/home/coder/built-at") == built_at, "no image rebuild"
     assert docker_host.engine("exec", container, "cat", "/workspaces/widgets/notes.txt") == "precious"
+    editor_answers(docker_host, container)  # started again with the container
 
     docker_host.stop()
     docker_host.env = context["rebuild_env"]()  # "Rebuild devcontainer" on this start

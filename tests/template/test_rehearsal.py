@@ -15,6 +15,7 @@ from support import images
 from support.builder import docker
 from support.coder import init_script
 from support.githttp import GitHTTPServer
+from support.ide import code_server_mirror, planned_health_url
 from support.rehearsal import Pod, assert_no_engine_in_reach
 from support.repos import Remote
 from support.services import wait_for
@@ -77,8 +78,23 @@ def devcontainer(pod: Pod) -> str:
     return found
 
 
-def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandbox: Path, template) -> None:
-    pod, (_, coder, _, builder_token) = rehearsed
+def editor_answers(pod: Pod, container: str) -> None:
+    """code-server answers the code_server app's health URL (the plan's) inside the devcontainer, where
+    Coder's main agent checks it."""
+    probe = f"curl -fsS -m 5 '{planned_health_url(pod.plan)}' || true"
+    wait_for(lambda: '"status"' in pod.engine("exec", container, "sh", "-c", probe), 180, "code-server's health URL")
+
+
+@pytest.fixture
+def ide(services, sandbox: Path) -> Iterator[dict[str, str]]:
+    """The admin's mirror of code-server where the pod reaches it, and the variables that use it."""
+    with code_server_mirror(sandbox / "mirror", services[2]) as variables:
+        yield variables
+
+
+def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, ide, sandbox: Path, template) -> None:
+    pod, (git, coder, coder_url, builder_token) = rehearsed
+    pod.plan = plan_for(template, git, coder_url, ide)  # with the editor
     Remote(sandbox, "widgets").commit({
         # initializeCommand in its sandbox on the pod's engine: the Dockerfile copies what it writes
         ".devcontainer/devcontainer.json": json.dumps({"build": {"dockerfile": "Dockerfile"},
@@ -97,6 +113,7 @@ def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandb
     wait_for(lambda: {c["token"] for c in coder.connections} == {coder.token, builder_token}, 90, "both agents")
     main = next(c for c in coder.connections if c["token"] == coder.token)
     assert main["hostname"] == container[:12]
+    editor_answers(pod, container)
     # the app's health check and the metadata line, where Coder's builder agent runs them
     assert pod.exec("supervisor", "curl", "-fsS", "http://127.0.0.1:7480/healthz") == '{"ok":true}'
     # the status app's address (the template's formula) is the page, with the key its buttons need
@@ -122,6 +139,7 @@ def test_the_planned_pod_builds_connects_and_survives_a_restart(rehearsed, sandb
     assert pod.engine("exec", container, "cat", "/home/coder/built-at") == built_at, "no image rebuild"
     assert pod.engine("exec", container, "cat", "/workspaces/widgets/notes.txt") == "precious"
     assert pod.engine("exec", container, "cat", "/home/coder/created") == "created", "create hooks ran once"
+    editor_answers(pod, container)  # started again with the container
 
 
 def test_the_rebuild_parameter_rebuilds_and_a_broken_config_is_degraded_and_shown(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -105,15 +107,24 @@ def test_a_fresh_cache_is_left_alone(monkeypatch, tmpdir_env, log) -> None:
         server.stop()
 
 
-def test_a_stale_cache_is_refetched(monkeypatch, tmpdir_env, log) -> None:
+def wait_until(check, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_stale_cache_is_given_to_the_cli_and_refetched_beside_the_build(monkeypatch, tmpdir_env, log) -> None:
     server = serve(monkeypatch, json.dumps(ADVISORY).encode())
     path = control_manifest.cache_path(tmpdir_env)
     os.makedirs(os.path.dirname(path))
     Path(path).write_text(json.dumps(control_manifest.EMPTY))
     age(path, control_manifest.CLI_MAX_AGE + 60)
     try:
-        assert control_manifest.refresh(log[0], tmpdir_env) == "fetched"
-        assert json.loads(Path(path).read_text()) == ADVISORY
+        assert control_manifest.refresh(log[0], tmpdir_env) == "kept"
+        assert control_manifest.refresh(log[0], tmpdir_env) == "fresh", "the CLI will not fetch it itself"
+        wait_until(lambda: json.loads(Path(path).read_text()) == ADVISORY, "the fetch beside the build")
+        assert server.requests == 1
     finally:
         server.stop()
 
@@ -132,7 +143,39 @@ def test_a_server_that_never_answers_keeps_the_cached_manifest_and_makes_it_fres
         silent.stop()
     assert json.loads(Path(path).read_text()) == ADVISORY
     assert control_manifest.refresh(log[0], tmpdir_env) == "fresh"  # the CLI will not fetch it either
-    assert any("could not be fetched" in line.text and "the cached one" in line.text for line in log[1].lines)
+
+
+def test_the_builders_copy_outlives_the_clis_cache(monkeypatch, tmpdir_env, tmp_path, log) -> None:
+    """A pod starts with an empty /tmp: the copy in the state dir is given to the CLI at once, and a
+    containers.dev that never answers (a pod whose DNS does not) delays no start once a copy is known."""
+    keep = str(tmp_path / "state-control-manifest.json")
+    server = serve(monkeypatch, json.dumps(ADVISORY).encode())
+    try:
+        assert control_manifest.refresh(log[0], tmpdir_env, keep) == "fetched"
+    finally:
+        server.stop()
+    assert json.loads(Path(keep).read_text()) == ADVISORY
+    shutil.rmtree(os.path.dirname(control_manifest.cache_path(tmpdir_env)))  # the next pod's /tmp
+    silent = SilentServer()
+    monkeypatch.setattr(control_manifest, "URL", f"{silent.url}/manifest.json")
+    monkeypatch.setattr(control_manifest, "DEADLINE", 30)  # waited for, it would end "default"
+    try:
+        assert control_manifest.refresh(log[0], tmpdir_env, keep) == "kept"
+    finally:
+        silent.stop()
+    assert json.loads(Path(control_manifest.cache_path(tmpdir_env)).read_text()) == ADVISORY
+
+
+def test_a_failed_fetch_is_kept_as_the_empty_default_for_the_next_start(monkeypatch, tmpdir_env, tmp_path, log) -> None:
+    keep = str(tmp_path / "state-control-manifest.json")
+    server = serve(monkeypatch, b"{}", status=503)
+    try:
+        assert control_manifest.refresh(log[0], tmpdir_env, keep) == "default"
+        shutil.rmtree(os.path.dirname(control_manifest.cache_path(tmpdir_env)))
+        assert control_manifest.refresh(log[0], tmpdir_env, keep) == "kept", "not waited for again"
+    finally:
+        server.stop()
+    assert json.loads(Path(keep).read_text()) == control_manifest.EMPTY
 
 
 def test_a_failed_fetch_without_a_cache_writes_the_clis_empty_default(monkeypatch, tmpdir_env, log) -> None:

@@ -7,10 +7,16 @@ neither would `up`, nor the fallback after it. So the builder refreshes the cach
 the way the CLI would: a fetched manifest is written for the CLI to use; when the fetch fails the
 cached one is kept (its time touched) or the CLI's own empty default written - what the CLI does
 after a failed fetch - and the CLI, finding a fresh cache, skips its own request.
+
+The CLI's cache is under $TMPDIR, which a pod loses at every start: the builder keeps its own copy in the
+state dir. With a copy known, no run waits for containers.dev: the copy is given to the CLI and the fetch
+goes on beside the build, updating both for the next run (a pod whose DNS never answers would otherwise
+spend the whole bound of every start on it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -103,10 +109,29 @@ def _foreign_folder(folder: str) -> str:
     return ""
 
 
-def refresh(log: Log, env: Mapping[str, str]) -> str:
+def _known(path: str) -> dict[str, Any] | None:
+    """A manifest written before (the CLI's cache or the builder's copy), or None."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _fetch_and_keep(paths: tuple[str, ...]) -> dict[str, Any]:
+    data = _fetch()
+    for path in paths:
+        with contextlib.suppress(OSError):  # a copy for later runs: they fetch again
+            write_atomic(path, json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def refresh(log: Log, env: Mapping[str, str], keep: str = "") -> str:
     """Make sure the CLI finds a fresh manifest and will not fetch one itself; returns what was done:
-    "fresh", "fetched", "kept" (fetch failed, cached copy kept), "default" (fetch failed, empty one
-    written) or "skipped" (no cache path, or it cannot be written: the CLI is left to itself)."""
+    "fresh", "fetched", "kept" (not fetched in time, a copy known before given to the CLI), "default"
+    (fetch failed, empty one written) or "skipped" (no cache path, or it cannot be written: the CLI is
+    left to itself). `keep`: the builder's own copy, which outlives the CLI's cache."""
     path = cache_path(env)
     if path is None:
         return "skipped"
@@ -122,32 +147,37 @@ def refresh(log: Log, env: Mapping[str, str]) -> str:
         return "skipped"
     if age is not None and 0 <= age < REFRESH_AGE:
         return "fresh"
-    fetch = Pending(_fetch)
-    data: object = None
-    why = f"no answer within {DEADLINE:.0f} s"
-    if fetch.done(DEADLINE):  # else left to finish in the background; nobody waits for it
-        try:
-            data = fetch.result()
-        except Exception as err:  # any failure is the CLI's "failed to fetch": carry on without it
-            why = f"{type(err).__name__}: {err}"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        if data is not None:
-            write_atomic(path, json.dumps(data, indent=2) + "\n")
-            log.debug(f"fetched the devcontainer CLI's control manifest from {URL}")
-            return "fetched"
-        if age is not None:
-            os.utime(path)
-            done = "kept"
+    except OSError as err:
+        log.debug(f"cannot write the devcontainer CLI's control manifest cache {path}: {err}")
+        return "skipped"
+    known = (_known(path) if age is not None else None) or (_known(keep) if keep else None)
+    targets = (path, keep) if keep else (path,)
+    try:
+        if known is not None:
+            # the copy now; the fetch finishes beside the build (or not: a daemon thread) for the next run
+            write_atomic(path, json.dumps(known, indent=2) + "\n")
+            Pending(_fetch_and_keep, targets)
+            log.debug("gave the devcontainer CLI the control manifest known before; it is fetched beside the build")
+            return "kept"
+        fetch = Pending(_fetch_and_keep, targets)
+        if fetch.done(DEADLINE):  # else left to finish in the background; nobody waits for it
+            try:
+                fetch.result()  # written by the fetch, with the builder's copy
+                log.debug(f"fetched the devcontainer CLI's control manifest from {URL}")
+                return "fetched"
+            except Exception as err:  # any failure is the CLI's "failed to fetch": carry on without it
+                why = f"{type(err).__name__}: {err}"
         else:
-            write_atomic(path, json.dumps(EMPTY, indent=2) + "\n")
-            done = "default"
+            why = f"no answer within {DEADLINE:.0f} s"
+        for target in targets:
+            write_atomic(target, json.dumps(EMPTY, indent=2) + "\n")
     except OSError as err:
         log.debug(f"cannot write the devcontainer CLI's control manifest cache {path}: {err}")
         return "skipped"
     log.info(
-        f"containers.dev's control manifest could not be fetched ({why}); using "
-        f"{'the cached one' if done == 'kept' else 'an empty one'}, as the devcontainer CLI would, so that the "
-        "CLI does not wait on it"
+        f"containers.dev's control manifest could not be fetched ({why}); using an empty one, as the devcontainer "
+        "CLI would, so that the CLI does not wait on it"
     )
-    return done
+    return "default"

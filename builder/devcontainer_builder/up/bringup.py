@@ -220,7 +220,8 @@ def _run(
         run.step(found.name, found.status, found.seconds)
         on_step(found)
 
-    manifest = control_manifest.refresh(log, run.env)  # else a proxy that never answers holds the CLI for ever
+    # else a proxy that never answers holds the CLI for ever; the copy in the state dir outlives a pod's /tmp
+    manifest = control_manifest.refresh(log, run.env, run.dirs.file(control_manifest.FILE_NAME))
     run.guard.clear()
     outcome = driver.run_up(
         args,
