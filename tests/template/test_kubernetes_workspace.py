@@ -170,6 +170,14 @@ def test_an_ephemeral_engine_rebuilds_each_start_from_the_registry_cache(
         ws.ready_pod()
         assert ws.devcontainer() != first, "a new engine: the devcontainer was built again"
         assert ws.inside("cat", "/home/coder/built-at") == built_at, "its layers came from the registry cache"
-        assert any("CACHED" in line for line in ws.coder.outputs_of(ws.tokens["main"])), "the build log says so"
+        # the builder sends its log in batches: the last may arrive after the pod is Ready
+        logs = ws.coder.outputs_of
+        try:
+            ws.cluster.wait_for(lambda: any("CACHED" in line for line in logs(ws.tokens["main"])), 60,
+                                "the build log saying CACHED")  # fmt: skip
+        except AssertionError as error:
+            agent = ws.coder.agents[ws.tokens["main"]]
+            raise AssertionError(f"{error} (log lines {len(agent.logs)}, {agent.logs_bytes} bytes, overflowed: "
+                                 f"{agent.overflowed}; the last: {logs(ws.tokens['main'])[-15:]})") from None  # fmt: skip
     finally:
         remove(ws)
