@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.ide import customizations, start
-from devcontainer_builder.ide.gallery import product_json
 from devcontainer_builder.ide.customizations import Wanted
 from devcontainer_builder.log import Log
 from devcontainer_builder.settings import limits
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.system import proc
+from support.ide import dotfiles_repository
 from support.images import FALLBACK_IMAGE
 from support.repos import Remote
 from support.services import wait_for
@@ -187,32 +188,6 @@ def test_a_port_taken_by_the_repository_is_not_reported_as_a_started_editor(
 
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
-def test_with_no_gallery_the_repositorys_gallery_is_not_used(
-    make_workspace, remote: Remote, ide_env: dict[str, str], gallery
-) -> None:
-    """MEDIUM - the editor's sources hijacked by the repository. DEVCONTAINER_EXTENSIONS_GALLERY=none is
-    "none for DEVCONTAINER_EXTENSIONS_FOLDER alone" (configuration.md); but then the builder passes no
-    EXTENSIONS_GALLERY to `code-server --install-extension`, which inherits the container's environment:
-    a config's containerEnv EXTENSIONS_GALLERY (or the image's ENV) decides where the config's extensions
-    come from - on the air-gapped sites the setting is for."""
-    config = {
-        "image": FALLBACK_IMAGE,
-        "remoteUser": USER,
-        "containerEnv": {"EXTENSIONS_GALLERY": product_json(gallery.service_url)},
-        "customizations": {"vscode": {"extensions": ["acme.hello"]}},
-    }
-    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
-    env = {**ide_env, "DEVCONTAINER_EXTENSIONS_GALLERY": "none"}
-    ws = make_workspace(remote.url, **env)
-    result = ws.up()
-    assert result.returncode == 0, result.output
-    ide = ws.state()["ide"]
-    assert gallery.count() == 0, f"the repository's gallery was asked; installed: {ide['extensions']}"
-    assert ide["missing"] == ["acme.hello"]
-
-
-@pytest.mark.docker
-@pytest.mark.usefixtures("docker_engine")
 def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
     make_workspace, remote: Remote, ide_env: dict[str, str], gallery
 ) -> None:
@@ -228,9 +203,75 @@ def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
     result = ws.up()
     assert result.returncode == 0, result.output
     pid = ws.state()["ide"]["pid"]
-    environ = ws.exec("sh", "-c", f"tr '\\000' '\\n' < /proc/{pid}/environ", user="root")
-    argv = ws.exec("sh", "-c", f"tr '\\000' ' ' < /proc/{pid}/cmdline", user="root")
+    environ = ws.exec("sh", "-c", f"tr '\\000' '\\n' < /proc/{pid}/environ", user=USER)
+    argv = ws.exec("sh", "-c", f"tr '\\000' ' ' < /proc/{pid}/cmdline", user=USER)
     for secret in (ide_env["CODER_AGENT_TOKEN"], "ghp_hostilereviewtoken0123456789"):
         assert secret not in environ and secret not in argv
     assert gallery.service_url in environ, f"code-server runs with: {argv}\n{environ}"
 
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("docker_engine")
+def test_a_start_lock_left_by_a_stopped_container_does_not_deny_the_editor(
+    make_workspace, remote: Remote, ide_env: dict[str, str]
+) -> None:
+    """MEDIUM - no editor until a rebuild. START's lock (~/.cache/devcontainer-builder/code-server/
+    start.lock) is in the container's own filesystem, which a stop and start keep; its holder is known
+    only by a pid. A workspace stopped while START held it (the health wait is up to 30 s) leaves it
+    behind, and after the restart pids count from 1 again: if the recorded pid now belongs to any process
+    of the remote user (pid 1 - the container's own init - is one in every devcontainer with a non-root
+    containerUser), every later start answers `busy`: `up` records the editor `failed`, and keep-alive
+    (which treats `busy` as fine) never starts it. Here the leftover lock names pid 1 and code-server has
+    died (as after the restart)."""
+    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": []}}}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **ide_env)
+    first = ws.up()
+    assert first.returncode == 0, first.output
+    ide = ws.state()["ide"]
+    assert ide["status"] == "started", ide
+    lock = "$HOME/.cache/devcontainer-builder/code-server/start.lock"
+    ws.exec("sh", "-c", f"mkdir {lock} && echo 1 > {lock}/pid && kill {ide['pid']}", user=USER)
+    wait_for(lambda: not code_servers(ws), 60, "code-server gone")
+
+    again = ws.up()
+    assert again.returncode == 0, again.output
+    after = ws.state()["ide"]
+    assert after["status"] == "started" and code_servers(ws), f"no editor after a restart: {after}"
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("docker_engine")
+def test_a_dotfiles_path_on_the_builders_side_is_applied(make_workspace, remote: Remote, sandbox: Path) -> None:
+    """MEDIUM - behaviour against the docs. DEVCONTAINER_DOTFILES_REPOSITORY takes "an absolute path (a
+    repository the builder can read: tests, a VM's disk)" (settings/types.py; docs/ide.md: "or a path"),
+    and only checks that it starts with '/'. But the devcontainer CLI runs `git clone <it> ~/dotfiles`
+    inside the container, where the builder's path does not exist: the dotfiles are never applied, and
+    the build log says only that they "could not be installed"."""
+    dotfiles = dotfiles_repository(sandbox / "served", '#!/bin/sh\necho applied > "$HOME/.dotfiles-applied"\n')
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK_IMAGE, "remoteUser": USER})})
+    ws = make_workspace(remote.url, DEVCONTAINER_DOTFILES_REPOSITORY=str(dotfiles))
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    applied = ws.exec("cat", "/home/coder/.dotfiles-applied", user=USER, check=False).strip()
+    assert applied == "applied", [line for line in result.output.splitlines() if "otfiles" in line or "fatal" in line]
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("docker_engine")
+def test_a_dotfiles_value_is_not_run_as_shell_in_the_container(make_workspace, remote: Remote) -> None:
+    """MEDIUM - an input run as shell (the project's rule: argument lists, and a bad input is exit 2). The
+    CLI pastes the repository unquoted into a shell script (`[ -e ~/dotfiles ] || git clone --depth 1
+    ${repository} ~/dotfiles`), and DotfilesRepository refuses only whitespace and a leading '-': an
+    absolute "path" (or a URL) with ';', '&', '|', '$(...)' or '${IFS}' is accepted and its tail runs in
+    the devcontainer as the remote user. A gitweb URL (`...?p=dots.git;a=summary`) is the careless case;
+    the test runs a `touch`."""
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK_IMAGE, "remoteUser": USER})})
+    ws = make_workspace(remote.url, DEVCONTAINER_DOTFILES_REPOSITORY="/nonexistent;touch${IFS}/tmp/dotfiles-ran;")
+    result = ws.up()
+    if result.returncode == 2:
+        return  # refused as a bad input: the fix
+    assert result.returncode == 0, result.output
+    ran = ws.exec("sh", "-c", "test -e /tmp/dotfiles-ran && echo ran || echo no", user=USER).strip()
+    assert ran == "no", "the dotfiles value ran as shell in the container"
