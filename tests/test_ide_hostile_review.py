@@ -32,7 +32,7 @@ from support.repos import Remote
 from support.services import wait_for
 
 # the editor's fixtures and helpers (a fixture imported into a module is a fixture there)
-from test_ide import (  # noqa: F401
+from test_ide import (  # noqa: F401 - fixtures, used by name
     USER,
     code_servers,
     coder,
@@ -132,7 +132,10 @@ def test_a_dotfiles_url_with_a_token_as_its_user_name_is_refused() -> None:
     https://<token>@github.com/me/dotfiles.git passes, and goes into the devcontainer CLI's argv on the
     builder's side (`--dotfiles-repository ...`), the CLI's output, and ~/dotfiles/.git/config in the
     container. The other URL settings (WebUrl: DEVCONTAINER_IDE_SOURCE, the gallery) refuse a user name."""
-    env = {**REPO, "DEVCONTAINER_DOTFILES_REPOSITORY": "https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@github.com/me/dots"}
+    env = {
+        **REPO,
+        "DEVCONTAINER_DOTFILES_REPOSITORY": "https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@github.com/me/dots",
+    }
     with pytest.raises(InputError) as caught:
         opts.load("up", {}, env)
     assert any("DEVCONTAINER_DOTFILES_REPOSITORY" in problem for problem in caught.value.problems)
@@ -222,7 +225,9 @@ while (my $c = $s->accept) {
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
 def test_a_port_taken_by_the_repository_is_not_reported_as_a_started_editor(
-    make_workspace, remote: Remote, ide_env: dict[str, str]
+    make_workspace,
+    remote: Remote,
+    ide_env: dict[str, str],  # noqa: F811
 ) -> None:
     """MEDIUM - editor denied by the repository, and state.json says otherwise. A repository whose
     postStartCommand listens on 127.0.0.1:13337 (any dev server on that port does) makes code-server
@@ -236,9 +241,7 @@ def test_a_port_taken_by_the_repository_is_not_reported_as_a_started_editor(
         "postStartCommand": "perl .devcontainer/healthz.pl",
         "customizations": {"vscode": {"extensions": []}},
     }
-    remote.commit(
-        {".devcontainer/devcontainer.json": json.dumps(config), ".devcontainer/healthz.pl": FAKE_HEALTHZ}
-    )
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config), ".devcontainer/healthz.pl": FAKE_HEALTHZ})
     ws = make_workspace(remote.url, **ide_env)
     result = ws.up()
     assert result.returncode == 0, result.output
@@ -259,7 +262,10 @@ def test_a_port_taken_by_the_repository_is_not_reported_as_a_started_editor(
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
 def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
-    make_workspace, remote: Remote, ide_env: dict[str, str], gallery
+    make_workspace,
+    remote: Remote,
+    ide_env: dict[str, str],  # noqa: F811
+    gallery,  # noqa: F811
 ) -> None:
     """MEDIUM - behaviour against the docs/issue. The admin's gallery (DEVCONTAINER_EXTENSIONS_GALLERY,
     "the admin's Open VSX-compatible gallery" of issue 20) is given only to the builder's
@@ -277,14 +283,22 @@ def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
     argv = ws.exec("sh", "-c", f"tr '\\000' ' ' < /proc/{pid}/cmdline", user=USER)
     for secret in (ide_env["CODER_AGENT_TOKEN"], "ghp_hostilereviewtoken0123456789"):
         assert secret not in environ and secret not in argv
+        found = ws.exec(
+            "sh",
+            "-c",
+            f"grep -rlsF -e '{secret}' / --exclude-dir=proc --exclude-dir=sys 2>/dev/null || true",
+            user="root",
+        )
+        assert found.strip() == "", f"a secret in the container's files: {found}"
     assert gallery.service_url in environ, f"code-server runs with: {argv}\n{environ}"
-
 
 
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
 def test_a_start_lock_left_by_a_stopped_container_does_not_deny_the_editor(
-    make_workspace, remote: Remote, ide_env: dict[str, str]
+    make_workspace,
+    remote: Remote,
+    ide_env: dict[str, str],  # noqa: F811
 ) -> None:
     """MEDIUM - no editor until a rebuild. START's lock (~/.cache/devcontainer-builder/code-server/
     start.lock) is in the container's own filesystem, which a stop and start keep; its holder is known
@@ -350,7 +364,10 @@ def test_a_dotfiles_value_is_not_run_as_shell_in_the_container(make_workspace, r
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
 def test_a_vsix_that_is_a_symbolic_link_is_installed(
-    make_workspace, remote: Remote, ide_env: dict[str, str], sandbox: Path
+    make_workspace,
+    remote: Remote,
+    ide_env: dict[str, str],  # noqa: F811
+    sandbox: Path,
 ) -> None:
     """MEDIUM - the air-gapped path broken by an ordinary folder. vsix.index() reads a .vsix through a
     symbolic link (zipfile follows it), but `docker cp` copies a link as a link (without -L): the
@@ -362,10 +379,16 @@ def test_a_vsix_that_is_a_symbolic_link_is_installed(
     folder = sandbox / "vsix-links"
     folder.mkdir()
     (folder / "offline.vsix").symlink_to(real)
-    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": ["acme.offline"]}}}
+    config = {
+        "image": FALLBACK_IMAGE,
+        "remoteUser": USER,
+        "customizations": {"vscode": {"extensions": ["acme.offline"]}},
+    }
     remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
     ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_FOLDER": str(folder)})
     result = ws.up()
     assert result.returncode == 0, result.output
     ide = ws.state()["ide"]
-    assert ide["extensions"] == ["acme.offline@0.1.0"], [line for line in result.output.splitlines() if "offline" in line]
+    assert ide["extensions"] == ["acme.offline@0.1.0"], [
+        line for line in result.output.splitlines() if "offline" in line
+    ]
