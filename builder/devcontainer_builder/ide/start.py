@@ -229,7 +229,7 @@ def install_extensions(
     if not wanted:
         return result
     have = installed(target, binary)
-    packages = vsix.index(settings.extensions_folder)
+    packages = vsix.index(settings.extensions_folder, log)
     env = (
         {}
         if settings.extensions_gallery == "none"
