@@ -420,3 +420,26 @@ def test_a_compose_devcontainer_gets_the_editor_too(
         assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"]
     finally:
         forget_projects(sandbox)
+
+
+def test_a_vsix_folder_made_of_links_like_a_configmap_volume_is_installed(
+    make_workspace, remote: Remote, ide_env: dict[str, str], sandbox: Path
+) -> None:
+    """A Kubernetes ConfigMap or Secret volume is made of links (x.vsix -> ..data/x.vsix, ..data -> a
+    dated folder): the builder follows them and copies the file, not a link that dangles in the
+    container."""
+    folder = sandbox / "vsix-configmap"
+    write_vsix(folder / "..2026_12_07_06_00_00.1", "acme", "offline", "0.1.0", filename="offline.vsix")
+    (folder / "..data").symlink_to("..2026_12_07_06_00_00.1")
+    (folder / "offline.vsix").symlink_to("..data/offline.vsix")
+    config = {
+        "image": FALLBACK_IMAGE,
+        "remoteUser": USER,
+        "customizations": {"vscode": {"extensions": ["acme.offline"]}},
+    }
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_FOLDER": str(folder)})
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"], ws.build_log()[-3000:]
+    assert "acme.offline@0.1.0" in extensions(ws)

@@ -25,7 +25,7 @@ from devcontainer_builder.log import Log
 from devcontainer_builder.settings import limits
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.system import proc
-from support.ide import dotfiles_repository, write_vsix
+from support.ide import dotfiles_repository
 from support.images import FALLBACK_IMAGE
 from support.repos import Remote
 from support.services import wait_for
@@ -343,36 +343,3 @@ def test_a_dotfiles_value_is_not_run_as_shell_in_the_container(make_workspace, r
     assert result.returncode == 0, result.output
     ran = ws.exec("sh", "-c", "test -e /tmp/dotfiles-ran && echo ran || echo no", user=USER).strip()
     assert ran == "no", "the dotfiles value ran as shell in the container"
-
-
-@pytest.mark.docker
-@pytest.mark.usefixtures("docker_engine")
-def test_a_vsix_that_is_a_symbolic_link_is_installed(
-    make_workspace,
-    remote: Remote,
-    ide_env: dict[str, str],  # noqa: F811
-    sandbox: Path,
-) -> None:
-    """MEDIUM - the air-gapped path broken by an ordinary folder. vsix.index() reads a .vsix through a
-    symbolic link (zipfile follows it), but `docker cp` copies a link as a link (without -L): the
-    container gets a link to a path that is not there, and the extension "did not install". Folders of
-    links are ordinary: a Kubernetes ConfigMap or Secret volume is one (every file a link into ..data/),
-    so are `latest.vsix -> acme.x-1.2.vsix` and Nix/Guix-managed folders."""
-    store = sandbox / "store"
-    real = write_vsix(store, "acme", "offline", "0.1.0", filename="acme.offline-0.1.0.vsix")
-    folder = sandbox / "vsix-links"
-    folder.mkdir()
-    (folder / "offline.vsix").symlink_to(real)
-    config = {
-        "image": FALLBACK_IMAGE,
-        "remoteUser": USER,
-        "customizations": {"vscode": {"extensions": ["acme.offline"]}},
-    }
-    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
-    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_FOLDER": str(folder)})
-    result = ws.up()
-    assert result.returncode == 0, result.output
-    ide = ws.state()["ide"]
-    assert ide["extensions"] == ["acme.offline@0.1.0"], [
-        line for line in result.output.splitlines() if "offline" in line
-    ]

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from devcontainer_builder.ide import vsix
+from devcontainer_builder.log import Log
 from support.ide import write_vsix
 
 
@@ -30,3 +32,15 @@ def test_only_regular_files_in_the_vsix_folder_are_read_and_a_named_pipe_is_skip
         pytest.fail("vsix.index() blocked on a named pipe called stuck.vsix")
     assert done.stdout.strip().splitlines()[-1] == "['acme.real']", done.stdout + done.stderr
     assert "stuck.vsix is not a regular file" in done.stdout + done.stderr
+
+
+def test_a_vsix_reached_through_links_is_known_by_the_file_they_lead_to(tmp_path: Path) -> None:
+    """What `docker cp` is given is the regular file, never the link (which it would copy as a link,
+    dangling in the container): as in a Kubernetes ConfigMap volume, links to links."""
+    folder = tmp_path / "configmap"
+    real = write_vsix(folder / "..2026_12_07.1", "acme", "offline", "0.1.0", filename="offline.vsix")
+    (folder / "..data").symlink_to("..2026_12_07.1")
+    (folder / "offline.vsix").symlink_to("..data/offline.vsix")
+    (folder / "dangling.vsix").symlink_to("nowhere.vsix")
+    packages = vsix.index(str(folder), Log())
+    assert [(p.id, p.path) for p in packages] == [("acme.offline", str(real.resolve()))]

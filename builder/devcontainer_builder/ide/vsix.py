@@ -24,8 +24,11 @@ class Package:
 
 
 def index(folder: str, log: Log | None = None) -> list[Package]:
-    """Every readable .vsix in the folder (not its subfolders); unreadable ones are left out. Only regular
-    files are read: a named pipe or a device called x.vsix would block the read for ever."""
+    """Every readable .vsix in the folder (not its subfolders); unreadable ones are left out. A symbolic
+    link is followed wherever it leads (the folder is the admin's: a Kubernetes ConfigMap or Secret volume
+    is made of links, so are `latest.vsix -> x-1.2.vsix` and Nix-managed folders), and the package's path
+    is the file it leads to, which `docker cp` copies as a file. Only regular files are read: a named
+    pipe or a device called x.vsix would block the read for ever."""
     if not folder:
         return []
     try:
@@ -65,7 +68,7 @@ def read(path: str, log: Log | None = None) -> Package | None:
     )
     if not all(isinstance(value, str) and value for value in (publisher, name, version)):
         return None
-    return Package(f"{publisher}.{name}", str(version), path)
+    return Package(f"{publisher}.{name}", str(version), os.path.realpath(path))
 
 
 def choose(packages: list[Package], wanted: Wanted) -> Package | None:
