@@ -6,12 +6,62 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from devcontainer_builder.ide import vsix
 from devcontainer_builder.log import Log
 from support.ide import write_vsix
+
+
+class _Drip(BaseHTTPRequestHandler):
+    """A mirror that answers at once, then sends its body a byte at a time, each well inside the read
+    timeout: a slow or hostile mirror, or a proxy between."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10 * 1024 * 1024))
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.05)  # the server's pace, not the test's synchronisation
+        except OSError:
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_mirror_that_drips_is_given_up_within_the_download_bound(tmp_path: Path) -> None:
+    """DOWNLOAD_TIMEOUT bounds the whole download, not only the gaps between 1 MiB chunks: here it is
+    1 s and the mirror sends 20 bytes a second. obtain() runs in a child process given 60 s (a hang
+    detector, not a speed goal)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/code-server.tar.gz"
+    code = (
+        "from devcontainer_builder.ide import source\n"
+        "from devcontainer_builder.log import Log\n"
+        "source.DOWNLOAD_TIMEOUT = 1.0\n"
+        "try:\n"
+        f"    source.obtain({url!r}, 'ab' * 32, {str(tmp_path)!r}, Log())\n"
+        "except source.SourceError as err:\n"
+        "    print('gave up:', err)\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("obtain() was still downloading 60 s into a DOWNLOAD_TIMEOUT of 1 s")
+    finally:
+        server.shutdown()
+    assert "took longer than 1 s" in done.stdout, done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == [], "the partial download is removed"
 
 
 def test_only_regular_files_in_the_vsix_folder_are_read_and_a_named_pipe_is_skipped(tmp_path: Path) -> None:
