@@ -422,6 +422,33 @@ def test_a_compose_devcontainer_gets_the_editor_too(
         forget_projects(sandbox)
 
 
+def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
+    make_workspace, remote: Remote, ide_env: dict[str, str], gallery: GalleryDouble
+) -> None:
+    """code-server's own process gets EXTENSIONS_GALLERY too: its Extensions view searches and updates
+    from the admin's gallery, not code-server's default; neither the agent's token nor the git token is in
+    its environment, its argv or the container's files."""
+    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": ["acme.hello"]}}}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **ide_env, GH_TOKEN="ghp_editorgallerytoken0123456789")
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    pid = ws.state()["ide"]["pid"]
+    environ = ws.exec("sh", "-c", f"tr '\\000' '\\n' < /proc/{pid}/environ", user=USER)
+    argv = ws.exec("sh", "-c", f"tr '\\000' ' ' < /proc/{pid}/cmdline", user=USER)
+    for secret in (ide_env["CODER_AGENT_TOKEN"], "ghp_editorgallerytoken0123456789"):
+        assert secret not in environ and secret not in argv
+        found = ws.exec(
+            "sh",
+            "-c",
+            f"grep -rlsF -e '{secret}' / --exclude-dir=proc --exclude-dir=sys 2>/dev/null || true",
+            user="root",
+        )
+        assert found.strip() == "", f"a secret in the container's files: {found}"
+    given = next(line for line in environ.splitlines() if line.startswith("EXTENSIONS_GALLERY="))
+    assert json.loads(given.partition("=")[2])["serviceUrl"] == gallery.service_url
+
+
 def test_a_vsix_folder_made_of_links_like_a_configmap_volume_is_installed(
     make_workspace, remote: Remote, ide_env: dict[str, str], sandbox: Path
 ) -> None:
