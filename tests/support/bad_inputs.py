@@ -189,6 +189,13 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     ),
     up("ca-bundle-missing", "DEVCONTAINER_CA_BUNDLE", DEVCONTAINER_CA_BUNDLE="/nonexistent/ca.pem"),
     up("ca-bundle-not-pem", "DEVCONTAINER_CA_BUNDLE", DEVCONTAINER_CA_BUNDLE="/etc/hostname"),
+    # the user's dotfiles: the devcontainer CLI clones them in the container, pasting the values into a shell script
+    BadInput(
+        "dotfiles-token-as-user",
+        {"DEVCONTAINER_DOTFILES_REPOSITORY": "https://ghp_dotfilestoken0123456789@github.com/me/dots"},
+        "DEVCONTAINER_DOTFILES_REPOSITORY must not carry credentials",
+        secret="ghp_dotfilestoken0123456789",
+    ),
     # switches and modes
     up("rebuild-maybe", "DEVCONTAINER_REBUILD", DEVCONTAINER_REBUILD="maybe"),
     up("use-existing-perhaps", "DEVCONTAINER_USE_EXISTING_FOLDER", DEVCONTAINER_USE_EXISTING_FOLDER="perhaps"),

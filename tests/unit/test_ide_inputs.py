@@ -12,9 +12,36 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from devcontainer_builder.errors import InputError
 from devcontainer_builder.ide import vsix
 from devcontainer_builder.log import Log
+from devcontainer_builder.settings import options as opts
 from support.ide import write_vsix
+
+REPO = {"DEVCONTAINER_REPOSITORY": "/r"}
+TOKEN = "ghp_0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def problems(**env: str) -> str:
+    with pytest.raises(InputError) as caught:
+        opts.load("up", {}, {**REPO, **env})
+    return "\n".join(caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://{TOKEN}@github.com/me/dots",
+        f"https://oauth2:{TOKEN}@gitlab.example/me/dots.git",
+        f"git://{TOKEN}@git.example/me/dots.git",
+        f"ssh://git:{TOKEN}@git.example/me/dots.git",
+    ],
+    ids=["token-as-user", "user-and-token", "git-user", "ssh-password"],
+)
+def test_a_dotfiles_url_with_credentials_is_refused_without_echoing_them(url: str) -> None:
+    found = problems(DEVCONTAINER_DOTFILES_REPOSITORY=url)
+    assert "DEVCONTAINER_DOTFILES_REPOSITORY must not carry credentials" in found
+    assert TOKEN not in found
 
 
 class _Drip(BaseHTTPRequestHandler):

@@ -615,8 +615,15 @@ class DotfilesRepository(click.ParamType[str]):
             parts = urllib.parse.urlsplit(text)
             if parts.scheme not in ("http", "https", "ssh", "git", "file"):
                 self.fail(f"has the scheme {parts.scheme!r}; use https, ssh, git or file", param, ctx)
-            if parts.password:
-                self.fail("must not carry a password (it would be shown in logs and the container)", param, ctx)
+            # a user name is where a token goes in an http(s) URL; over ssh it names the account (git@)
+            if parts.password or (parts.username and parts.scheme != "ssh"):
+                self.fail(
+                    "must not carry credentials (a user name or password: a token there would be shown in logs, "
+                    "the devcontainer CLI's command line and the container's ~/dotfiles/.git/config); give a public "
+                    "repository, or an ssh URL the workspace's key can clone",
+                    param,
+                    ctx,
+                )
             return text
         if text.startswith("/") or re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text):
             return text
