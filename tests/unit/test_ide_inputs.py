@@ -44,6 +44,14 @@ def test_a_dotfiles_url_with_credentials_is_refused_without_echoing_them(url: st
     assert TOKEN not in found
 
 
+@pytest.mark.parametrize("value", ["/srv/dotfiles.git", "file:///srv/dotfiles.git", "./dots", "../dots", "~/dots"])
+def test_a_dotfiles_path_is_refused_because_the_clone_runs_inside_the_container(value: str) -> None:
+    """A path of the builder's side does not exist where the CLI clones (in the container), and the
+    container is never handed one of the builder's paths: a clear error, not dotfiles silently missing."""
+    found = problems(DEVCONTAINER_DOTFILES_REPOSITORY=value)
+    assert "not a path" in found and "inside the devcontainer" in found
+
+
 class _Drip(BaseHTTPRequestHandler):
     """A mirror that answers at once, then sends its body a byte at a time, each well inside the read
     timeout: a slow or hostile mirror, or a proxy between."""

@@ -602,19 +602,29 @@ class ExistingFolder(AbsolutePath):
 
 
 class DotfilesRepository(click.ParamType[str]):
-    """What the devcontainer CLI's --dotfiles-repository takes: an http(s) or ssh git URL, owner/repo (a
-    GitHub repository), or an absolute path (a repository the builder can read: tests, a VM's disk)."""
+    """What the devcontainer CLI's --dotfiles-repository takes: an http(s), git or ssh URL, scp-style
+    git@host:owner/repo, or owner/repo (a GitHub repository). The CLI clones it inside the container, so a
+    path (or file:// URL) of the builder's side is refused: it does not exist there, and the container
+    is never given one of the builder's paths."""
 
     name = "repository"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = Text(URL_MAX).convert(value, param, ctx).strip()
         if any(c.isspace() for c in text) or text.startswith("-"):
-            self.fail("must be a git URL, owner/repo or an absolute path, without spaces or a leading '-'", param, ctx)
+            self.fail("must be a git URL or owner/repo, without spaces or a leading '-'", param, ctx)
+        if text.startswith(("/", ".", "~", "file:")):
+            self.fail(
+                "must be a git URL (https://, ssh://, git://, git@host:owner/repo) or owner/repo, not a path: the "
+                "devcontainer CLI clones the dotfiles inside the devcontainer, where a path of the builder's side "
+                "does not exist (and the container is never given one). Serve the repository over https or ssh",
+                param,
+                ctx,
+            )
         if "://" in text:
             parts = urllib.parse.urlsplit(text)
-            if parts.scheme not in ("http", "https", "ssh", "git", "file"):
-                self.fail(f"has the scheme {parts.scheme!r}; use https, ssh, git or file", param, ctx)
+            if parts.scheme not in ("http", "https", "ssh", "git"):
+                self.fail(f"has the scheme {parts.scheme!r}; use https, ssh or git", param, ctx)
             # a user name is where a token goes in an http(s) URL; over ssh it names the account (git@)
             if parts.password or (parts.username and parts.scheme != "ssh"):
                 self.fail(
@@ -625,12 +635,12 @@ class DotfilesRepository(click.ParamType[str]):
                     ctx,
                 )
             return text
-        if text.startswith("/") or re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text):
+        if re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text):
             return text
         if re.fullmatch(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+", text):  # scp-style git@host:owner/repo
             return text
         self.fail(
-            "must be a git URL (https://..., ssh://..., git@host:owner/repo), owner/repo or an absolute path",
+            "must be a git URL (https://..., ssh://..., git@host:owner/repo) or owner/repo",
             param,
             ctx,
         )
