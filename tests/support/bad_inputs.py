@@ -198,6 +198,18 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     ),
     up("dotfiles-builder-path", "not a path", DEVCONTAINER_DOTFILES_REPOSITORY="{sandbox}/dotfiles.git"),
     up("dotfiles-file-url", "not a path", DEVCONTAINER_DOTFILES_REPOSITORY="file:///srv/dotfiles.git"),
+    up(
+        "dotfiles-gitweb-semicolon",
+        "DEVCONTAINER_DOTFILES_REPOSITORY holds a character",
+        DEVCONTAINER_DOTFILES_REPOSITORY="https://git.example/?p=dots.git;touch${IFS}/tmp/dcb-pwned",
+    ),
+    up("dotfiles-substitution", "DEVCONTAINER_DOTFILES_REPOSITORY", DEVCONTAINER_DOTFILES_REPOSITORY="me/$(id)"),
+    up(
+        "dotfiles-install-quote",
+        "DEVCONTAINER_DOTFILES_INSTALL_COMMAND",
+        DEVCONTAINER_DOTFILES_REPOSITORY="me/dots",
+        DEVCONTAINER_DOTFILES_INSTALL_COMMAND="x.sh';touch /tmp/dcb-pwned;'",
+    ),
     # switches and modes
     up("rebuild-maybe", "DEVCONTAINER_REBUILD", DEVCONTAINER_REBUILD="maybe"),
     up("use-existing-perhaps", "DEVCONTAINER_USE_EXISTING_FOLDER", DEVCONTAINER_USE_EXISTING_FOLDER="perhaps"),

@@ -52,6 +52,41 @@ def test_a_dotfiles_path_is_refused_because_the_clone_runs_inside_the_container(
     assert "not a path" in found and "inside the devcontainer" in found
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "/nonexistent;touch${IFS}/tmp/dotfiles-ran;",
+        "https://git.example/gitweb/?p=dots.git;a=summary",
+        "https://git.example/dots.git&&id",
+        "https://git.example/$(id).git",
+        "https://git.example/`id`.git",
+        "acme/dots|id",
+        "git@git.example:dots.git>/tmp/x",
+        "https://git.example/{a,b}.git",
+        "https://git.example/*.git",
+        "https://git.example/dots.git#x",
+        "https://git.example/it's.git",
+    ],
+)
+def test_a_dotfiles_repository_with_a_shell_character_is_refused(value: str) -> None:
+    assert "DEVCONTAINER_DOTFILES_REPOSITORY" in problems(DEVCONTAINER_DOTFILES_REPOSITORY=value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["install.sh';id;'", 'install.sh"$(id)"', "install.sh\nid", "`id`", "$HOME/x.sh", "a b.sh", "x.sh;id"],
+)
+def test_a_dotfiles_install_command_with_a_shell_character_is_refused(value: str) -> None:
+    found = problems(DEVCONTAINER_DOTFILES_REPOSITORY="acme/dots", DEVCONTAINER_DOTFILES_INSTALL_COMMAND=value)
+    assert "DEVCONTAINER_DOTFILES_INSTALL_COMMAND must be" in found
+
+
+def test_a_dotfiles_install_command_that_is_a_path_is_accepted() -> None:
+    for value in ("install.sh", "setup/install.sh", "./bootstrap", "/home/coder/dotfiles/x-1.0+b.sh"):
+        env = {**REPO, "DEVCONTAINER_DOTFILES_REPOSITORY": "acme/dots", "DEVCONTAINER_DOTFILES_INSTALL_COMMAND": value}
+        assert opts.load("up", {}, env).dotfiles_install_command == value
+
+
 class _Drip(BaseHTTPRequestHandler):
     """A mirror that answers at once, then sends its body a byte at a time, each well inside the read
     timeout: a slow or hostile mirror, or a proxy between."""

@@ -430,7 +430,7 @@ class Settings:
         "DEVCONTAINER_DOTFILES_INSTALL_COMMAND",
         "The script in the dotfiles repository to run (--dotfiles-install-command); by default the CLI looks for "
         "install.sh, setup.sh, bootstrap.sh and the like.",
-        types.Text(256),
+        types.DotfilesInstallCommand(),
         "",
         commands=UP_SERVE,
     )

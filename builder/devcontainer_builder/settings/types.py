@@ -601,6 +601,14 @@ class ExistingFolder(AbsolutePath):
         return path
 
 
+# The devcontainer CLI pastes the dotfiles repository unquoted into a shell script in the container
+# (`git clone --depth 1 <it> ~/dotfiles`): only characters that are literal in an unquoted shell word
+# reach it. Anything else in a URL can be percent-encoded.
+SHELL_LITERAL_URL = re.compile(r"[A-Za-z0-9._~:/@%+=,-]+")
+# the install command is pasted inside '...' and "..." (and into a comment line): a path's characters only
+SHELL_LITERAL_PATH = re.compile(r"[A-Za-z0-9._/+-]+")
+
+
 class DotfilesRepository(click.ParamType[str]):
     """What the devcontainer CLI's --dotfiles-repository takes: an http(s), git or ssh URL, scp-style
     git@host:owner/repo, or owner/repo (a GitHub repository). The CLI clones it inside the container, so a
@@ -634,13 +642,36 @@ class DotfilesRepository(click.ParamType[str]):
                     param,
                     ctx,
                 )
-            return text
-        if re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text):
-            return text
-        if re.fullmatch(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+", text):  # scp-style git@host:owner/repo
-            return text
-        self.fail(
-            "must be a git URL (https://..., ssh://..., git@host:owner/repo) or owner/repo",
-            param,
-            ctx,
-        )
+        elif not (
+            re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text)
+            or re.fullmatch(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+", text)  # scp-style git@host:owner/repo
+        ):
+            self.fail("must be a git URL (https://..., ssh://..., git@host:owner/repo) or owner/repo", param, ctx)
+        if not SHELL_LITERAL_URL.fullmatch(text):
+            self.fail(
+                "holds a character the devcontainer CLI would hand to a shell in the container (it pastes the "
+                "repository unquoted into `git clone`): only letters, digits and . _ ~ : / @ % + = , - are "
+                "accepted; percent-encode anything else",
+                param,
+                ctx,
+            )
+        return text
+
+
+class DotfilesInstallCommand(click.ParamType[str]):
+    """The script in the dotfiles repository the CLI runs: a path, which the CLI pastes into quoted shell
+    words in the container, so only a path's plain characters are accepted."""
+
+    name = "script"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(256).convert(value, param, ctx).strip()
+        if text and not SHELL_LITERAL_PATH.fullmatch(text):
+            self.fail(
+                "must be the path of a script in the dotfiles repository, such as install.sh or setup/install.sh: "
+                "the devcontainer CLI pastes it into a shell script in the container, so only letters, digits "
+                "and . _ / + - are accepted",
+                param,
+                ctx,
+            )
+        return text
