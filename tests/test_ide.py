@@ -445,8 +445,9 @@ def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
             user="root",
         )
         assert found.strip() == "", f"a secret in the container's files: {found}"
-    given = next(line for line in environ.splitlines() if line.startswith("EXTENSIONS_GALLERY="))
-    assert json.loads(given.partition("=")[2])["serviceUrl"] == gallery.service_url
+    given = [line.partition("=")[2] for line in environ.splitlines() if line.startswith("EXTENSIONS_GALLERY=")]
+    assert given, f"code-server runs without the admin's gallery (its default instead): {argv}"
+    assert json.loads(given[0])["serviceUrl"] == gallery.service_url
 
 
 def test_a_vsix_folder_made_of_links_like_a_configmap_volume_is_installed(
