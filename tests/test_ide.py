@@ -420,3 +420,54 @@ def test_a_compose_devcontainer_gets_the_editor_too(
         assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"]
     finally:
         forget_projects(sandbox)
+
+
+def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
+    make_workspace, remote: Remote, ide_env: dict[str, str], gallery: GalleryDouble
+) -> None:
+    """code-server's own process gets EXTENSIONS_GALLERY too: its Extensions view searches and updates
+    from the admin's gallery, not code-server's default; neither the agent's token nor the git token is in
+    its environment, its argv or the container's files."""
+    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": ["acme.hello"]}}}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **ide_env, GH_TOKEN="ghp_editorgallerytoken0123456789")
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    pid = ws.state()["ide"]["pid"]
+    environ = ws.exec("sh", "-c", f"tr '\\000' '\\n' < /proc/{pid}/environ", user=USER)
+    argv = ws.exec("sh", "-c", f"tr '\\000' ' ' < /proc/{pid}/cmdline", user=USER)
+    for secret in (ide_env["CODER_AGENT_TOKEN"], "ghp_editorgallerytoken0123456789"):
+        assert secret not in environ and secret not in argv
+        found = ws.exec(
+            "sh",
+            "-c",
+            f"grep -rlsF -e '{secret}' / --exclude-dir=proc --exclude-dir=sys 2>/dev/null || true",
+            user="root",
+        )
+        assert found.strip() == "", f"a secret in the container's files: {found}"
+    given = [line.partition("=")[2] for line in environ.splitlines() if line.startswith("EXTENSIONS_GALLERY=")]
+    assert given, f"code-server runs without the admin's gallery (its default instead): {argv}"
+    assert json.loads(given[0])["serviceUrl"] == gallery.service_url
+
+
+def test_a_vsix_folder_made_of_links_like_a_configmap_volume_is_installed(
+    make_workspace, remote: Remote, ide_env: dict[str, str], sandbox: Path
+) -> None:
+    """A Kubernetes ConfigMap or Secret volume is made of links (x.vsix -> ..data/x.vsix, ..data -> a
+    dated folder): the builder follows them and copies the file, not a link that dangles in the
+    container."""
+    folder = sandbox / "vsix-configmap"
+    write_vsix(folder / "..2026_12_07_06_00_00.1", "acme", "offline", "0.1.0", filename="offline.vsix")
+    (folder / "..data").symlink_to("..2026_12_07_06_00_00.1")
+    (folder / "offline.vsix").symlink_to("..data/offline.vsix")
+    config = {
+        "image": FALLBACK_IMAGE,
+        "remoteUser": USER,
+        "customizations": {"vscode": {"extensions": ["acme.offline"]}},
+    }
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **{**ide_env, "DEVCONTAINER_EXTENSIONS_FOLDER": str(folder)})
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"], ws.build_log()[-3000:]
+    assert "acme.offline@0.1.0" in extensions(ws)

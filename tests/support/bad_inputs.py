@@ -189,6 +189,27 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     ),
     up("ca-bundle-missing", "DEVCONTAINER_CA_BUNDLE", DEVCONTAINER_CA_BUNDLE="/nonexistent/ca.pem"),
     up("ca-bundle-not-pem", "DEVCONTAINER_CA_BUNDLE", DEVCONTAINER_CA_BUNDLE="/etc/hostname"),
+    # the user's dotfiles: the devcontainer CLI clones them in the container, pasting the values into a shell script
+    BadInput(
+        "dotfiles-token-as-user",
+        {"DEVCONTAINER_DOTFILES_REPOSITORY": "https://ghp_dotfilestoken0123456789@github.com/me/dots"},
+        "DEVCONTAINER_DOTFILES_REPOSITORY must not carry credentials",
+        secret="ghp_dotfilestoken0123456789",
+    ),
+    up("dotfiles-builder-path", "not a path", DEVCONTAINER_DOTFILES_REPOSITORY="{sandbox}/dotfiles.git"),
+    up("dotfiles-file-url", "not a path", DEVCONTAINER_DOTFILES_REPOSITORY="file:///srv/dotfiles.git"),
+    up(
+        "dotfiles-gitweb-semicolon",
+        "DEVCONTAINER_DOTFILES_REPOSITORY holds a character",
+        DEVCONTAINER_DOTFILES_REPOSITORY="https://git.example/?p=dots.git;touch${IFS}/tmp/dcb-pwned",
+    ),
+    up("dotfiles-substitution", "DEVCONTAINER_DOTFILES_REPOSITORY", DEVCONTAINER_DOTFILES_REPOSITORY="me/$(id)"),
+    up(
+        "dotfiles-install-quote",
+        "DEVCONTAINER_DOTFILES_INSTALL_COMMAND",
+        DEVCONTAINER_DOTFILES_REPOSITORY="me/dots",
+        DEVCONTAINER_DOTFILES_INSTALL_COMMAND="x.sh';touch /tmp/dcb-pwned;'",
+    ),
     # switches and modes
     up("rebuild-maybe", "DEVCONTAINER_REBUILD", DEVCONTAINER_REBUILD="maybe"),
     up("use-existing-perhaps", "DEVCONTAINER_USE_EXISTING_FOLDER", DEVCONTAINER_USE_EXISTING_FOLDER="perhaps"),

@@ -80,7 +80,13 @@ def test_a_bad_editor_setting_is_a_problem_naming_it(env: dict[str, str], named:
 
 
 def test_dotfiles_accept_what_the_cli_accepts() -> None:
-    for value in ("https://git.example/ada/dots.git", "ada/dots", "git@git.example:ada/dots.git", "/srv/dots.git"):
+    for value in (
+        "https://git.example/ada/dots.git",
+        "ada/dots",
+        "git@git.example:ada/dots.git",
+        "ssh://git@git.example:2222/ada/dots.git",
+        "https://git.example/~ada/dots%20and%20more.git",
+    ):
         assert opts.load("up", {}, {**REPO, "DEVCONTAINER_DOTFILES_REPOSITORY": value}).dotfiles_repository == value
 
 

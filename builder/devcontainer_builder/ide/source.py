@@ -8,9 +8,11 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
+import urllib3
 
 from devcontainer_builder.log import Log
 
@@ -61,17 +63,15 @@ def obtain(source: str, sha256: str, folder: str, log: Log) -> Tarball:
             if answer.status_code != 200:
                 raise SourceError(f"{source} answered HTTP {answer.status_code}")
             with open(partial, "wb") as out:
-                for chunk in answer.iter_content(CHUNK):
+                for chunk in _chunks(answer, started + DOWNLOAD_TIMEOUT):
                     size += len(chunk)
                     if size > MAX_BYTES:
                         raise SourceError(
                             f"{source} is larger than {MAX_BYTES // CHUNK} MiB: not a code-server release"
                         )
-                    if time.monotonic() - started > DOWNLOAD_TIMEOUT:
-                        raise SourceError(f"downloading {source} took longer than {DOWNLOAD_TIMEOUT:.0f} s")
                     sha.update(chunk)
                     out.write(chunk)
-    except requests.RequestException as err:
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as err:  # read1 raises urllib3's own
         _remove(partial)
         raise SourceError(f"cannot download {source} ({type(err).__name__}: {err})") from None
     except (SourceError, OSError) as err:
@@ -83,6 +83,19 @@ def obtain(source: str, sha256: str, folder: str, log: Log) -> Tarball:
     os.replace(partial, path)
     log.info(f"code-server: {size // CHUNK} MiB in {time.monotonic() - started:.1f} s, SHA-256 verified")
     return Tarball(path, downloaded=True)
+
+
+def _chunks(answer: requests.Response, deadline: float) -> Iterator[bytes]:
+    """The body as it comes, up to the deadline. read1() returns after one receive, each bounded by
+    READ_TIMEOUT: iter_content(CHUNK) waits for a whole chunk, so a mirror that sends a byte now and then
+    would hold the download for days between two looks at the clock."""
+    while True:
+        if time.monotonic() > deadline:
+            raise SourceError(f"downloading {answer.url} took longer than {DOWNLOAD_TIMEOUT:.0f} s")
+        chunk = answer.raw.read1(CHUNK, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
 
 
 def release(tarball: Tarball) -> None:

@@ -107,7 +107,7 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
         )
     extensions = install_extensions(settings, log, target, binary, wanted.extensions)
     settings_file = write_machine_settings(log, target, wanted.settings)
-    result = launch(target, binary)
+    result = launch(target, binary, gallery_env(settings))
     parts = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
     status, pid, log_path = parts if len(parts) == 3 else ("failed", "", "")
     info = IdeInfo(
@@ -135,16 +135,24 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
     return info
 
 
-def launch(target: Target, binary: str) -> proc.Result:
-    """code-server started unless it runs already (container.START)."""
+def launch(target: Target, binary: str, env: dict[str, str]) -> proc.Result:
+    """code-server started unless it runs already (container.START). env: the admin's gallery, which the
+    running editor's Extensions view searches and updates from (code-server's default otherwise)."""
     extensions = f"{container.ROOT}/extensions"
     args = [binary, extensions, target.folder, container.ADDRESS, str(HEALTH_WAIT)]
-    return target.exec(["sh", "-c", container.START, "sh", *args], timeout=HEALTH_WAIT + 30)
+    return target.exec(["sh", "-c", container.START, "sh", *args], timeout=HEALTH_WAIT + 30, env=env)
+
+
+def gallery_env(settings: Settings) -> dict[str, str]:
+    """EXTENSIONS_GALLERY for code-server, its installs and the editor alike; none: no gallery at all."""
+    if settings.extensions_gallery == "none":
+        return {}
+    return {"EXTENSIONS_GALLERY": gallery.product_json(settings.extensions_gallery)}
 
 
 def keep_running(settings: Settings, target: Target) -> tuple[str, str]:
     """For the supervisor's keep-alive: (status, pid) after starting code-server again if it died."""
-    result = launch(target, f"{container.ROOT}/{key(settings)}/bin/code-server")
+    result = launch(target, f"{container.ROOT}/{key(settings)}/bin/code-server", gallery_env(settings))
     parts = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
     return (parts[0], parts[1]) if len(parts) == 3 else ("failed", "")
 
@@ -229,12 +237,8 @@ def install_extensions(
     if not wanted:
         return result
     have = installed(target, binary)
-    packages = vsix.index(settings.extensions_folder)
-    env = (
-        {}
-        if settings.extensions_gallery == "none"
-        else {"EXTENSIONS_GALLERY": gallery.product_json(settings.extensions_gallery)}
-    )
+    packages = vsix.index(settings.extensions_folder, log)
+    env = gallery_env(settings)
     for extension in wanted:
         version = have.get(extension.key)
         if version is not None and (not extension.version or extension.version == version):

@@ -419,7 +419,9 @@ class Settings:
     dotfiles_repository: str = setting(
         "DEVCONTAINER_DOTFILES_REPOSITORY",
         "The user's dotfiles: a git repository the devcontainer CLI clones into the devcontainer and installs as "
-        "the remote user after the config's hooks (--dotfiles-repository). A failing install is a warning.",
+        "the remote user after the config's hooks (--dotfiles-repository): an https, git or ssh URL, "
+        "git@host:owner/repo, or owner/repo on GitHub. Not a path (the clone runs inside the container) and no "
+        "credentials in the URL. A failing install is a warning.",
         types.DotfilesRepository(),
         "",
         commands=UP_SERVE,
@@ -428,7 +430,7 @@ class Settings:
         "DEVCONTAINER_DOTFILES_INSTALL_COMMAND",
         "The script in the dotfiles repository to run (--dotfiles-install-command); by default the CLI looks for "
         "install.sh, setup.sh, bootstrap.sh and the like.",
-        types.Text(256),
+        types.DotfilesInstallCommand(),
         "",
         commands=UP_SERVE,
     )

@@ -601,29 +601,77 @@ class ExistingFolder(AbsolutePath):
         return path
 
 
+# The devcontainer CLI pastes the dotfiles repository unquoted into a shell script in the container
+# (`git clone --depth 1 <it> ~/dotfiles`): only characters that are literal in an unquoted shell word
+# reach it. Anything else in a URL can be percent-encoded.
+SHELL_LITERAL_URL = re.compile(r"[A-Za-z0-9._~:/@%+=,-]+")
+# the install command is pasted inside '...' and "..." (and into a comment line): a path's characters only
+SHELL_LITERAL_PATH = re.compile(r"[A-Za-z0-9._/+-]+")
+
+
 class DotfilesRepository(click.ParamType[str]):
-    """What the devcontainer CLI's --dotfiles-repository takes: an http(s) or ssh git URL, owner/repo (a
-    GitHub repository), or an absolute path (a repository the builder can read: tests, a VM's disk)."""
+    """What the devcontainer CLI's --dotfiles-repository takes: an http(s), git or ssh URL, scp-style
+    git@host:owner/repo, or owner/repo (a GitHub repository). The CLI clones it inside the container, so a
+    path (or file:// URL) of the builder's side is refused: it does not exist there, and the container
+    is never given one of the builder's paths."""
 
     name = "repository"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = Text(URL_MAX).convert(value, param, ctx).strip()
         if any(c.isspace() for c in text) or text.startswith("-"):
-            self.fail("must be a git URL, owner/repo or an absolute path, without spaces or a leading '-'", param, ctx)
+            self.fail("must be a git URL or owner/repo, without spaces or a leading '-'", param, ctx)
+        if text.startswith(("/", ".", "~", "file:")):
+            self.fail(
+                "must be a git URL (https://, ssh://, git://, git@host:owner/repo) or owner/repo, not a path: the "
+                "devcontainer CLI clones the dotfiles inside the devcontainer, where a path of the builder's side "
+                "does not exist (and the container is never given one). Serve the repository over https or ssh",
+                param,
+                ctx,
+            )
         if "://" in text:
             parts = urllib.parse.urlsplit(text)
-            if parts.scheme not in ("http", "https", "ssh", "git", "file"):
-                self.fail(f"has the scheme {parts.scheme!r}; use https, ssh, git or file", param, ctx)
-            if parts.password:
-                self.fail("must not carry a password (it would be shown in logs and the container)", param, ctx)
-            return text
-        if text.startswith("/") or re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text):
-            return text
-        if re.fullmatch(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+", text):  # scp-style git@host:owner/repo
-            return text
-        self.fail(
-            "must be a git URL (https://..., ssh://..., git@host:owner/repo), owner/repo or an absolute path",
-            param,
-            ctx,
-        )
+            if parts.scheme not in ("http", "https", "ssh", "git"):
+                self.fail(f"has the scheme {parts.scheme!r}; use https, ssh or git", param, ctx)
+            # a user name is where a token goes in an http(s) URL; over ssh it names the account (git@)
+            if parts.password or (parts.username and parts.scheme != "ssh"):
+                self.fail(
+                    "must not carry credentials (a user name or password: a token there would be shown in logs, "
+                    "the devcontainer CLI's command line and the container's ~/dotfiles/.git/config); give a public "
+                    "repository, or an ssh URL the workspace's key can clone",
+                    param,
+                    ctx,
+                )
+        elif not (
+            re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", text)
+            or re.fullmatch(r"[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:[^\s]+", text)  # scp-style git@host:owner/repo
+        ):
+            self.fail("must be a git URL (https://..., ssh://..., git@host:owner/repo) or owner/repo", param, ctx)
+        if not SHELL_LITERAL_URL.fullmatch(text):
+            self.fail(
+                "holds a character the devcontainer CLI would hand to a shell in the container (it pastes the "
+                "repository unquoted into `git clone`): only letters, digits and . _ ~ : / @ % + = , - are "
+                "accepted; percent-encode anything else",
+                param,
+                ctx,
+            )
+        return text
+
+
+class DotfilesInstallCommand(click.ParamType[str]):
+    """The script in the dotfiles repository the CLI runs: a path, which the CLI pastes into quoted shell
+    words in the container, so only a path's plain characters are accepted."""
+
+    name = "script"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = Text(256).convert(value, param, ctx).strip()
+        if text and not SHELL_LITERAL_PATH.fullmatch(text):
+            self.fail(
+                "must be the path of a script in the dotfiles repository, such as install.sh or setup/install.sh: "
+                "the devcontainer CLI pastes it into a shell script in the container, so only letters, digits "
+                "and . _ / + - are accepted",
+                param,
+                ctx,
+            )
+        return text
