@@ -313,8 +313,8 @@ data "coder_parameter" "dotfiles_repository" {
   mutable      = true
   order        = 20
   validation {
-    regex = "^([A-Za-z0-9][^\\s]*)?$"
-    error = "A Git URL or owner/repo, without spaces."
+    regex = "^([A-Za-z0-9][A-Za-z0-9._~:/@%+=,-]*)?$"
+    error = "A Git URL or owner/repo: letters, digits and . _ ~ : / @ % + = , - only (percent-encode anything else)."
   }
 }
 

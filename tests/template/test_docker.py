@@ -216,3 +216,10 @@ def test_the_dotfiles_parameters_reach_the_builder(template: Workdir) -> None:
     env = env_of(template, parameters)
     assert env["DEVCONTAINER_DOTFILES_REPOSITORY"] == "https://github.com/alice/dotfiles.git"
     assert env["DEVCONTAINER_DOTFILES_INSTALL_COMMAND"] == "setup/install.sh"
+
+
+@pytest.mark.parametrize("value", ["https://example.com/dots;id", "acme/dots$(id)", "acme/dots`id`"])
+def test_a_dotfiles_repository_with_a_shell_character_is_refused_by_the_plan(template: Workdir, value: str) -> None:
+    """The builder refuses such a value (exit 2, it would reach the CLI's script): Coder's form says so first."""
+    with pytest.raises(AssertionError, match="percent-encode"):
+        template.plan(VARIABLES, dict(PARAMETERS, dotfiles_repository=value))
