@@ -115,17 +115,6 @@ def test_a_gallery_that_never_answers_is_not_waited_for_once_per_extension() -> 
     )
 
 
-def test_extensions_past_the_cap_are_not_dropped_silently() -> None:
-    """LOW - customizations.merge() keeps the first MAX_EXTENSIONS (200) and drops the rest without a
-    word: not installed, not in `ide.missing`, no warning, no `skipped` entry. docs/ide.md promises that
-    an extension that cannot be had is a warning in the build log."""
-    entries = [{"customizations": {"vscode": {"extensions": [f"acme.ext{i}" for i in range(205)]}}}]
-    merged = customizations.merge(entries)
-    accounted = {w.id for w in merged.extensions} | set(merged.skipped)
-    dropped = [f"acme.ext{i}" for i in range(205) if f"acme.ext{i}" not in accounted]
-    assert dropped == [], f"dropped without a warning: {dropped}"
-
-
 def test_a_dotfiles_url_with_a_token_as_its_user_name_is_refused() -> None:
     """MEDIUM - secret in argv/logs/the container. DotfilesRepository refuses a URL's password ("it would
     be shown in logs and the container") but not its user name, which is where GitHub takes a token:

@@ -105,7 +105,13 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
         log.warn(
             f"customizations.vscode.extensions: {entry!r} is not an extension id (publisher.name[@version]); skipped"
         )
+    if wanted.dropped:
+        log.warn(
+            f"customizations.vscode.extensions: {len(wanted.dropped)} past the first {customizations.MAX_EXTENSIONS} "
+            f"are not installed: {', '.join(wanted.dropped)}"
+        )
     extensions = install_extensions(settings, log, target, binary, wanted.extensions)
+    extensions.missing.extend(wanted.dropped)
     settings_file = write_machine_settings(log, target, wanted.settings)
     result = launch(target, binary)
     parts = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
