@@ -14,18 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from devcontainer_builder.errors import InputError
 from devcontainer_builder.ide import customizations, start
-from devcontainer_builder.ide.customizations import Wanted
-from devcontainer_builder.log import Log
 from devcontainer_builder.settings import limits
 from devcontainer_builder.settings import options as opts
-from devcontainer_builder.system import proc
 from support.ide import dotfiles_repository, write_vsix
 from support.images import FALLBACK_IMAGE
 from support.repos import Remote
@@ -72,46 +68,6 @@ def test_the_editors_worst_case_is_inside_ups_run_limit() -> None:
     assert editor_worst <= limits.SPARE, (
         f"the editor may take {editor_worst:.0f} s; run_limit() leaves {limits.SPARE} s for everything after "
         f"the build (run_limit = {limits.run_limit(settings)} s)"
-    )
-
-
-@dataclass
-class _GalleryThatNeverAnswers(start.Target):
-    """A container whose `--install-extension` from the gallery never returns (what a black-holed proxy
-    in the repository's containerEnv makes of it); the extensions folder is empty."""
-
-    installs: list[str] = field(default_factory=list)
-
-    def exec(self, argv: list[str], **kwargs: object) -> proc.Result:  # type: ignore[override]
-        if "--install-extension" in argv:
-            self.installs.append(argv[-1])
-            return proc.Result(argv, -9, "", "", timed_out=True, duration=start.INSTALL_TIMEOUT)
-        return proc.Result(argv, 0, "", "", timed_out=False, duration=0.0)
-
-
-def test_a_gallery_that_never_answers_is_not_waited_for_once_per_extension() -> None:
-    """MEDIUM (the cause of the test above) - install_extensions() waits INSTALL_TIMEOUT (180 s) for every
-    extension, one after another, even after the gallery has already failed to answer once: 20 wanted
-    extensions are 20 x 180 s = one hour of `up` in which the workspace is not `running`. Once the gallery
-    timed out, the rest should be reported missing at once (the next start tries again, as the docs say)."""
-    settings = opts.load(
-        "up",
-        {},
-        {
-            **REPO,
-            "DEVCONTAINER_IDE": "code-server",
-            "DEVCONTAINER_IDE_SHA256": "ab" * 32,
-            "DEVCONTAINER_EXTENSIONS_GALLERY": "https://gallery.invalid/vscode/gallery",
-        },
-    )
-    target = _GalleryThatNeverAnswers(engine=None, container="c", user="coder", folder="/w")  # type: ignore[arg-type]
-    wanted = tuple(Wanted(f"acme.ext{i}") for i in range(20))
-    log = Log()
-    result = start.install_extensions(settings, log, target, "/opt/x/bin/code-server", wanted)
-    assert len(result.missing) == 20
-    assert len(target.installs) <= 2, (
-        f"{len(target.installs)} installs each waited {start.INSTALL_TIMEOUT:.0f} s for a gallery that had "
-        f"already not answered: {len(target.installs) * start.INSTALL_TIMEOUT:.0f} s"
     )
 
 

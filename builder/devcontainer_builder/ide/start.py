@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ UNPACK_TIMEOUT = 600.0
 INSTALL_TIMEOUT = 180.0
 LIST_TIMEOUT = 60.0
 HEALTH_WAIT = 30
+# what Node prints when a gallery cannot be reached at all (not "not found"): the rest are given up at once
+UNREACHABLE = re.compile(
+    r"ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH|socket hang up"
+)
 # pinned versions stay pinned, and a restart asks no gallery: the config may turn these back on
 DEFAULT_MACHINE_SETTINGS = {"extensions.autoUpdate": False, "extensions.autoCheckUpdates": False}
 
@@ -62,6 +67,7 @@ class Target:
 class Extensions:
     installed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    gallery_down: str = ""  # why the gallery is not asked again in this start (it did not answer)
 
 
 def key(settings: Settings) -> str:
@@ -247,7 +253,14 @@ def install_extensions(
             result.installed.append(f"{extension.id}@{version}")
             continue
         problem = _install_one(
-            settings=settings, log=log, target=target, binary=binary, extension=extension, packages=packages, env=env
+            settings=settings,
+            log=log,
+            target=target,
+            binary=binary,
+            extension=extension,
+            packages=packages,
+            env=env,
+            result=result,
         )
         if problem:
             log.warn(f"extension {extension} is not installed: {problem}")
@@ -267,8 +280,10 @@ def _install_one(
     extension: Wanted,
     packages: list[vsix.Package],
     env: dict[str, str],
+    result: Extensions,
 ) -> str:
-    """ "" once installed, else why not."""
+    """ "" once installed, else why not. A gallery that did not answer (result.gallery_down) is not asked
+    again: each try would wait INSTALL_TIMEOUT for nothing."""
     base = [binary, "--extensions-dir", f"{container.ROOT}/extensions", "--force"]
     package = vsix.choose(packages, extension)
     if package is not None:
@@ -292,11 +307,16 @@ def _install_one(
         return (
             "not in DEVCONTAINER_EXTENSIONS_FOLDER, and no gallery is configured (DEVCONTAINER_EXTENSIONS_GALLERY=none)"
         )
+    if result.gallery_down:
+        return f"{settings.extensions_gallery} is not asked again: {result.gallery_down}"
     done = target.exec([*base, "--install-extension", str(extension)], timeout=INSTALL_TIMEOUT, env=env)
     if done.ok:
         log.info(f"extension {extension} installed from {settings.extensions_gallery}")
         return ""
-    return f"{settings.extensions_gallery}: {_reason(done)}"
+    reason = _reason(done)
+    if done.timed_out or UNREACHABLE.search(done.stdout + done.stderr):
+        result.gallery_down = f"it did not answer for {extension} ({reason})"
+    return f"{settings.extensions_gallery}: {reason}"
 
 
 def _reason(result: proc.Result) -> str:
