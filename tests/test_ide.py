@@ -420,3 +420,27 @@ def test_a_compose_devcontainer_gets_the_editor_too(
         assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"]
     finally:
         forget_projects(sandbox)
+
+
+def test_a_start_lock_left_from_before_a_restart_does_not_deny_the_editor(
+    make_workspace, remote: Remote, ide_env: dict[str, str]
+) -> None:
+    """A container stopped while a start held its lock leaves it in the container's filesystem; after
+    the restart its pid names another process (here pid 1, the remote user's init): the lock is stale."""
+    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": []}}}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **ide_env)
+    first = ws.up()
+    assert first.returncode == 0, first.output
+    ide = ws.state()["ide"]
+    assert ide["status"] == "started", ide
+    lock = "$HOME/.cache/devcontainer-builder/code-server/start.lock"
+    # pid 1 as the earlier container start's holder: its start time then is not pid 1's now
+    ws.exec("sh", "-c", f"mkdir {lock} && echo 1 > {lock}/pid && echo 1 0 > {lock}/owner", user=USER)
+    ws.exec("sh", "-c", f"kill {ide['pid']}", user=USER)
+    wait_for(lambda: not code_servers(ws), 60, "code-server gone")
+
+    again = ws.up()
+    assert again.returncode == 0, again.output
+    after = ws.state()["ide"]
+    assert after["status"] == "started" and code_servers(ws), f"no editor after a restart: {after}"

@@ -212,38 +212,6 @@ def test_the_running_editor_uses_the_admins_gallery_and_holds_no_secret(
 
 @pytest.mark.docker
 @pytest.mark.usefixtures("docker_engine")
-def test_a_start_lock_left_by_a_stopped_container_does_not_deny_the_editor(
-    make_workspace,
-    remote: Remote,
-    ide_env: dict[str, str],  # noqa: F811
-) -> None:
-    """MEDIUM - no editor until a rebuild. START's lock (~/.cache/devcontainer-builder/code-server/
-    start.lock) is in the container's own filesystem, which a stop and start keep; its holder is known
-    only by a pid. A workspace stopped while START held it (the health wait is up to 30 s) leaves it
-    behind, and after the restart pids count from 1 again: if the recorded pid now belongs to any process
-    of the remote user (pid 1 - the container's own init - is one in every devcontainer with a non-root
-    containerUser), every later start answers `busy`: `up` records the editor `failed`, and keep-alive
-    (which treats `busy` as fine) never starts it. Here the leftover lock names pid 1 and code-server has
-    died (as after the restart)."""
-    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": []}}}
-    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
-    ws = make_workspace(remote.url, **ide_env)
-    first = ws.up()
-    assert first.returncode == 0, first.output
-    ide = ws.state()["ide"]
-    assert ide["status"] == "started", ide
-    lock = "$HOME/.cache/devcontainer-builder/code-server/start.lock"
-    ws.exec("sh", "-c", f"mkdir {lock} && echo 1 > {lock}/pid && kill {ide['pid']}", user=USER)
-    wait_for(lambda: not code_servers(ws), 60, "code-server gone")
-
-    again = ws.up()
-    assert again.returncode == 0, again.output
-    after = ws.state()["ide"]
-    assert after["status"] == "started" and code_servers(ws), f"no editor after a restart: {after}"
-
-
-@pytest.mark.docker
-@pytest.mark.usefixtures("docker_engine")
 def test_a_dotfiles_path_on_the_builders_side_is_applied(make_workspace, remote: Remote, sandbox: Path) -> None:
     """MEDIUM - behaviour against the docs. DEVCONTAINER_DOTFILES_REPOSITORY takes "an absolute path (a
     repository the builder can read: tests, a VM's disk)" (settings/types.py; docs/ide.md: "or a path"),

@@ -59,6 +59,9 @@ echo "$dir/settings.json"
 # as the remote user: start code-server once (a pid file, a start lock and a look at the process make a
 # second start find the first), in a session of its own so that it outlives the exec and the builder;
 # then, when it started it, wait (bounded) until /healthz answers. Prints `started|running|exited <pid> <log>`.
+# A process is known by its pid and its start time (clock ticks since the host's boot): after a restart
+# of the container pids count from 1 again, so a lock or pid file naming a pid alone would be trusted
+# for a stranger.
 START = r"""
 set -u
 bin=$1 ext=$2 folder=$3 address=$4 wait=$5
@@ -66,22 +69,26 @@ dir="${HOME:-/tmp}/.cache/devcontainer-builder/code-server"
 mkdir -p "$dir" 2>/dev/null || dir="/tmp/devcontainer-builder-code-server-$(id -u)"
 mkdir -p "$dir" && chmod 0700 "$dir" || { echo "failed - -"; exit 6; }
 log="$dir/code-server.log"
+since() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
 alive() {
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ -z "${2:-}" ] || [ "$(since "$1")" = "$2" ] || return 1
   tr '\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js'
 }
 lock="$dir/start.lock"
 if ! mkdir "$lock" 2>/dev/null; then
-  holder=$(cat "$lock/pid" 2>/dev/null || true)
-  if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then echo "busy $holder $log"; exit 4; fi
+  hpid='' hsince=''
+  read -r hpid hsince < "$lock/owner" 2>/dev/null || true
+  if [ -n "$hsince" ] && [ "$(since "$hpid")" = "$hsince" ]; then echo "busy $hpid $log"; exit 4; fi
   rm -rf "$lock"
   mkdir "$lock" || { echo "busy - $log"; exit 4; }
 fi
-echo $$ > "$lock/pid"
+echo "$$ $(since $$)" > "$lock/owner"
 trap 'rm -rf "$lock"' EXIT
-pid=$(cat "$dir/code-server.pid" 2>/dev/null || true)
+pid='' started_at=''
+read -r pid started_at < "$dir/code-server.pid" 2>/dev/null || true
 status=running
-if ! alive "$pid"; then
+if ! alive "$pid" "$started_at"; then
   [ -d "$folder" ] || folder="${HOME:-/}"
   : > "$log"
   if command -v setsid >/dev/null 2>&1; then
@@ -92,7 +99,7 @@ if ! alive "$pid"; then
       --extensions-dir "$ext" "$folder" < /dev/null >> "$log" 2>&1 &
   fi
   pid=$!
-  echo "$pid" > "$dir/code-server.pid"
+  echo "$pid $(since "$pid")" > "$dir/code-server.pid"
   status=started
 fi
 tree=$(dirname "$(dirname "$bin")")
