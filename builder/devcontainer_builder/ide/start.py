@@ -159,6 +159,15 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
         )
     elif status == "running":
         log.info(f"code-server already running (pid {pid}) at {info.url}: not starting another")
+    elif status == "taken":
+        port = container.ADDRESS.rsplit(":", 1)[1]
+        info.error = (
+            f"port {port} in the container is taken by another process (one of the repository's, such as a dev "
+            f"server or a postStartCommand, listens on it), so code-server cannot listen there and this workspace "
+            f"has no editor in the browser. Port {port} is the editor's: move that process to another port and "
+            "run `up` again (or restart the workspace)."
+        )
+        log.warn(f"code-server did not come up: {info.error}")
     else:
         detail = proc.last_line(result.stderr) or f"{status or 'no answer'} (exit {result.returncode})"
         info.error = log.redact(detail)[-2000:]
