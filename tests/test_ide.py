@@ -471,3 +471,66 @@ def test_a_vsix_folder_made_of_links_like_a_configmap_volume_is_installed(
     assert result.returncode == 0, result.output
     assert ws.state()["ide"]["extensions"] == ["acme.offline@0.1.0"], ws.build_log()[-3000:]
     assert "acme.offline@0.1.0" in extensions(ws)
+
+
+# a repository's process on the editor's port, answering /healthz as code-server would
+FAKE_HEALTHZ = r"""
+use IO::Socket::INET; use POSIX;
+my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 13337, Listen => 5, ReuseAddr => 1) or die "$!";
+exit 0 if fork;  # the hook returns once the port is taken
+POSIX::setsid(); open STDIN, "</dev/null"; open STDOUT, ">/dev/null"; open STDERR, ">/dev/null";
+my $body = '{"status":"alive","lastHeartbeat":0}';
+while (my $c = $s->accept) {
+  <$c>;
+  print $c "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " . length($body)
+    . "\r\nConnection: close\r\n\r\n" . $body;
+  close $c;
+}
+"""
+
+
+def test_a_port_the_repository_listens_on_is_a_warning_not_a_started_editor(
+    make_workspace, remote: Remote, ide_env: dict[str, str]
+) -> None:
+    """A postStartCommand (any dev server) on 127.0.0.1:13337 answers /healthz itself: the editor is
+    recorded as not there, with why, and the workspace runs."""
+    config = {
+        "image": FALLBACK_IMAGE,
+        "remoteUser": USER,
+        "postStartCommand": "perl .devcontainer/healthz.pl",
+        "customizations": {"vscode": {"extensions": []}},
+    }
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config), ".devcontainer/healthz.pl": FAKE_HEALTHZ})
+    ws = make_workspace(remote.url, **ide_env)
+    result = ws.up()
+    assert result.returncode == 0, result.output
+    ide = ws.state()["ide"]
+    assert ide["status"] == "failed", ide
+    assert "port 13337 in the container is taken by another process" in ide["error"], ide
+    assert "port 13337 in the container is taken" in result.output
+    assert not code_servers(ws)
+    assert ws.state()["status"] == "running"
+
+
+def test_a_start_lock_left_from_before_a_restart_does_not_deny_the_editor(
+    make_workspace, remote: Remote, ide_env: dict[str, str]
+) -> None:
+    """A container stopped while a start held its lock leaves it in the container's filesystem; after
+    the restart its pid names another process (here pid 1, the remote user's init): the lock is stale."""
+    config = {"image": FALLBACK_IMAGE, "remoteUser": USER, "customizations": {"vscode": {"extensions": []}}}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = make_workspace(remote.url, **ide_env)
+    first = ws.up()
+    assert first.returncode == 0, first.output
+    ide = ws.state()["ide"]
+    assert ide["status"] == "started", ide
+    lock = "$HOME/.cache/devcontainer-builder/code-server/start.lock"
+    # pid 1 as the earlier container start's holder: its start time then is not pid 1's now
+    ws.exec("sh", "-c", f"mkdir {lock} && echo 1 > {lock}/pid && echo 1 0 > {lock}/owner", user=USER)
+    ws.exec("sh", "-c", f"kill {ide['pid']}", user=USER)
+    wait_for(lambda: not code_servers(ws), 60, "code-server gone")
+
+    again = ws.up()
+    assert again.returncode == 0, again.output
+    after = ws.state()["ide"]
+    assert after["status"] == "started" and code_servers(ws), f"no editor after a restart: {after}"

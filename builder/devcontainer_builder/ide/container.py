@@ -58,7 +58,11 @@ echo "$dir/settings.json"
 
 # as the remote user: start code-server once (a pid file, a start lock and a look at the process make a
 # second start find the first), in a session of its own so that it outlives the exec and the builder;
-# then, when it started it, wait (bounded) until /healthz answers. Prints `started|running|exited <pid> <log>`.
+# then, when it started it, wait (bounded) until one of its processes listens on the port and /healthz
+# answers. Prints `started|running|exited|unhealthy|taken|busy <pid> <log>`.
+# A process is known by its pid and its start time (clock ticks since the host's boot): after a restart
+# of the container pids count from 1 again, so a lock or pid file naming a pid alone would be trusted
+# for a stranger. A port some other process listens on is `taken`: its /healthz is not code-server's.
 START = r"""
 set -u
 bin=$1 ext=$2 folder=$3 address=$4 wait=$5
@@ -66,22 +70,52 @@ dir="${HOME:-/tmp}/.cache/devcontainer-builder/code-server"
 mkdir -p "$dir" 2>/dev/null || dir="/tmp/devcontainer-builder-code-server-$(id -u)"
 mkdir -p "$dir" && chmod 0700 "$dir" || { echo "failed - -"; exit 6; }
 log="$dir/code-server.log"
+since() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
 alive() {
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
+  [ -z "${2:-}" ] || [ "$(since "$1")" = "$2" ] || return 1
   tr '\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js'
+}
+hexport=$(printf '%04X' "${address##*:}")
+listeners() {
+  awk -v p=":$hexport" 'FNR > 1 && $4 == "0A" && substr($2, length($2) - 4) == p {print $10}' \
+    /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+family() {
+  for s in /proc/[0-9]*/stat; do sed -n 's/^\([0-9]*\) .*) [^ ]* \([0-9]*\) .*/\1 \2/p' "$s" 2>/dev/null; done |
+    awk -v root="$1" '{ up[$1] = $2 } END { for (p in up) { q = p
+      for (n = 0; n < 64 && q != "" && q != 0; n++) { if (q == root) { print p; break }; q = up[q] } } }'
+}
+ours() {
+  inodes=$(listeners)
+  [ -n "$inodes" ] || return 1
+  for p in $(family "$1"); do
+    for fd in /proc/"$p"/fd/*; do
+      link=$(readlink "$fd" 2>/dev/null) || continue
+      for i in $inodes; do [ "$link" = "socket:[$i]" ] && return 0; done
+    done
+  done
+  return 1
 }
 lock="$dir/start.lock"
 if ! mkdir "$lock" 2>/dev/null; then
-  holder=$(cat "$lock/pid" 2>/dev/null || true)
-  if [ -n "$holder" ] && kill -0 "$holder" 2>/dev/null; then echo "busy $holder $log"; exit 4; fi
+  hpid='' hsince=''
+  read -r hpid hsince < "$lock/owner" 2>/dev/null || true
+  if [ -n "$hsince" ] && [ "$(since "$hpid")" = "$hsince" ]; then echo "busy $hpid $log"; exit 4; fi
   rm -rf "$lock"
   mkdir "$lock" || { echo "busy - $log"; exit 4; }
 fi
-echo $$ > "$lock/pid"
+echo "$$ $(since $$)" > "$lock/owner"
 trap 'rm -rf "$lock"' EXIT
-pid=$(cat "$dir/code-server.pid" 2>/dev/null || true)
+pid='' started_at=''
+read -r pid started_at < "$dir/code-server.pid" 2>/dev/null || true
 status=running
-if ! alive "$pid"; then
+if ! alive "$pid" "$started_at"; then
+  if [ -n "$(listeners)" ]; then
+    echo "the port ${address##*:} is taken by another process in the container: code-server cannot listen" >&2
+    echo "taken - $log"
+    exit 7
+  fi
   [ -d "$folder" ] || folder="${HOME:-/}"
   : > "$log"
   if command -v setsid >/dev/null 2>&1; then
@@ -92,23 +126,39 @@ if ! alive "$pid"; then
       --extensions-dir "$ext" "$folder" < /dev/null >> "$log" 2>&1 &
   fi
   pid=$!
-  echo "$pid" > "$dir/code-server.pid"
+  echo "$pid $(since "$pid")" > "$dir/code-server.pid"
   status=started
 fi
 tree=$(dirname "$(dirname "$bin")")
 node=
 for n in "$tree/lib/node" "$tree/node_modules/code-server/lib/node"; do [ -x "$n" ] && node=$n && break; done
 if [ "$status" = started ] && [ -n "$node" ]; then
-  "$node" -e '
-    const [url, wait] = [process.argv[1], Number(process.argv[2])];
-    const end = Date.now() + wait * 1000;
-    const http = require("http");
-    const once = () => http.get(url, (r) => { r.resume(); if (r.statusCode === 200) process.exit(0); again(); })
-      .on("error", again).setTimeout(2000, function () { this.destroy(); });
-    const again = () => (Date.now() > end ? process.exit(1) : setTimeout(once, 100));
-    once();' "http://$address/healthz" "$wait" && healthy=yes || healthy=no
-  if [ "$healthy" = no ]; then
-    if alive "$pid"; then echo "unhealthy $pid $log"; else echo "exited $pid $log"; fi
+  end=$(( $(date +%s) + wait ))
+  healthy=no
+  while alive "$pid" && [ "$(date +%s)" -le "$end" ]; do
+    if ours "$pid"; then healthy=listening; break; fi
+    sleep 0.2 2>/dev/null || sleep 1
+  done
+  if [ "$healthy" = listening ]; then
+    left=$(( end - $(date +%s) )); [ "$left" -gt 1 ] || left=1
+    "$node" -e '
+      const [url, wait] = [process.argv[1], Number(process.argv[2])];
+      const end = Date.now() + wait * 1000;
+      const http = require("http");
+      const once = () => http.get(url, (r) => { r.resume(); if (r.statusCode === 200) process.exit(0); again(); })
+        .on("error", again).setTimeout(2000, function () { this.destroy(); });
+      const again = () => (Date.now() > end ? process.exit(1) : setTimeout(once, 100));
+      once();' "http://$address/healthz" "$left" && healthy=yes
+  fi
+  if [ "$healthy" != yes ]; then
+    if alive "$pid"; then
+      echo "unhealthy $pid $log"
+    elif [ -n "$(listeners)" ]; then
+      echo "the port ${address##*:} is taken by another process in the container: code-server cannot listen" >&2
+      echo "taken $pid $log"
+    else
+      echo "exited $pid $log"
+    fi
     tail -n 20 "$log" >&2
     exit 5
   fi

@@ -34,6 +34,7 @@ class Customizations:
     extensions: tuple[Wanted, ...]
     settings: dict[str, Any]
     skipped: tuple[str, ...]  # entries that are no extension id (warned)
+    dropped: tuple[str, ...] = ()  # past MAX_EXTENSIONS (warned, listed as missing)
 
 
 def from_metadata(label: str) -> Customizations:
@@ -68,7 +69,10 @@ def merge(entries: list[dict[str, Any]]) -> Customizations:
         more = vscode.get("settings")
         if isinstance(more, dict):
             settings.update(more)
-    return Customizations(tuple(wanted.values())[:MAX_EXTENSIONS], settings, tuple(skipped))
+    kept = tuple(wanted.values())
+    return Customizations(
+        kept[:MAX_EXTENSIONS], settings, tuple(skipped), tuple(str(extension) for extension in kept[MAX_EXTENSIONS:])
+    )
 
 
 def _vscode(entry: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,10 @@ itself as the remote user. Whatever goes wrong here is a warning and no editor, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from devcontainer_builder.engine.engine import Engine
 from devcontainer_builder.ide import container, customizations, gallery, source, vsix
 from devcontainer_builder.ide.customizations import Wanted
 from devcontainer_builder.log import Log
+from devcontainer_builder.settings import limits
 from devcontainer_builder.settings.options import Settings
 from devcontainer_builder.state.record import IdeInfo
 from devcontainer_builder.system import files, proc
@@ -23,6 +26,15 @@ UNPACK_TIMEOUT = 600.0
 INSTALL_TIMEOUT = 180.0
 LIST_TIMEOUT = 60.0
 HEALTH_WAIT = 30
+SETTINGS_TIMEOUT = 30.0
+LAUNCH_TIMEOUT = HEALTH_WAIT + 30
+# the end of limits.IDE_BUDGET kept for the machine settings and code-server's start: they always run
+FINISH = SETTINGS_TIMEOUT + LAUNCH_TIMEOUT
+MIN_STEP = 5.0  # less left than this: no new step is begun
+# what Node prints when a gallery cannot be reached at all (not "not found"): the rest are given up at once
+UNREACHABLE = re.compile(
+    r"ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNRESET|EHOSTUNREACH|ENETUNREACH|socket hang up"
+)
 # pinned versions stay pinned, and a restart asks no gallery: the config may turn these back on
 DEFAULT_MACHINE_SETTINGS = {"extensions.autoUpdate": False, "extensions.autoCheckUpdates": False}
 
@@ -35,6 +47,16 @@ class Target:
     container: str
     user: str
     folder: str  # the workspace folder inside the container
+    deadline: float | None = None  # time.monotonic() past which no step may run (the editor's budget)
+
+    def within(self, timeout: float) -> float:
+        """timeout, cut to what the budget has left (at least a second: a step begun may end)."""
+        if self.deadline is None:
+            return timeout
+        return max(1.0, min(timeout, self.deadline - time.monotonic()))
+
+    def spent(self) -> bool:
+        return self.deadline is not None and self.deadline - time.monotonic() < MIN_STEP
 
     def exec(
         self,
@@ -52,7 +74,7 @@ class Target:
         as_user = ["-u", user] if user else []  # no remote user known: the image's own
         return proc.run(
             [docker.docker, "exec", *interactive, *extra, *as_user, self.container, *argv],
-            timeout=timeout,
+            timeout=self.within(timeout),
             env=docker.env,
             stdin_data=stdin,
         )
@@ -62,6 +84,7 @@ class Target:
 class Extensions:
     installed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    gallery_down: str = ""  # why the gallery is not asked again in this start (it did not answer)
 
 
 def key(settings: Settings) -> str:
@@ -72,6 +95,8 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
     """The editor's state for state.json. folder: the builder's own (in the state dir, out of the
     container's reach) for downloads and the tree's marker."""
     started = time.monotonic()
+    finish = target
+    target = dataclasses.replace(target, deadline=started + limits.IDE_BUDGET - FINISH)
     user = target.user or "root"
     probe = target.exec(["sh", "-c", container.PROBE, "sh", container.ROOT, key(settings), user], as_root=True)
     if not probe.ok:
@@ -105,9 +130,15 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
         log.warn(
             f"customizations.vscode.extensions: {entry!r} is not an extension id (publisher.name[@version]); skipped"
         )
+    if wanted.dropped:
+        log.warn(
+            f"customizations.vscode.extensions: {len(wanted.dropped)} past the first {customizations.MAX_EXTENSIONS} "
+            f"are not installed: {', '.join(wanted.dropped)}"
+        )
     extensions = install_extensions(settings, log, target, binary, wanted.extensions)
-    settings_file = write_machine_settings(log, target, wanted.settings)
-    result = launch(target, binary, gallery_env(settings))
+    extensions.missing.extend(wanted.dropped)
+    settings_file = write_machine_settings(log, finish, wanted.settings)
+    result = launch(finish, binary, gallery_env(settings))
     parts = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
     status, pid, log_path = parts if len(parts) == 3 else ("failed", "", "")
     info = IdeInfo(
@@ -128,6 +159,15 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
         )
     elif status == "running":
         log.info(f"code-server already running (pid {pid}) at {info.url}: not starting another")
+    elif status == "taken":
+        port = container.ADDRESS.rsplit(":", 1)[1]
+        info.error = (
+            f"port {port} in the container is taken by another process (one of the repository's, such as a dev "
+            f"server or a postStartCommand, listens on it), so code-server cannot listen there and this workspace "
+            f"has no editor in the browser. Port {port} is the editor's: move that process to another port and "
+            "run `up` again (or restart the workspace)."
+        )
+        log.warn(f"code-server did not come up: {info.error}")
     else:
         detail = proc.last_line(result.stderr) or f"{status or 'no answer'} (exit {result.returncode})"
         info.error = log.redact(detail)[-2000:]
@@ -140,7 +180,7 @@ def launch(target: Target, binary: str, env: dict[str, str]) -> proc.Result:
     running editor's Extensions view searches and updates from (code-server's default otherwise)."""
     extensions = f"{container.ROOT}/extensions"
     args = [binary, extensions, target.folder, container.ADDRESS, str(HEALTH_WAIT)]
-    return target.exec(["sh", "-c", container.START, "sh", *args], timeout=HEALTH_WAIT + 30, env=env)
+    return target.exec(["sh", "-c", container.START, "sh", *args], timeout=LAUNCH_TIMEOUT, env=env)
 
 
 def gallery_env(settings: Settings) -> dict[str, str]:
@@ -189,7 +229,7 @@ def _marker(folder: str, settings: Settings) -> str:
 def _install_tree(settings: Settings, log: Log, target: Target, folder: str, marker: str) -> str:
     """The verified tarball unpacked into the workspace's volume; a problem, or ""."""
     try:
-        tarball = source.obtain(settings.ide_source, settings.ide_sha256, folder, log)
+        tarball = source.obtain(settings.ide_source, settings.ide_sha256, folder, log, limit=target.within(1e9))
     except source.SourceError as err:
         return f"code-server could not be had: {err}"
     try:
@@ -197,7 +237,7 @@ def _install_tree(settings: Settings, log: Log, target: Target, folder: str, mar
         log.info(f"code-server: copying it into the container's {container.ROOT} (once: the volume keeps it)")
         copied = proc.run(
             [target.engine.docker, "cp", tarball.path, f"{target.container}:{inside}"],
-            timeout=COPY_TIMEOUT,
+            timeout=target.within(COPY_TIMEOUT),
             env=target.engine.env,
         )
         if not copied.ok:
@@ -239,21 +279,42 @@ def install_extensions(
     have = installed(target, binary)
     packages = vsix.index(settings.extensions_folder, log)
     env = gallery_env(settings)
-    for extension in wanted:
-        version = have.get(extension.key)
-        if version is not None and (not extension.version or extension.version == version):
-            result.installed.append(f"{extension.id}@{version}")
+    for index, extension in enumerate(wanted):
+        if target.spent():
+            rest = [str(w) for w in wanted[index:] if not _present(have, w)]
+            if rest:
+                log.warn(
+                    f"the editor's budget ({limits.IDE_BUDGET} s) is spent: {len(rest)} extensions are not "
+                    f"installed in this start (the next one goes on): {', '.join(rest)}"
+                )
+            result.installed.extend(f"{w.id}@{have[w.key]}" for w in wanted[index:] if _present(have, w))
+            result.missing.extend(rest)
+            break
+        if _present(have, extension):
+            result.installed.append(f"{extension.id}@{have[extension.key]}")
             continue
         problem = _install_one(
-            settings=settings, log=log, target=target, binary=binary, extension=extension, packages=packages, env=env
+            settings=settings,
+            log=log,
+            target=target,
+            binary=binary,
+            extension=extension,
+            packages=packages,
+            env=env,
+            result=result,
         )
         if problem:
             log.warn(f"extension {extension} is not installed: {problem}")
             result.missing.append(str(extension))
     if len(result.installed) != len(wanted) - len(result.missing):
-        have = installed(target, binary)
+        have = installed(target, binary) or have
         result.installed = [f"{w.id}@{have[w.key]}" for w in wanted if w.key in have]
     return result
+
+
+def _present(have: dict[str, str], extension: Wanted) -> bool:
+    version = have.get(extension.key)
+    return version is not None and (not extension.version or extension.version == version)
 
 
 def _install_one(
@@ -265,15 +326,17 @@ def _install_one(
     extension: Wanted,
     packages: list[vsix.Package],
     env: dict[str, str],
+    result: Extensions,
 ) -> str:
-    """ "" once installed, else why not."""
+    """ "" once installed, else why not. A gallery that did not answer (result.gallery_down) is not asked
+    again: each try would wait INSTALL_TIMEOUT for nothing."""
     base = [binary, "--extensions-dir", f"{container.ROOT}/extensions", "--force"]
     package = vsix.choose(packages, extension)
     if package is not None:
         inside = f"{container.ROOT}/incoming-{os.urandom(6).hex()}.vsix"
         copied = proc.run(
             [target.engine.docker, "cp", package.path, f"{target.container}:{inside}"],
-            timeout=COPY_TIMEOUT,
+            timeout=target.within(COPY_TIMEOUT),
             env=target.engine.env,
         )
         if copied.ok:
@@ -290,11 +353,16 @@ def _install_one(
         return (
             "not in DEVCONTAINER_EXTENSIONS_FOLDER, and no gallery is configured (DEVCONTAINER_EXTENSIONS_GALLERY=none)"
         )
+    if result.gallery_down:
+        return f"{settings.extensions_gallery} is not asked again: {result.gallery_down}"
     done = target.exec([*base, "--install-extension", str(extension)], timeout=INSTALL_TIMEOUT, env=env)
     if done.ok:
         log.info(f"extension {extension} installed from {settings.extensions_gallery}")
         return ""
-    return f"{settings.extensions_gallery}: {_reason(done)}"
+    reason = _reason(done)
+    if done.timed_out or UNREACHABLE.search(done.stdout + done.stderr):
+        result.gallery_down = f"it did not answer for {extension} ({reason})"
+    return f"{settings.extensions_gallery}: {reason}"
 
 
 def _reason(result: proc.Result) -> str:
@@ -307,7 +375,7 @@ def _reason(result: proc.Result) -> str:
 def write_machine_settings(log: Log, target: Target, wanted: dict[str, object]) -> str:
     """customizations.vscode.settings as code-server's machine settings; the user's own are untouched."""
     text = json.dumps({**DEFAULT_MACHINE_SETTINGS, **wanted}, indent=2) + "\n"
-    result = target.exec(["sh", "-c", container.MACHINE_SETTINGS], stdin=text.encode())
+    result = target.exec(["sh", "-c", container.MACHINE_SETTINGS], stdin=text.encode(), timeout=SETTINGS_TIMEOUT)
     if not result.ok:
         log.warn(f"could not write code-server's machine settings ({proc.last_line(result.stderr)})")
         return ""

@@ -6,14 +6,19 @@ from __future__ import annotations
 from devcontainer_builder.settings.options import Settings
 
 SPARE = 120  # the fallback, the agent's start and the state: each bounded, none by a setting
+# the editor's one budget (ide/start.py), from its probe to code-server's health: a first start downloads,
+# copies and unpacks ~220 MiB and installs extensions; what does not fit is a warning, and the next start
+# goes on from what the workspace's volume kept. Counted whether or not DEVCONTAINER_IDE asks for one: a VM
+# unit's limit is written from the timings alone
+IDE_BUDGET = 600
 
 
 def run_limit(settings: Settings) -> int:
     """The longest one `up` holds the workspace lock: the engine's wait, git's attempts (the clone or fetch
     retried, and the update's own steps), the initializeCommand's sandbox and the build (each within
-    DEVCONTAINER_BUILD_TIMEOUT), and the spare."""
+    DEVCONTAINER_BUILD_TIMEOUT), the editor's budget and the spare."""
     git = settings.git_timeout * (settings.git_retries + 3)
-    return settings.engine_timeout + git + 2 * settings.build_timeout + SPARE
+    return settings.engine_timeout + git + 2 * settings.build_timeout + IDE_BUDGET + SPARE
 
 
 def lock_timeout(settings: Settings) -> int:
