@@ -97,6 +97,13 @@ ours() {
   done
   return 1
 }
+orphans() {  # a dead instance's code-server processes: setsid made its pid their session's id
+  for s in /proc/[0-9]*/stat; do
+    [ "$(sed 's/^.*) //' "$s" 2>/dev/null | awk '{print $4}')" = "$1" ] || continue
+    p=${s#/proc/}; p=${p%/stat}
+    tr '\000' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js' && echo "$p"
+  done
+}
 lock="$dir/start.lock"
 if ! mkdir "$lock" 2>/dev/null; then
   hpid='' hsince=''
@@ -111,6 +118,16 @@ pid='' started_at=''
 read -r pid started_at < "$dir/code-server.pid" 2>/dev/null || true
 status=running
 if ! alive "$pid" "$started_at"; then
+  # code-server serves from a child that outlives a killed parent for a while: end what is left of the
+  # dead instance, so that its port is free and its answers are not taken for the new one's
+  left=''
+  [ -z "$pid" ] || left=$(orphans "$pid")
+  if [ -n "$left" ]; then
+    # shellcheck disable=SC2086 # one pid per word
+    kill -KILL $left 2>/dev/null
+    n=0
+    while [ -n "$(listeners)" ] && [ "$n" -lt 25 ]; do sleep 0.2 2>/dev/null || sleep 1; n=$((n + 1)); done
+  fi
   if [ -n "$(listeners)" ]; then
     echo "the port ${address##*:} is taken by another process in the container: code-server cannot listen" >&2
     echo "taken - $log"
