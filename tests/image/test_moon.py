@@ -43,13 +43,16 @@ def test_push_builds_and_pushes_to_a_registry(image: str, registry: Registry, ru
     assert result.returncode == 0, result.stdout + result.stderr
     with urllib.request.urlopen(f"http://{registry.address}/v2/devcontainer-builder/tags/list", timeout=10) as response:
         assert version in json.load(response)["tags"]
-    pushed = subprocess.run(
-        ["docker", "image", "inspect", "-f", "{{.Id}}", f"{registry.address}/devcontainer-builder:{version}"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
-    local = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True, text=True,
-                           check=True, timeout=60).stdout  # fmt: skip
-    assert pushed == local
+    tag = f"{registry.address}/devcontainer-builder:{version}"
+    try:
+        pushed = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", tag], capture_output=True, text=True,
+                                check=True, timeout=60).stdout  # fmt: skip
+        local = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", image], capture_output=True, text=True,
+                               check=True, timeout=60).stdout  # fmt: skip
+        assert pushed == local
+    finally:
+        # the registry's port is the run's: its tag would stay in the engine's list after every run
+        subprocess.run(["docker", "image", "rm", tag], capture_output=True, timeout=60, check=False)
 
 
 def test_push_without_a_registry_says_what_to_set() -> None:
