@@ -70,11 +70,17 @@ dir="${HOME:-/tmp}/.cache/devcontainer-builder/code-server"
 mkdir -p "$dir" 2>/dev/null || dir="/tmp/devcontainer-builder-code-server-$(id -u)"
 mkdir -p "$dir" && chmod 0700 "$dir" || { echo "failed - -"; exit 6; }
 log="$dir/code-server.log"
-since() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+field() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk -v n="$2" '{print $n}'; }  # after pid and comm
+since() { field "$1" 20; }
+code_server() { tr '\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js'; }
 alive() {
   [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 1
   [ -z "${2:-}" ] || [ "$(since "$1")" = "$2" ] || return 1
-  tr '\000' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js'
+  code_server "$1"
+}
+taken() {
+  echo "the port ${address##*:} is taken by another process in the container: code-server cannot listen" >&2
+  echo "taken $1 $log"
 }
 hexport=$(printf '%04X' "${address##*:}")
 listeners() {
@@ -99,9 +105,8 @@ ours() {
 }
 orphans() {  # a dead instance's code-server processes: setsid made its pid their session's id
   for s in /proc/[0-9]*/stat; do
-    [ "$(sed 's/^.*) //' "$s" 2>/dev/null | awk '{print $4}')" = "$1" ] || continue
     p=${s#/proc/}; p=${p%/stat}
-    tr '\000' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q -e 'code-server' -e 'entry.js' && echo "$p"
+    [ "$(field "$p" 4)" = "$1" ] && code_server "$p" && echo "$p"
   done
 }
 lock="$dir/start.lock"
@@ -129,8 +134,7 @@ if ! alive "$pid" "$started_at"; then
     while [ -n "$(listeners)" ] && [ "$n" -lt 25 ]; do sleep 0.2 2>/dev/null || sleep 1; n=$((n + 1)); done
   fi
   if [ -n "$(listeners)" ]; then
-    echo "the port ${address##*:} is taken by another process in the container: code-server cannot listen" >&2
-    echo "taken - $log"
+    taken -
     exit 7
   fi
   [ -d "$folder" ] || folder="${HOME:-/}"
@@ -171,8 +175,7 @@ if [ "$status" = started ] && [ -n "$node" ]; then
     if alive "$pid"; then
       echo "unhealthy $pid $log"
     elif [ -n "$(listeners)" ]; then
-      echo "the port ${address##*:} is taken by another process in the container: code-server cannot listen" >&2
-      echo "taken $pid $log"
+      taken "$pid"
     else
       echo "exited $pid $log"
     fi

@@ -139,8 +139,7 @@ def start(settings: Settings, log: Log, target: Target, folder: str) -> IdeInfo:
     extensions.missing.extend(wanted.dropped)
     settings_file = write_machine_settings(log, finish, wanted.settings)
     result = launch(finish, binary, gallery_env(settings))
-    parts = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
-    status, pid, log_path = parts if len(parts) == 3 else ("failed", "", "")
+    status, pid, log_path = _answer(result)
     info = IdeInfo(
         status=status if status in ("started", "running") else "failed",
         kind="code-server",
@@ -192,9 +191,14 @@ def gallery_env(settings: Settings) -> dict[str, str]:
 
 def keep_running(settings: Settings, target: Target) -> tuple[str, str]:
     """For the supervisor's keep-alive: (status, pid) after starting code-server again if it died."""
-    result = launch(target, f"{container.ROOT}/{key(settings)}/bin/code-server", gallery_env(settings))
+    status, pid, _ = _answer(launch(target, f"{container.ROOT}/{key(settings)}/bin/code-server", gallery_env(settings)))
+    return status, pid
+
+
+def _answer(result: proc.Result) -> tuple[str, str, str]:
+    """container.START's last line: (status, pid, its log's path); failed when it printed none."""
     parts = (result.stdout.strip().splitlines() or [""])[-1].split(" ", 2)
-    return (parts[0], parts[1]) if len(parts) == 3 else ("failed", "")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else ("failed", "", "")
 
 
 def _glibc_ok(version: str) -> bool:
