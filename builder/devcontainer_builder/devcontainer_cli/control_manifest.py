@@ -119,11 +119,16 @@ def _known(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _write(path: str, data: dict[str, Any]) -> None:
+    """A manifest as the CLI writes its cache."""
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
 def _fetch_and_keep(paths: tuple[str, ...]) -> dict[str, Any]:
     data = _fetch()
     for path in paths:
         with contextlib.suppress(OSError):  # a copy for later runs: they fetch again
-            write_atomic(path, json.dumps(data, indent=2) + "\n")
+            _write(path, data)
     return data
 
 
@@ -157,7 +162,7 @@ def refresh(log: Log, env: Mapping[str, str], keep: str = "") -> str:
     try:
         if known is not None:
             # the copy now; the fetch finishes beside the build (or not: a daemon thread) for the next run
-            write_atomic(path, json.dumps(known, indent=2) + "\n")
+            _write(path, known)
             Pending(_fetch_and_keep, targets)
             log.debug("gave the devcontainer CLI the control manifest known before; it is fetched beside the build")
             return "kept"
@@ -172,7 +177,7 @@ def refresh(log: Log, env: Mapping[str, str], keep: str = "") -> str:
         else:
             why = f"no answer within {DEADLINE:.0f} s"
         for target in targets:
-            write_atomic(target, json.dumps(EMPTY, indent=2) + "\n")
+            _write(target, EMPTY)
     except OSError as err:
         log.debug(f"cannot write the devcontainer CLI's control manifest cache {path}: {err}")
         return "skipped"
