@@ -336,8 +336,7 @@ def _container_now(settings: opts.Settings, state: State) -> str | None:
     from devcontainer_builder.system import environment  # noqa: PLC0415
 
     try:
-        known = (state.engine_identity, state.engine_kind)
-        choice = detect.choose(settings.docker_path, os.environ, last=state.engine, known=known)
+        choice = detect.choose_as_before(settings.docker_path, os.environ, state)
         engine = Engine(choice.path, environment.for_engine(os.environ, settings.workspace_folder), choice.kind)
         return engine.container_status(state.container_id)
     except (BuildFailed, OSError):

@@ -17,6 +17,7 @@ import shutil
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from devcontainer_builder.engine.engine import DOCKER, PODMAN
 from devcontainer_builder.system import environment, proc
@@ -81,6 +82,20 @@ def socket_answers(path: str = DOCKER_SOCKET, timeout: float = PING_TIMEOUT) -> 
     if answer.startswith(b"HTTP/1.") and b" 200 " in answer[:16]:
         return ""
     return f"the Docker socket at {path} answers, but not as a Docker engine"
+
+
+class Remembered(Protocol):
+    """What state.json remembers of the engine of the workspace's last build (the state's own fields:
+    this module reads them without depending on the state's package)."""
+
+    engine: str
+    engine_identity: str
+    engine_kind: str
+
+
+def choose_as_before(configured: str, environ: Mapping[str, str], last: Remembered) -> Choice:
+    """choose(), told which engine the workspace's last build used and what kind it was."""
+    return choose(configured, environ, last=last.engine, known=(last.engine_identity, last.engine_kind))
 
 
 def choose(

@@ -254,10 +254,7 @@ def _workers(
     version: str,
     address: str,
 ) -> _Workers:
-    last = dirs.read_state()
-    choice = detect.choose(
-        settings.docker_path, environ, last=last.engine, known=(last.engine_identity, last.engine_kind)
-    )
+    choice = detect.choose_as_before(settings.docker_path, environ, dirs.read_state())
     engine = Engine(choice.path, environment.for_engine(environ, settings.workspace_folder), choice.kind)
     keepalive: KeepAlive | None = None
 

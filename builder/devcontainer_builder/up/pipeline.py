@@ -91,10 +91,7 @@ def open_state_dir(settings: Settings, log: Log) -> StateDir:
 
 def choose_engine(settings: Settings, environ: Mapping[str, str], dirs: StateDir) -> tuple[Settings, detect.Choice]:
     """The engine for this run (engine/detect.py), with settings.docker_path set to its CLI."""
-    last = dirs.read_state()
-    choice = detect.choose(
-        settings.docker_path, environ, last=last.engine, known=(last.engine_identity, last.engine_kind)
-    )
+    choice = detect.choose_as_before(settings.docker_path, environ, dirs.read_state())
     return dataclasses.replace(settings, docker_path=choice.path), choice
 
 
