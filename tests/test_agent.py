@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from support.builder import Workspace
+from support.builder import Run, Workspace, docker
 from support.coder import QUOTED, CoderDouble, bridge_gateway, init_script, make_double
 from support.engines import EngineUnderTest, on_every_engine
 from support.images import BASE_IMAGE, FALLBACK_IMAGE
@@ -150,6 +150,55 @@ def test_a_dead_agent_is_started_again(remote: Remote, workspace, coder: CoderDo
     assert ws.state()["agent"]["status"] == "started"
     second = wait_for_connections(coder, 2)[1]
     assert second["pid"] != first["pid"] and second["hostname"] == first["hostname"]
+    assert len(agents_in(ws)) == 1
+
+
+def _restart_events(ws: Workspace) -> tuple[Run, list[tuple[str, str]]]:
+    """A stop of the workspace's container and a start (a new `up`): its run, and this run's events as
+    (kind, step name) in the order they were recorded."""
+    docker("stop", "-t", "1", ws.container())
+    before = len(ws.events())
+    run = ws.up()
+    events = [(event["kind"], event.get("name", "")) for event in ws.events()[before:]]
+    return run, events
+
+
+SLOW_POST_START = "sleep 4; touch /tmp/post-start-done"
+
+
+def test_a_restarted_container_gets_its_agent_while_its_post_start_command_runs(
+    remote: Remote, workspace, coder: CoderDouble
+) -> None:
+    """The spec has tools connect once updateContentCommand is done (waitFor's default), which a restart
+    does not run again: the agent need not wait for postStart, nor for the CLI's probes."""
+    config = {"image": WITH_CURL, "postStartCommand": SLOW_POST_START}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    (first,) = wait_for_connections(coder, 1)
+    run, events = _restart_events(ws)
+    assert run.returncode == 0, run.output
+    assert "beside its hooks" in run.stdout
+    assert events.index(("agent_started", "")) < events.index(("step", "postStartCommand")), events
+    second = wait_for_connections(coder, 2)[1]
+    assert second["hostname"] == first["hostname"] and second["pid"] != first["pid"]
+    assert ws.state()["agent"]["status"] == "started" and ws.state()["status"] == "running"
+    assert events.count(("agent_started", "")) == 1 and len(agents_in(ws)) == 1
+    ws.exec("test", "-f", "/tmp/post-start-done")  # the hook still ran to its end
+
+
+def test_a_config_that_waits_for_post_start_gets_its_agent_after_it(
+    remote: Remote, workspace, coder: CoderDouble
+) -> None:
+    config = {"image": WITH_CURL, "postStartCommand": SLOW_POST_START, "waitFor": "postStartCommand"}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    wait_for_connections(coder, 1)
+    run, events = _restart_events(ws)
+    assert run.returncode == 0, run.output
+    assert "beside its hooks" not in run.stdout
+    assert events.index(("step", "postStartCommand")) < events.index(("agent_started", "")), events
     assert len(agents_in(ws)) == 1
 
 

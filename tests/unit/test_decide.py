@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from devcontainer_builder.engine.engine import Labelled
 from devcontainer_builder.state.record import State
 from devcontainer_builder.up import decide
@@ -113,3 +115,56 @@ def test_a_changed_compose_config_removes_every_service_of_the_old_project() -> 
     existing = [compose_app(config_hash="h0"), compose_db(config_hash="h0")]
     plan = decide.plan_up(existing, RUNNING, "h1", rebuild=False)
     assert [c.id for c, _ in plan.remove] == ["c1", "d1"]
+
+
+# -- Coder's agent and the editor ahead of the restarted container's hooks ----------------------------
+
+SET_UP = State(
+    status="running", container_id="c1", remote_user="coder", remote_workspace_folder="/workspaces/w", config_hash="h1"
+)
+
+
+def test_the_agent_starts_beside_the_hooks_of_the_container_the_last_run_set_up() -> None:
+    ahead = decide.ahead_of_hooks(container(state="exited"), SET_UP)
+    assert ahead is not None
+    assert (ahead.container_id, ahead.remote_user, ahead.remote_workspace_folder) == ("c1", "coder", "/workspaces/w")
+
+
+def test_a_config_that_waits_for_post_start_or_post_attach_keeps_the_agent_waiting() -> None:
+    for hook in ("postStartCommand", "postAttachCommand"):
+        waits = container(state="exited", metadata=f'[{{"id": "f"}}, {{"waitFor": "{hook}"}}]')
+        assert decide.ahead_of_hooks(waits, SET_UP) is None, hook
+
+
+def test_the_last_waitfor_wins_as_in_the_clis_merge() -> None:
+    """A feature may say postStartCommand and the config onCreateCommand: the config's, the later entry, wins."""
+    metadata = (
+        '[{"waitFor": "postStartCommand"}, {"id": "f"}, {"waitFor": "onCreateCommand"}, {"postStartCommand": "x"}]'
+    )
+    assert decide.wait_for(metadata) == "onCreateCommand"
+    assert decide.ahead_of_hooks(container(state="exited", metadata=metadata), SET_UP) is not None
+    assert decide.wait_for("") == ""
+
+
+def test_an_unreadable_label_is_read_as_waiting_for_every_hook() -> None:
+    assert decide.ahead_of_hooks(container(state="exited", metadata="[{not json"), SET_UP) is None
+
+
+def test_nothing_starts_ahead_in_a_container_the_last_run_did_not_set_up() -> None:
+    cases = {
+        "another container": (container("c2", state="exited"), SET_UP),
+        "already running: the CLI starts nothing": (container(), SET_UP),
+        "a compose service": (container(role="service", state="exited"), SET_UP),
+        "the last run failed": (container(state="exited"), dataclasses.replace(SET_UP, status="failed")),
+        "the last run was interrupted": (container(state="exited"), dataclasses.replace(SET_UP, status="building")),
+        "no user known": (container(state="exited"), dataclasses.replace(SET_UP, remote_user="")),
+        "no folder known": (container(state="exited"), dataclasses.replace(SET_UP, remote_workspace_folder="")),
+        "no container": (None, SET_UP),
+    }
+    for why, (found, previous) in cases.items():
+        assert decide.ahead_of_hooks(found, previous) is None, why
+
+
+def test_the_fallback_restarted_by_keep_alive_gets_its_agent_ahead_too() -> None:
+    degraded = dataclasses.replace(SET_UP, status="degraded")
+    assert decide.ahead_of_hooks(container(role="fallback", config_hash="fb", state="exited"), degraded) is not None

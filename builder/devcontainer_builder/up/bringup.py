@@ -15,7 +15,7 @@ from devcontainer_builder.devcontainer_cli.driver import Outcome
 from devcontainer_builder.engine import compose, containers
 from devcontainer_builder.engine.containers import Spec
 from devcontainer_builder.engine.engine import Labelled, engine_problem
-from devcontainer_builder.errors import BuildFailed
+from devcontainer_builder.errors import BuildFailed, Terminated
 from devcontainer_builder.ide import start as ide_start
 from devcontainer_builder.state.record import AgentInfo, Event, IdeInfo
 from devcontainer_builder.system.proc import Pending
@@ -89,10 +89,19 @@ def prebuild(run: Run, spec: Spec, *, no_cache: bool) -> None:
     _run(run, args, contain=False, what="devcontainer build")
 
 
-def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cache: bool = False) -> Outcome:
+def run_cli(
+    run: Run,
+    spec: Spec,
+    *,
+    cache: bool,
+    remove_existing: bool,
+    no_cache: bool = False,
+    ahead: Outcome | None = None,
+) -> Outcome:
     """`devcontainer up` for one container of the workspace. The builder's setup inside the container
-    starts as soon as the CLI reports it started, overlapping the CLI's probes and hooks."""
-    settings, log, engine = run.settings, run.log, run.engine
+    starts as soon as the CLI reports it started, overlapping the CLI's probes and hooks; so do Coder's
+    agent and the editor when `ahead` says where (decide.ahead_of_hooks)."""
+    settings = run.settings
     cache_to = _cache_to(run, settings.cache_to) if cache and not no_cache else ""
     lockfile = os.path.join(os.path.dirname(spec.config_path), "devcontainer-lock.json")
     args = driver.up_args(
@@ -121,17 +130,54 @@ def run_cli(run: Run, spec: Spec, *, cache: bool, remove_existing: bool, no_cach
 
     def started(step: driver.Step) -> None:
         if step.name == "start container" and step.status == "succeeded" and not early:
-            early.append(Pending(containers.configure_when_started, engine, log, settings.workspace_folder, spec))
+            early.append(Pending(_when_started, run, spec, ahead))
 
     try:
         outcome = _run(run, args, contain=spec.runs_host_code, what="devcontainer up", on_step=started)
-    except BuildFailed as err:
-        raise blame_service(run, spec, err) from None
-    finally:
-        run.configured = early[0].result() if early else None
+    except BaseException as err:
+        # each of the thread's steps is bounded (the editor's by its budget); a SIGTERM waits a moment only
+        run.configured = _joined(early, TERMINATED_WAIT if isinstance(err, Terminated) else None)
+        if isinstance(err, BuildFailed):
+            raise blame_service(run, spec, err) from None
+        raise
+    run.configured = _joined(early, None)
     if spec.compose_project:
         check_services(run, spec, outcome)
     return outcome
+
+
+TERMINATED_WAIT = 3.0
+
+
+def _joined(early: list[Pending[tuple[str, str] | None]], wait: float | None) -> tuple[str, str] | None:
+    if not early:
+        return None
+    return early[0].result() if wait is None or early[0].done(wait) else None
+
+
+def _when_started(run: Run, spec: Spec, ahead: Outcome | None) -> tuple[str, str] | None:
+    """In the container the CLI has just started: the builder's setup, then (ahead) the agent and the
+    editor. Whatever fails here is done again, and reported, once the CLI has finished."""
+    configured = containers.configure_when_started(run.engine, run.log, run.settings.workspace_folder, spec)
+    if ahead is None or configured is None or configured[0] != ahead.container_id:
+        return configured
+    run.log.info("the container was started again: starting Coder's agent and the editor beside its hooks")
+    try:
+        start_agent(run, ahead)
+    except BuildFailed:
+        return configured  # started again after the CLI, which fails the build as it should
+    start_ide(run, ahead)
+    run.started_ahead = ahead.container_id
+    return configured
+
+
+def start_in(run: Run, outcome: Outcome) -> None:
+    """Coder's agent, then the editor, in the container now up - unless they started in it already, as
+    soon as it was started (run_cli's `ahead`)."""
+    if run.started_ahead and run.started_ahead == outcome.container_id:
+        return
+    start_agent(run, outcome)
+    start_ide(run, outcome)
 
 
 def blame_service(run: Run, spec: Spec, err: BuildFailed) -> BuildFailed:

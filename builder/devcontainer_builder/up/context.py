@@ -47,6 +47,7 @@ class Run:
     compose_project: str = ""  # a compose config's project (engine/compose.py)
     project_containers: list[Labelled] = field(default_factory=list)  # its containers once it came up
     additions: Additions = field(default_factory=lambda: Additions({}))  # the admin's, to the resolved config
+    started_ahead: str = ""  # the container Coder's agent and the editor started in beside the CLI's hooks
 
     @property
     def owner(self) -> files.Owner | None:

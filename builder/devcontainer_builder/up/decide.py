@@ -6,9 +6,11 @@ run recorded (state.json), so each rule is tested on its own (tests/unit/test_de
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_SERVICE
+from devcontainer_builder.devcontainer_cli.driver import Outcome
+from devcontainer_builder.engine.containers import ROLE_DEVCONTAINER, ROLE_FALLBACK, ROLE_SERVICE
 from devcontainer_builder.engine.engine import Labelled
 from devcontainer_builder.state.record import State, Status
 
@@ -89,6 +91,45 @@ def plan_up(existing: list[Labelled], previous: State, config_hash: str, *, rebu
         # a failed lifecycle command leaves its container; a plain `up` would reuse it and skip the command
         return Plan(remove=remove, remove_existing=True, reason="its lifecycle command failed last time")
     return Plan(remove=remove)
+
+
+def wait_for(metadata: str) -> str:
+    """The waitFor of a container's merged config, from its devcontainer.metadata label: the last entry
+    that sets it wins, as in the CLI's own merge; "" when none does (the spec's default then applies:
+    updateContentCommand)."""
+    try:
+        entries = json.loads(metadata) if metadata else []
+    except ValueError:
+        return "unreadable"  # read as a wait for every hook: nothing starts ahead of them
+    found = [entry["waitFor"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("waitFor"), str)]
+    return found[-1] if found else ""
+
+
+def ahead_of_hooks(container: Labelled | None, previous: State) -> Outcome | None:
+    """Where Coder's agent and the editor may start as soon as the engine has started `container` again -
+    beside the CLI's environment probe and its postStart and postAttach hooks, not after them - or None.
+
+    Only the container the last run brought up and set up (its user and folder are known), stopped since,
+    and started again as it is: its create hooks ran long ago, and the spec has tools connect once
+    updateContentCommand is done (waitFor's default), which a restart does not run again. A config whose
+    waitFor names postStartCommand or postAttachCommand keeps the agent waiting for the whole `up`."""
+    if (
+        container is None
+        or container.id != previous.container_id
+        or container.role not in (ROLE_DEVCONTAINER, ROLE_FALLBACK)
+        or container.state == "running"
+        or previous.status not in (Status.RUNNING, Status.DEGRADED)
+        or not previous.remote_user
+        or not previous.remote_workspace_folder
+        or wait_for(container.metadata) in (*LATE_HOOKS, "unreadable")
+    ):
+        return None
+    return Outcome(
+        "success",
+        container_id=container.id,
+        remote_user=previous.remote_user,
+        remote_workspace_folder=previous.remote_workspace_folder,
+    )
 
 
 def prebuild_first(existing: list[Labelled], plan: Plan, runs_host_code: bool) -> bool:

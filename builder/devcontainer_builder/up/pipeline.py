@@ -229,8 +229,7 @@ def _pipeline(run: Run) -> int:
         run.checkout = prepare(run)
         run.resolved = resolve(run)
         outcome = bring_up(run, existing.result())
-        bringup.start_agent(run, outcome)
-        bringup.start_ide(run, outcome)
+        bringup.start_in(run, outcome)
     except Terminated as err:
         return _terminated(run, err)
     except BuildFailed as err:
@@ -368,6 +367,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
     if plan.reason:
         log.info(f"recreating the devcontainer: {plan.reason}")
     record_inputs(run, resolved.path)
+    kept = [container for container in existing if container not in removing and not plan.remove_existing]
     try:
         outcome = bringup.run_cli(
             run,
@@ -375,6 +375,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             cache=not prebuilt,  # the layers are in the engine's cache now
             remove_existing=plan.remove_existing,
             no_cache=settings.rebuild_full and not prebuilt,
+            ahead=decide.ahead_of_hooks(_previous_container(run, kept), run.previous),
         )
     except BuildFailed as err:
         if not decide.keep_despite_late_hook(err.step, err.container_id, run.previous):
@@ -382,6 +383,10 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
     return outcome
+
+
+def _previous_container(run: Run, existing: list[Labelled]) -> Labelled | None:
+    return next((container for container in existing if container.id == run.previous.container_id), None)
 
 
 def _reuse(run: Run, container: Labelled) -> Outcome:

@@ -62,7 +62,9 @@ def restart(run: Run) -> int | None:
     )
     spec = additions.apply(run, spec, data, additions.for_config(run, data))
     try:
-        outcome = bringup.run_cli(run, spec, cache=False, remove_existing=False)
+        outcome = bringup.run_cli(
+            run, spec, cache=False, remove_existing=False, ahead=decide.ahead_of_hooks(container, previous)
+        )
     except BuildFailed as err:
         if not (err.step in decide.LATE_HOOKS and err.container_id == container.id):
             return not_restarted(run, err)
@@ -73,10 +75,9 @@ def restart(run: Run) -> int | None:
     outcome.remote_user = outcome.remote_user or previous.remote_user
     outcome.remote_workspace_folder = previous.remote_workspace_folder
     try:
-        bringup.start_agent(run, outcome)
+        bringup.start_in(run, outcome)
     except BuildFailed as err:  # no downloader: nothing a restart changes
         return not_restarted(run, err)
-    bringup.start_ide(run, outcome)
     agent = run.state.agent
     run.dirs.update_state(lambda state: _restarted(state, agent, run))
     run.event(Event.CONTAINER_RUNNING, container_id=container.id, restarted=True, duration_seconds=run.seconds())
