@@ -45,7 +45,7 @@ kubeconfig=$state/admin.kubeconfig
 SYSCTLS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys
          kernel/keys/root_maxbytes net/ipv4/ip_forward)
 # paths outside the folder the kubelet, containerd's CRI or CNI create whatever they are told
-OUTSIDE=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /run/netns /etc/cni /opt/cni)
+OUTSIDE=(/var/lib/kubelet /var/log/containers /var/log/pods /var/lib/cni /etc/cni /opt/cni)
 DAEMONS=(containerd etcd kube-apiserver kube-controller-manager kube-scheduler kubelet)
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -99,7 +99,6 @@ record_found() {
   {
     for path in "${OUTSIDE[@]}"; do [ -e "$path" ] && echo "exists $path"; done
     for setting in "${SYSCTLS[@]}"; do echo "sysctl $setting $(tr '\t' ' ' <"/proc/sys/$setting")"; done
-    for netns in /run/netns/*; do [ -e "$netns" ] && echo "netns $netns"; done
   } >"$state/found.tmp" || true
   mv "$state/found.tmp" "$state/found"
 }
@@ -209,6 +208,11 @@ state = "$state/containerd/state"
   path = "$state/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$pause_image"
+  # pods' network namespaces are mounted in the state folder, not in /run/netns: rootful Podman (and
+  # ip netns add) bind /run/netns onto itself when it is no mount point, which buries a pod's netns mount
+  # made before that under the new bind, and containerd's unlink of it then fails with EBUSY for ever (the pod
+  # stays Terminating and terraform destroy waits out its timeout; seen on a fresh machine)
+  netns_mounts_under_state_dir = true
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   [plugins."io.containerd.grpc.v1.cri".containerd]
@@ -484,12 +488,6 @@ down() {
   while read -r target; do
     umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
   done < <(awk '{print $5}' /proc/self/mountinfo | grep -F "$state" | sort -r)
-  for target in /run/netns/cni-*; do
-    [ -e "$target" ] || continue
-    grep -qxF "netns $target" "$state/found" 2>/dev/null && continue
-    umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
-    rm -f "$target"
-  done
 
   local table chain family
   for family in iptables ip6tables; do

@@ -92,6 +92,10 @@ def test_a_cluster_runs_a_pod_and_down_leaves_the_machine_as_it_was() -> None:
         assert ip.startswith("10.213.0."), ip
         running = Machine.now()
         assert running.processes and running.mounts and running.links
+        # the pod's network namespace is mounted in the cluster's folder, out of /run/netns: rootful Podman
+        # binds /run/netns onto itself, which buried a pod's netns there and left the pod Terminating for ever
+        netns = [m for m in running.mounts if "/netns/" in m]
+        assert netns and all(m.startswith(str(k8s.STATE)) for m in netns), netns
         # the kubelet adds no KUBE-FIREWALL (it would drop non-loopback traffic to 127.0.0.0/8: other
         # tests on this machine reach their servers there)
         assert running.kube_chains == before.kube_chains, running.kube_chains
