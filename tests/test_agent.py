@@ -202,6 +202,24 @@ def test_a_config_that_waits_for_post_start_gets_its_agent_after_it(
     assert len(agents_in(ws)) == 1
 
 
+def test_an_init_script_that_fails_at_once_is_reported_with_its_output(
+    remote: Remote, make_workspace, coder: CoderDouble
+) -> None:
+    remote.commit({".devcontainer/devcontainer.json": json.dumps({"image": WITH_CURL})})
+    ws = make_workspace(
+        remote.url,
+        CODER_AGENT_URL=f"http://{bridge_gateway()}:{coder.port}",
+        CODER_AGENT_TOKEN=coder.token,
+        CODER_INIT_SCRIPT="echo 'agent: unknown flag --nope' >&2; exit 3",
+    )
+    run = ws.up()
+    assert run.returncode == 0, run.output  # the workspace runs; its agent is what failed
+    agent = ws.state()["agent"]
+    assert agent["status"] == "exited" and "unknown flag --nope" in agent["error"], agent
+    assert "it exited right after starting" in run.stderr + run.stdout
+    assert "agent_failed" in ws.event_kinds()
+
+
 def test_the_fallback_gets_the_agent_too(remote: Remote, workspace, coder: CoderDouble) -> None:
     remote.commit({".devcontainer/devcontainer.json": '{"image": '})
     ws = workspace(remote.url)

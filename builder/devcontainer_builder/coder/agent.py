@@ -70,7 +70,9 @@ else
 fi
 pid=$!
 echo "$pid" > "$dir/agent.pid"
-sleep 0.5 2>/dev/null || sleep 1
+# an init script that fails at once (a shell error, a missing tool) is gone by now; Coder's own retries its
+# download for ever, and serve's keep-alive sees a later death (every `up` waited 0.5 s here before)
+sleep 0.1 2>/dev/null || sleep 1
 if alive "$pid"; then echo "started $pid $dir"; exit 0; fi
 echo "exited $pid $dir"
 tail -n 30 "$dir/agent.log" >&2

@@ -156,19 +156,29 @@ def _joined(early: list[Pending[tuple[str, str] | None]], wait: float | None) ->
 
 
 def _when_started(run: Run, spec: Spec, ahead: Outcome | None) -> tuple[str, str] | None:
-    """In the container the CLI has just started: the builder's setup, then (ahead) the agent and the
-    editor. Whatever fails here is done again, and reported, once the CLI has finished."""
-    configured = containers.configure_when_started(run.engine, run.log, run.settings.workspace_folder, spec)
-    if ahead is None or configured is None or configured[0] != ahead.container_id:
-        return configured
+    """In the container the CLI has just started: the builder's setup and, beside it (ahead), the agent
+    and then the editor."""
+    beside = Pending(_start_ahead, run, ahead) if ahead is not None else None
+    try:
+        return containers.configure_when_started(run.engine, run.log, run.settings.workspace_folder, spec)
+    finally:
+        if beside is not None:
+            beside.result()
+
+
+def _start_ahead(run: Run, ahead: Outcome) -> None:
+    """An agent that did not start here (not this container after all, no downloader) is started, and its
+    failure reported, once the CLI has finished, as it would have been."""
     run.log.info("the container was started again: starting Coder's agent and the editor beside its hooks")
     try:
         start_agent(run, ahead)
     except BuildFailed:
-        return configured  # started again after the CLI, which fails the build as it should
+        return
+    agent_info = run.state.agent
+    if run.settings.coder_init_script and (agent_info is None or agent_info.status not in ("started", "running")):
+        return
     start_ide(run, ahead)
     run.started_ahead = ahead.container_id
-    return configured
 
 
 def start_in(run: Run, outcome: Outcome) -> None:
