@@ -202,6 +202,28 @@ def test_a_config_that_waits_for_post_start_gets_its_agent_after_it(
     assert len(agents_in(ws)) == 1
 
 
+def test_a_post_start_that_hangs_after_the_agent_started_keeps_the_container(
+    remote: Remote, workspace, coder: CoderDouble
+) -> None:
+    """Once its agent started beside the hooks the user may be at work in the container: a postStartCommand
+    that hangs past the build timeout is reported, and no fallback replaces the container."""
+    hang_once_marked = "if [ -f /tmp/hang ]; then sleep 120; fi"
+    config = {"image": WITH_CURL, "postStartCommand": hang_once_marked}
+    remote.commit({".devcontainer/devcontainer.json": json.dumps(config)})
+    ws = workspace(remote.url)
+    assert ws.up().returncode == 0
+    container = ws.container()
+    ws.exec("touch", "/tmp/hang")  # /tmp is the container's own: it outlives a stop
+    docker("stop", "-t", "1", container)
+    run = ws.up(DEVCONTAINER_BUILD_TIMEOUT="20")
+    assert run.returncode == 0, run.output
+    state = ws.state()
+    assert state["status"] == "running" and state["container_id"] == container, state
+    assert state["error"]["step"] == "build timeout", state["error"]
+    assert ws.containers() == [container] and "fallback_started" not in ws.event_kinds()
+    assert state["agent"]["status"] == "started"
+
+
 def test_an_init_script_that_fails_at_once_is_reported_with_its_output(
     remote: Remote, make_workspace, coder: CoderDouble
 ) -> None:

@@ -119,21 +119,27 @@ def test_a_changed_compose_config_removes_every_service_of_the_old_project() -> 
 
 # -- Coder's agent and the editor ahead of the restarted container's hooks ----------------------------
 
+
+def ahead(found: Labelled | None, previous: State, role: str = "devcontainer", config_hash: str = "h1") -> object:
+    """decide.ahead_of_hooks for the repository's devcontainer of config h1, the container the CLI is to start."""
+    return decide.ahead_of_hooks(found, previous, role, config_hash)
+
+
 SET_UP = State(
     status="running", container_id="c1", remote_user="coder", remote_workspace_folder="/workspaces/w", config_hash="h1"
 )
 
 
 def test_the_agent_starts_beside_the_hooks_of_the_container_the_last_run_set_up() -> None:
-    ahead = decide.ahead_of_hooks(container(state="exited"), SET_UP)
-    assert ahead is not None
-    assert (ahead.container_id, ahead.remote_user, ahead.remote_workspace_folder) == ("c1", "coder", "/workspaces/w")
+    found = decide.ahead_of_hooks(container(state="exited"), SET_UP, "devcontainer", "h1")
+    assert found is not None
+    assert (found.container_id, found.remote_user, found.remote_workspace_folder) == ("c1", "coder", "/workspaces/w")
 
 
 def test_a_config_that_waits_for_post_start_or_post_attach_keeps_the_agent_waiting() -> None:
     for hook in ("postStartCommand", "postAttachCommand"):
         waits = container(state="exited", metadata=f'[{{"id": "f"}}, {{"waitFor": "{hook}"}}]')
-        assert decide.ahead_of_hooks(waits, SET_UP) is None, hook
+        assert ahead(waits, SET_UP) is None, hook
 
 
 def test_the_last_waitfor_wins_as_in_the_clis_merge() -> None:
@@ -142,12 +148,21 @@ def test_the_last_waitfor_wins_as_in_the_clis_merge() -> None:
         '[{"waitFor": "postStartCommand"}, {"id": "f"}, {"waitFor": "onCreateCommand"}, {"postStartCommand": "x"}]'
     )
     assert decide.wait_for(metadata) == "onCreateCommand"
-    assert decide.ahead_of_hooks(container(state="exited", metadata=metadata), SET_UP) is not None
+    assert ahead(container(state="exited", metadata=metadata), SET_UP) is not None
     assert decide.wait_for("") == ""
 
 
 def test_an_unreadable_label_is_read_as_waiting_for_every_hook() -> None:
-    assert decide.ahead_of_hooks(container(state="exited", metadata="[{not json"), SET_UP) is None
+    for label in ("[{not json", "5", '{"waitFor": "onCreateCommand"}', "null", '"text"'):
+        assert ahead(container(state="exited", metadata=label), SET_UP) is None, label
+    assert decide.wait_for('[1, "x", {"waitFor": 7}, {"waitFor": "onCreateCommand"}]') == "onCreateCommand"
+    deep = "[" * 100_000 + "]" * 100_000  # a base image's label: RecursionError, not ValueError
+    assert decide.wait_for(deep) == "unreadable"
+    assert decide.wait_for('[{"waitFor": "' + "x" * decide.MAX_METADATA + '"}]') == "unreadable"
+
+
+def test_an_empty_waitfor_does_not_override_an_earlier_one() -> None:
+    assert decide.wait_for('[{"waitFor": "postStartCommand"}, {"waitFor": ""}]') == "postStartCommand"
 
 
 def test_nothing_starts_ahead_in_a_container_the_last_run_did_not_set_up() -> None:
@@ -160,11 +175,17 @@ def test_nothing_starts_ahead_in_a_container_the_last_run_did_not_set_up() -> No
         "no user known": (container(state="exited"), dataclasses.replace(SET_UP, remote_user="")),
         "no folder known": (container(state="exited"), dataclasses.replace(SET_UP, remote_workspace_folder="")),
         "no container": (None, SET_UP),
+        "a compose project's devcontainer": (container(state="exited", project="ws-1"), SET_UP),
+        "the last run's fallback, when the repository's devcontainer is started": (
+            container(role="fallback", config_hash="fb", state="exited"),
+            dataclasses.replace(SET_UP, status="degraded"),
+        ),
     }
     for why, (found, previous) in cases.items():
-        assert decide.ahead_of_hooks(found, previous) is None, why
+        assert ahead(found, previous) is None, why
 
 
 def test_the_fallback_restarted_by_keep_alive_gets_its_agent_ahead_too() -> None:
     degraded = dataclasses.replace(SET_UP, status="degraded")
-    assert decide.ahead_of_hooks(container(role="fallback", config_hash="fb", state="exited"), degraded) is not None
+    fallback = container(role="fallback", config_hash="fb", state="exited")
+    assert ahead(fallback, degraded, "fallback", "fb") is not None

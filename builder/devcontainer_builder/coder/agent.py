@@ -58,11 +58,13 @@ if [ -n "$_dcb_pid" ] && [ "$_dcb_pid" != "$$" ] && kill -0 "$_dcb_pid" 2>/dev/n
   echo "a Coder agent already runs in this container (pid $_dcb_pid): not starting another" >&2; exit 0
 fi
 echo $$ > "$_dcb_dir/agent.pid"
+: > "$_dcb_dir/agent.past-guard"
 GUARD
   cat
 } > "$dir/init.sh" || { echo "failed - $dir"; exit 6; }
 chmod 0700 "$dir/init.sh"
 : > "$dir/agent.log"
+rm -f "$dir/agent.past-guard"
 if command -v setsid >/dev/null 2>&1; then
   setsid sh "$dir/init.sh" < /dev/null >> "$dir/agent.log" 2>&1 &
 else
@@ -70,8 +72,14 @@ else
 fi
 pid=$!
 echo "$pid" > "$dir/agent.pid"
-# an init script that fails at once (a shell error, a missing tool) is gone by now; Coder's own retries its
-# download for ever, and serve's keep-alive sees a later death (every `up` waited 0.5 s here before)
+# once past the guard (however long a busy machine takes to get there, at most 1 s), an init script that
+# fails at once (a shell error, a missing tool) is gone within 0.1 s; Coder's own retries its download for
+# ever, and serve's keep-alive sees a later death (every `up` waited 0.5 s here before)
+n=0
+while [ ! -e "$dir/agent.past-guard" ] && alive "$pid" && [ "$n" -lt 50 ]; do
+  sleep 0.02 2>/dev/null || break
+  n=$((n + 1))
+done
 sleep 0.1 2>/dev/null || sleep 1
 if alive "$pid"; then echo "started $pid $dir"; exit 0; fi
 echo "exited $pid $dir"

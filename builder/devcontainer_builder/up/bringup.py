@@ -172,7 +172,8 @@ def _start_ahead(run: Run, ahead: Outcome) -> None:
     run.log.info("the container was started again: starting Coder's agent and the editor beside its hooks")
     try:
         start_agent(run, ahead)
-    except BuildFailed:
+    except Exception as err:  # never the CLI's failure's place: the start is done again after it
+        run.log.debug(f"the agent's start beside the hooks: {type(err).__name__}: {err}")
         return
     agent_info = run.state.agent
     if run.settings.coder_init_script and (agent_info is None or agent_info.status not in ("started", "running")):

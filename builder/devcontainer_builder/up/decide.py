@@ -6,6 +6,7 @@ run recorded (state.json), so each rule is tested on its own (tests/unit/test_de
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 
@@ -97,26 +98,37 @@ def wait_for(metadata: str) -> str:
     """The waitFor of a container's merged config, from its devcontainer.metadata label: the last entry
     that sets it wins, as in the CLI's own merge; "" when none does (the spec's default then applies:
     updateContentCommand)."""
-    try:
-        entries = json.loads(metadata) if metadata else []
-    except ValueError:
+    entries = None
+    if len(metadata) <= MAX_METADATA:
+        with contextlib.suppress(ValueError, RecursionError):  # a base image's label, nested deep on purpose
+            entries = json.loads(metadata) if metadata else []
+    if not isinstance(entries, list):
         return "unreadable"  # read as a wait for every hook: nothing starts ahead of them
     found = [entry["waitFor"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("waitFor"), str)]
+    found = [value for value in found if value]  # the CLI's merge skips an empty one too
     return found[-1] if found else ""
 
 
-def ahead_of_hooks(container: Labelled | None, previous: State) -> Outcome | None:
+MAX_METADATA = 256 * 1024
+
+
+def ahead_of_hooks(container: Labelled | None, previous: State, role: str, config_hash: str) -> Outcome | None:
     """Where Coder's agent and the editor may start as soon as the engine has started `container` again -
     beside the CLI's environment probe and its postStart and postAttach hooks, not after them - or None.
 
     Only the container the last run brought up and set up (its user and folder are known), stopped since,
     and started again as it is: its create hooks ran long ago, and the spec has tools connect once
     updateContentCommand is done (waitFor's default), which a restart does not run again. A config whose
-    waitFor names postStartCommand or postAttachCommand keeps the agent waiting for the whole `up`."""
+    waitFor names postStartCommand or postAttachCommand keeps the agent waiting for the whole `up`. Not for
+    a compose project's devcontainer: `compose up` starts it, and the CLI reports no start of its own.
+    role, config_hash: the container the CLI is to start (another one - the fallback of the last run, say -
+    is replaced, not started)."""
     if (
         container is None
         or container.id != previous.container_id
+        or (container.role, container.config_hash) != (role, config_hash)
         or container.role not in (ROLE_DEVCONTAINER, ROLE_FALLBACK)
+        or container.project
         or container.state == "running"
         or previous.status not in (Status.RUNNING, Status.DEGRADED)
         or not previous.remote_user

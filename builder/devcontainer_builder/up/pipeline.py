@@ -375,10 +375,14 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             cache=not prebuilt,  # the layers are in the engine's cache now
             remove_existing=plan.remove_existing,
             no_cache=settings.rebuild_full and not prebuilt,
-            ahead=decide.ahead_of_hooks(_previous_container(run, kept), run.previous),
+            ahead=decide.ahead_of_hooks(_previous_container(run, kept), run.previous, spec.role, spec.config_hash),
         )
     except BuildFailed as err:
-        if not decide.keep_despite_late_hook(err.step, err.container_id, run.previous):
+        if run.started_ahead and run.started_ahead == run.previous.container_id:
+            # the user may be at work in it already (its agent started beside the hooks): a hook or probe
+            # that fails or hangs now is reported, and the container stays
+            err.container_id = err.container_id or run.started_ahead
+        elif not decide.keep_despite_late_hook(err.step, err.container_id, run.previous):
             raise
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)

@@ -63,10 +63,15 @@ def restart(run: Run) -> int | None:
     spec = additions.apply(run, spec, data, additions.for_config(run, data))
     try:
         outcome = bringup.run_cli(
-            run, spec, cache=False, remove_existing=False, ahead=decide.ahead_of_hooks(container, previous)
+            run,
+            spec,
+            cache=False,
+            remove_existing=False,
+            ahead=decide.ahead_of_hooks(container, previous, container.role, container.config_hash),
         )
     except BuildFailed as err:
-        if not (err.step in decide.LATE_HOOKS and err.container_id == container.id):
+        late = err.step in decide.LATE_HOOKS and err.container_id == container.id
+        if not (late or run.started_ahead == container.id):
             return not_restarted(run, err)
         message = log.redact(err.message)
         log.warn(f"keep-alive: {err.step} failed in the restarted container; it keeps running. {message}")
