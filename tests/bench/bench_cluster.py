@@ -18,7 +18,8 @@ cluster when none runs and stops it again at the end.
                       layers the builder just pulled and unpacked are in the engine already
 
 The builder's number is its init container's run, from the first to the last line of its log (the
-runtime's timestamps; the interpreter's start before the first line, ~0.1 s, is not in it); the CLI's is
+runtime's timestamps; the interpreters' start before the first line - the entrypoint, tini, the builder:
+80 ms to an exit in the image - is not in it, while Node's start is in the CLI's); the CLI's is
 `devcontainer up` timed inside the container. The CLI shares the pod's /tmp with the builder, so it finds
 the control manifest the builder gave its own: neither waits for containers.dev. Pod Ready: from the pod's
 creation to its Ready condition (the API's whole seconds). Medians of BENCH_RUNS runs; BENCH_VERBOSE=1
