@@ -101,8 +101,10 @@ rm -rf "$tmp" && mkdir -p "$tmp"
 targets=()
 for cmd in "${COMMANDS[@]}"; do targets+=("k8s.io/kubernetes/cmd/$cmd"); done
 (cd "$module" && run go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${targets[@]}")
-"$tmp/kubectl" version --client 2>/dev/null | grep -q "$KUBERNETES_VERSION" \
-  || die "the built kubectl does not say $KUBERNETES_VERSION (see $log)"
+# read whole, not piped into grep -q: grep leaves at the first line, kubectl's second write then meets a
+# closed pipe, and pipefail fails a good build now and then (it did on a fresh machine)
+said=$("$tmp/kubectl" version --client 2>/dev/null || true)
+[[ $said == *"$KUBERNETES_VERSION"* ]] || die "the built kubectl does not say $KUBERNETES_VERSION (see $log)"
 printf '%s\n' "$want" >"$tmp/.stamp"
 rm -rf "$bin"
 mv "$tmp" "$bin"
