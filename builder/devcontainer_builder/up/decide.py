@@ -94,6 +94,11 @@ def plan_up(existing: list[Labelled], previous: State, config_hash: str, *, rebu
     return Plan(remove=remove)
 
 
+def previous_container(existing: list[Labelled], previous: State) -> Labelled | None:
+    """The container the last run recorded, if the workspace still has it."""
+    return next((container for container in existing if container.id == previous.container_id), None)
+
+
 def wait_for(metadata: str) -> str:
     """The waitFor of a container's merged config, from its devcontainer.metadata label: the last entry
     that sets it wins, as in the CLI's own merge; "" when none does (the spec's default then applies:
@@ -104,9 +109,9 @@ def wait_for(metadata: str) -> str:
             entries = json.loads(metadata) if metadata else []
     if not isinstance(entries, list):
         return "unreadable"  # read as a wait for every hook: nothing starts ahead of them
+    # the CLI's merge skips an empty one too
     found = [entry["waitFor"] for entry in entries if isinstance(entry, dict) and isinstance(entry.get("waitFor"), str)]
-    found = [value for value in found if value]  # the CLI's merge skips an empty one too
-    return found[-1] if found else ""
+    return next((value for value in reversed(found) if value), "")
 
 
 MAX_METADATA = 256 * 1024

@@ -367,7 +367,7 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
     if plan.reason:
         log.info(f"recreating the devcontainer: {plan.reason}")
     record_inputs(run, resolved.path)
-    kept = [container for container in existing if container not in removing and not plan.remove_existing]
+    kept = [] if plan.remove_existing else [container for container in existing if container not in removing]
     try:
         outcome = bringup.run_cli(
             run,
@@ -375,7 +375,9 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
             cache=not prebuilt,  # the layers are in the engine's cache now
             remove_existing=plan.remove_existing,
             no_cache=settings.rebuild_full and not prebuilt,
-            ahead=decide.ahead_of_hooks(_previous_container(run, kept), run.previous, spec.role, spec.config_hash),
+            ahead=decide.ahead_of_hooks(
+                decide.previous_container(kept, run.previous), run.previous, spec.role, spec.config_hash
+            ),
         )
     except BuildFailed as err:
         if run.started_ahead and run.started_ahead == run.previous.container_id:
@@ -387,10 +389,6 @@ def bring_up(run: Run, existing: list[Labelled]) -> Outcome:
         outcome = _keep_despite_late_hook(run, err)
     bringup.after_up(run, outcome, spec, always_configure=run.previous.status != Status.RUNNING)
     return outcome
-
-
-def _previous_container(run: Run, existing: list[Labelled]) -> Labelled | None:
-    return next((container for container in existing if container.id == run.previous.container_id), None)
 
 
 def _reuse(run: Run, container: Labelled) -> Outcome:

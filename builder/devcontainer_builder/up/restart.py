@@ -31,7 +31,7 @@ def restart(run: Run) -> int | None:
     """The exit code; None when there is no container to restart (the caller builds one)."""
     previous, log = run.previous, run.log
     existing = bringup.workspace_containers(run)
-    container = next((found for found in existing if found.id == previous.container_id), None)
+    container = decide.previous_container(existing, previous)
     if container is None or decide.interrupted(previous) or not previous.remote_workspace_folder:
         log.info("keep-alive: the workspace's container is gone: bringing the workspace up as a start would")
         return None
